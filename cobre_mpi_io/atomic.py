@@ -1,0 +1,167 @@
+"""The one atomic-write primitive, used by every file writer in the package.
+
+A file is written to a unique, dot-prefixed temp name in its final
+directory (``.data.parquet.<random>.tmp``), flushed and fsynced, renamed over
+the final name with :func:`os.replace`, and the directory is fsynced.  On any
+failure the temp file is removed and an :class:`~cobre_mpi_io.errors.IoError`
+naming the final path is raised, so a reader never sees a partial file and
+whatever was at the final path before stays intact.
+
+Temp names start with ``.`` so Hive-aware readers (pyarrow.dataset, polars,
+duckdb) skip a leftover one; :func:`remove_stray_temps` deletes them on
+resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import IoError, SerializationError
+
+__all__ = [
+    "atomic_write",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "fsync_dir",
+    "ensure_dir",
+    "temp_name",
+    "is_temp_name",
+    "remove_stray_temps",
+]
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_name(final: Path) -> Path:
+    """Unique dot-prefixed temp path beside ``final``."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temp file left by :func:`atomic_write`."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename in it is durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise IoError.from_os_error(directory, exc) from exc
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> Path:
+    """Create ``directory`` (and parents); :class:`IoError` on failure."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IoError.from_os_error(directory, exc) from exc
+    return directory
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """Write a file atomically: yields a binary file object on a temp file.
+
+    Parameters
+    ----------
+    path : path-like
+        Final path. Its directory is created if missing.
+    durable : bool
+        fsync the file and the directory (default). Only benchmarks of the
+        raw encoder turn this off.
+
+    Raises
+    ------
+    IoError
+        Naming ``path`` when creating, writing, syncing or renaming fails
+        (disk full, permission, ...). The temp file is removed and the old
+        content of ``path``, if any, is untouched.
+    """
+    final = Path(path)
+    ensure_dir(final.parent)
+    tmp = temp_name(final)
+    try:
+        fh = open(tmp, "xb")
+    except OSError as exc:
+        raise IoError.from_os_error(final, exc) from exc
+    committed = False
+    try:
+        try:
+            yield fh
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        finally:
+            fh.close()
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            err = IoError.from_os_error(final, exc)
+            err.cause = "rename"
+            raise err from exc
+        committed = True
+        if durable:
+            fsync_dir(final.parent)
+    except OSError as exc:
+        if isinstance(exc, IoError):
+            raise
+        raise IoError.from_os_error(final, exc) from exc
+    finally:
+        if not committed:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *, durable: bool = True) -> int:
+    """Atomically write ``data`` to ``path``; returns the number of bytes."""
+    with atomic_write(path, durable=durable) as fh:
+        fh.write(data)
+    return len(data)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, entity: str | None = None) -> int:
+    """Atomically write ``obj`` as pretty JSON (UTF-8, trailing newline).
+
+    Raises
+    ------
+    SerializationError
+        If ``obj`` is not JSON-serializable (nothing is written).
+    IoError
+        As :func:`atomic_write`.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(entity or str(path), f"not valid JSON: {exc}") from exc
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def remove_stray_temps(root: Path) -> list[Path]:
+    """Delete temp files left below ``root`` by interrupted writes.
+
+    Returns the removed paths.
+    """
+    removed: list[Path] = []
+    if not root.exists():
+        return removed
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if is_temp_name(name):
+                p = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
