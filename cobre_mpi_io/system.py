@@ -1,0 +1,425 @@
+"""The description of the power system that the writers need (SPEC §12).
+
+A :class:`System` holds entity ids, names and buses, the stages with their
+blocks and block hours, line losses, hydro AR orders, entity entry/exit
+stages and bounds.  It is built in code, loaded from a Cobre case directory
+with :meth:`System.from_case`, or taken from the built-in synthetic systems
+with :meth:`System.synthetic` (``"small"`` and ``"production"``).
+
+The writers only use the precomputed NumPy lookups (:meth:`hours_matrix`,
+:meth:`ids`, :meth:`operative_states`), so deriving columns is columnar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from .errors import SchemaError
+
+__all__ = [
+    "Block",
+    "Stage",
+    "Entity",
+    "Bus",
+    "Hydro",
+    "Thermal",
+    "Line",
+    "PumpingStation",
+    "Contract",
+    "NonControllable",
+    "Battery",
+    "GenericConstraint",
+    "System",
+    "ENTITY_KINDS",
+    "OPERATIVE_STATE",
+]
+
+OPERATIVE_STATE: Final = {"non_existing": 0, "filling_dead_volume": 1, "operating": 2, "decommissioned": 3}
+
+
+@dataclass(frozen=True)
+class Block:
+    """A load block of a stage: id, name and duration in hours."""
+
+    id: int
+    name: str
+    hours: float
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage (0-based id) with its blocks."""
+
+    id: int
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entity:
+    """Fields every entity has.
+
+    ``entry_stage_id``/``exit_stage_id`` (inclusive) bound the stages in which
+    the entity operates; ``None`` means from the first / until the last stage.
+    """
+
+    id: int
+    name: str
+    bus_id: int | None = None
+    entry_stage_id: int | None = None
+    exit_stage_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bus(Entity):
+    """An electrical bus (``bus_id`` is unused)."""
+
+    deficit_cost: float = 1000.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hydro(Entity):
+    """A hydro plant with its reservoir/outflow/generation bounds and AR order."""
+
+    ar_order: int = 0
+    min_storage_hm3: float = 0.0
+    max_storage_hm3: float = math.inf
+    initial_storage_hm3: float | None = None
+    min_outflow_m3s: float = 0.0
+    max_outflow_m3s: float = math.inf
+    min_turbined_m3s: float = 0.0
+    max_turbined_m3s: float = math.inf
+    min_generation_mw: float = 0.0
+    max_generation_mw: float = math.inf
+    productivity_mw_per_m3s: float = 1.0
+    mean_inflow_m3s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thermal(Entity):
+    """A thermal unit."""
+
+    min_mw: float = 0.0
+    max_mw: float = math.inf
+    cost_per_mwh: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Line(Entity):
+    """A transmission line between two buses (``bus_id`` is unused)."""
+
+    source_bus_id: int
+    target_bus_id: int
+    direct_mw: float = math.inf
+    reverse_mw: float = math.inf
+    losses_percent: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PumpingStation(Entity):
+    """A pumping station moving water between two hydros."""
+
+    source_hydro_id: int
+    destination_hydro_id: int
+    min_m3s: float = 0.0
+    max_m3s: float = math.inf
+    power_per_m3s: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contract(Entity):
+    """An energy import (``type="import"``) or export contract."""
+
+    type: str = "import"
+    price_per_mwh: float = 0.0
+    min_mw: float = 0.0
+    max_mw: float = math.inf
+
+
+@dataclass(frozen=True, kw_only=True)
+class NonControllable(Entity):
+    """A non-controllable source (wind, solar, run-of-river)."""
+
+    max_generation_mw: float = math.inf
+
+
+@dataclass(frozen=True, kw_only=True)
+class Battery(Entity):
+    """A battery (reserved by the spec)."""
+
+    capacity_mwh: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenericConstraint(Entity):
+    """A user-defined generic constraint (only ids and names matter here)."""
+
+
+# entity kind -> (System attribute, simulation table, codes.json entity_type code or None)
+ENTITY_KINDS: Final[dict[str, tuple[str, str | None, int | None]]] = {
+    "hydro": ("hydros", "hydros", 0),
+    "thermal": ("thermals", "thermals", 1),
+    "bus": ("buses", "buses", 2),
+    "line": ("lines", "exchanges", 3),
+    "pumping_station": ("pumping_stations", "pumping_stations", 4),
+    "contract": ("contracts", "contracts", 5),
+    "battery": ("batteries", "batteries", 6),
+    "non_controllable": ("non_controllables", "non_controllables", 7),
+    "generic_constraint": ("generic_constraints", "generic_violations", None),
+}
+
+# simulation table -> System attribute holding its entities
+_TABLE_ENTITIES: Final = {table: attr for attr, table, _ in ENTITY_KINDS.values() if table}
+_TABLE_ENTITIES["inflow_lags"] = "hydros"
+
+
+@dataclass(frozen=True)
+class System:
+    """What the writers need to know about the system (SPEC §12).
+
+    Build one in code, with :meth:`from_case` or :meth:`synthetic`.
+    Construction checks ids are unique and every reference resolves, raising
+    :class:`~cobre_mpi_io.errors.SchemaError` naming the entity otherwise.
+    """
+
+    stages: tuple[Stage, ...]
+    buses: tuple[Bus, ...]
+    hydros: tuple[Hydro, ...] = ()
+    thermals: tuple[Thermal, ...] = ()
+    lines: tuple[Line, ...] = ()
+    pumping_stations: tuple[PumpingStation, ...] = ()
+    contracts: tuple[Contract, ...] = ()
+    non_controllables: tuple[NonControllable, ...] = ()
+    batteries: tuple[Battery, ...] = ()
+    generic_constraints: tuple[GenericConstraint, ...] = ()
+    name: str = "system"
+    source: str = field(default="code", compare=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("stages", "buses", "hydros", "thermals", "lines", "pumping_stations", "contracts",
+                     "non_controllables", "batteries", "generic_constraints"):
+            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        self._check()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self) -> None:
+        src = self.source
+        if not self.stages:
+            raise SchemaError(f"{src}: stages", None, "the system has no stages")
+        for i, st in enumerate(self.stages):
+            if st.id != i:
+                raise SchemaError(f"{src}: stages", "id", f"stage ids must be 0..T-1 in order; found {st.id} at {i}")
+            if not st.blocks:
+                raise SchemaError(f"{src}: stages", "blocks", f"stage {st.id} has no blocks")
+            for j, b in enumerate(st.blocks):
+                if b.id != j:
+                    raise SchemaError(f"{src}: stages", "blocks.id",
+                                      f"stage {st.id}: block ids must be 0..B-1 in order; found {b.id}")
+                if not (b.hours > 0 and math.isfinite(b.hours)):
+                    raise SchemaError(f"{src}: stages", "blocks.hours",
+                                      f"stage {st.id} block {b.id}: hours must be positive, got {b.hours}")
+        for kind, (attr, _table, _code) in ENTITY_KINDS.items():
+            seen: set[int] = set()
+            for e in getattr(self, attr):
+                if e.id in seen:
+                    raise SchemaError(f"{src}: {attr}", "id", f"duplicate {kind} id {e.id}")
+                if not 0 <= e.id <= 2**31 - 1:
+                    raise SchemaError(f"{src}: {attr}", "id", f"{kind} id {e.id} outside int32 range")
+                seen.add(e.id)
+                for s_attr in ("entry_stage_id", "exit_stage_id"):
+                    s = getattr(e, s_attr)
+                    if s is not None and not 0 <= s < len(self.stages):
+                        raise SchemaError(f"{src}: {attr}", s_attr, f"{kind} {e.id}: stage {s} does not exist")
+        bus_ids = {b.id for b in self.buses}
+        hydro_ids = {h.id for h in self.hydros}
+        for attr in ("hydros", "thermals", "pumping_stations", "contracts", "non_controllables", "batteries"):
+            for e in getattr(self, attr):
+                if e.bus_id is None or e.bus_id not in bus_ids:
+                    raise SchemaError(f"{src}: {attr}", "bus_id", f"{attr[:-1]} {e.id} references unknown bus {e.bus_id}")
+        for ln in self.lines:
+            for a in ("source_bus_id", "target_bus_id"):
+                if getattr(ln, a) not in bus_ids:
+                    raise SchemaError(f"{src}: lines", a, f"line {ln.id} references unknown bus {getattr(ln, a)}")
+            if not 0 <= ln.losses_percent < 100:
+                raise SchemaError(f"{src}: lines", "losses_percent", f"line {ln.id}: {ln.losses_percent} not in [0, 100)")
+        for ps in self.pumping_stations:
+            for a in ("source_hydro_id", "destination_hydro_id"):
+                if getattr(ps, a) not in hydro_ids:
+                    raise SchemaError(f"{src}: pumping_stations", a,
+                                      f"pumping station {ps.id} references unknown hydro {getattr(ps, a)}")
+        for h in self.hydros:
+            if h.ar_order < 0:
+                raise SchemaError(f"{src}: hydros", "ar_order", f"hydro {h.id}: negative AR order")
+
+    # ---------------------------------------------------------------- lookups
+    @property
+    def num_stages(self) -> int:
+        """Number of stages T."""
+        return len(self.stages)
+
+    @cached_property
+    def blocks_per_stage(self) -> np.ndarray:
+        """int64 array (T,): number of blocks of each stage."""
+        return np.array([len(s.blocks) for s in self.stages], dtype=np.int64)
+
+    @cached_property
+    def hours_matrix(self) -> np.ndarray:
+        """float64 array (T, max B): block hours, NaN where a block does not exist."""
+        m = np.full((self.num_stages, int(self.blocks_per_stage.max())), np.nan)
+        for s in self.stages:
+            for b in s.blocks:
+                m[s.id, b.id] = b.hours
+        m.setflags(write=False)
+        return m
+
+    @cached_property
+    def stage_hours(self) -> np.ndarray:
+        """float64 array (T,): total hours of each stage."""
+        return np.nansum(self.hours_matrix, axis=1)
+
+    def entities(self, table: str) -> tuple[Entity, ...]:
+        """Entities behind a simulation table (``()`` for ``costs``)."""
+        attr = _TABLE_ENTITIES.get(table)
+        return getattr(self, attr) if attr else ()
+
+    def ids(self, table: str) -> np.ndarray:
+        """Sorted int32 ids of the entities behind ``table``."""
+        return self._ids[table] if table in self._ids else np.empty(0, np.int32)
+
+    @cached_property
+    def _ids(self) -> dict[str, np.ndarray]:
+        out = {}
+        for table in _TABLE_ENTITIES:
+            a = np.array(sorted(e.id for e in self.entities(table)), dtype=np.int32)
+            a.setflags(write=False)
+            out[table] = a
+        return out
+
+    def index_of(self, table: str, ids: np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` in :meth:`ids` (caller has checked they exist)."""
+        return np.searchsorted(self.ids(table), ids)
+
+    def operative_states(self, table: str) -> np.ndarray:
+        """int8 array (T, n_entities) of operative state codes, entities in id order."""
+        return self._operative[table]
+
+    @cached_property
+    def _operative(self) -> dict[str, np.ndarray]:
+        out = {}
+        t = np.arange(self.num_stages)[:, None]
+        for table in _TABLE_ENTITIES:
+            ents = sorted(self.entities(table), key=lambda e: e.id)
+            entry = np.array([e.entry_stage_id if e.entry_stage_id is not None else 0 for e in ents], np.int64)
+            exit_ = np.array([e.exit_stage_id if e.exit_stage_id is not None else self.num_stages for e in ents],
+                             np.int64)
+            m = np.full((self.num_stages, len(ents)), OPERATIVE_STATE["operating"], np.int8)
+            m[t < entry[None, :]] = OPERATIVE_STATE["non_existing"]
+            m[t > exit_[None, :]] = OPERATIVE_STATE["decommissioned"]
+            m.setflags(write=False)
+            out[table] = m
+        return out
+
+    @cached_property
+    def losses_fraction(self) -> np.ndarray:
+        """float64 array (n_lines,): losses_percent/100 of each line, in id order."""
+        lines = sorted(self.lines, key=lambda e: e.id)
+        return np.array([ln.losses_percent / 100.0 for ln in lines], dtype=np.float64)
+
+    @cached_property
+    def ar_orders(self) -> np.ndarray:
+        """int64 array (n_hydros,): AR order of each hydro, in id order."""
+        return np.array([h.ar_order for h in sorted(self.hydros, key=lambda e: e.id)], dtype=np.int64)
+
+    @property
+    def state_dimension(self) -> int:
+        """Number of state variables: one storage per hydro plus every inflow lag."""
+        return len(self.hydros) + int(self.ar_orders.sum())
+
+    def has_table(self, table: str) -> bool:
+        """Whether a simulation table is written for this system (SPEC §2)."""
+        if table == "costs":
+            return True
+        if table == "inflow_lags":
+            return bool((self.ar_orders > 0).any())
+        return len(self.entities(table)) > 0
+
+    @property
+    def simulation_tables(self) -> tuple[str, ...]:
+        """Simulation tables this system produces, in spec order."""
+        from .schemas import SIMULATION_TABLES
+
+        return tuple(t for t in SIMULATION_TABLES if self.has_table(t))
+
+    def expected_rows(self, table: str) -> int | None:
+        """Rows of one ``full`` scenario partition (SPEC §4); None when variable."""
+        nb = int(self.blocks_per_stage.sum())
+        if table == "costs":
+            return self.num_stages + nb
+        if table == "generic_violations":
+            return None
+        if table == "inflow_lags":
+            return self.num_stages * int(self.ar_orders.sum())
+        return nb * len(self.entities(table))
+
+    # ----------------------------------------------------------- description
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON description (used for hashing and by dictionaries)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v
+
+        d = asdict(self)
+        d.pop("source", None)
+        return clean(d)  # type: ignore[no-any-return]
+
+    @cached_property
+    def system_hash(self) -> str:
+        """``sha256:<hex>`` of the canonical JSON description."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    # --------------------------------------------------------------- loaders
+    @classmethod
+    def from_case(cls, path: str | Path) -> System:
+        """Load the system of a Cobre case directory (SPEC §12).
+
+        Raises
+        ------
+        SchemaError
+            Naming the file and entity for a missing file or field, a bad
+            value or a dangling id.
+        IoError
+            When a file exists but cannot be read.
+        """
+        from ._case import load_case_system
+
+        return load_case_system(Path(path))
+
+    @classmethod
+    def synthetic(cls, scale: str = "small") -> System:
+        """A built-in system with every entity type.
+
+        Parameters
+        ----------
+        scale : {"small", "production"}
+            ``small``: 4 stages (2 blocks), 6 hydros (AR orders 0-3), for tests
+            and the default demo. ``production``: 60 stages × 3 blocks, 160
+            hydros with AR order 12, 130 thermals, 6 buses, 10 lines, 5
+            pumping stations, 5 contracts, 10 non-controllables, 50 generic
+            constraints.
+        """
+        from ._synthetic_system import synthetic_system
+
+        return synthetic_system(scale)
