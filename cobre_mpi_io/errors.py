@@ -20,7 +20,7 @@ ranks when a failure is agreed collectively).
 
 from __future__ import annotations
 
-__all__ = ["OutputError", "IoError", "SerializationError", "SchemaError", "ManifestError"]
+__all__ = ["OutputError", "IoError", "SerializationError", "SchemaError", "ManifestError", "as_output_error"]
 
 
 class OutputError(Exception):
@@ -148,3 +148,21 @@ class ManifestError(OutputError, ValueError):
     def __init__(self, manifest: str, message: str) -> None:
         self.manifest = manifest
         OutputError.__init__(self, f"manifest error ({manifest}): {message}")
+
+
+def as_output_error(exc: BaseException, entity: str) -> OutputError:
+    """Map any exception to an :class:`OutputError` naming ``entity``.
+
+    An :class:`OutputError` is returned as is; an ``OSError`` becomes an
+    :class:`IoError` (naming the exception's filename, else ``entity``);
+    Arrow/NumPy encoding failures and everything else become a
+    :class:`SerializationError`. The original is kept as ``__cause__``.
+    """
+    if isinstance(exc, OutputError):
+        return exc
+    if isinstance(exc, OSError):
+        err: OutputError = IoError.from_os_error(getattr(exc, "filename", None) or entity, exc)
+    else:
+        err = SerializationError(entity, f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err

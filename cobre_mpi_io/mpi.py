@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 __all__ = [
@@ -28,6 +28,9 @@ __all__ = [
     "bcast_from_root",
     "barrier",
     "abort_job",
+    "agree_on_error",
+    "run_agreed",
+    "mark_agreed",
     "mpi_library_info",
 ]
 
@@ -125,6 +128,50 @@ def bcast_from_root(comm: Any, obj: T, root: int = 0) -> T:
 def barrier(comm: Any) -> None:
     """Collective over ``comm``: wait for every rank."""
     comm.Barrier()
+
+
+def agree_on_error(comm: Any, error: BaseException | None) -> None:
+    """Collective over ``comm``: raise the same error on every rank if any rank failed.
+
+    Every rank passes its local error (an ``OutputError`` or ``None``).
+    When all pass ``None`` this returns everywhere; otherwise the error of
+    the lowest failing rank is raised on every rank (the failing rank
+    raises its own object, keeping its traceback), so no rank is left
+    waiting in a later collective.
+    """
+    if all_agree(comm, error is None):
+        return
+    errors = allgather(comm, error)
+    first_rank = next(r for r, e in enumerate(errors) if e is not None)
+    agreed = error if first_rank == rank_of(comm) and error is not None else errors[first_rank]
+    assert agreed is not None
+    mark_agreed(agreed)
+    raise agreed
+
+
+def mark_agreed(error: BaseException) -> BaseException:
+    """Mark ``error`` as raised on every rank (the CLI then exits instead of aborting)."""
+    error.agreed = True  # type: ignore[attr-defined]
+    return error
+
+
+def run_agreed(comm: Any, fn: Callable[[], T], entity: str) -> T | None:
+    """Collective over ``comm``: run ``fn`` on every rank, then agree on failure.
+
+    Any exception of ``fn`` becomes an ``OutputError`` naming ``entity``
+    (:func:`~cobre_mpi_io.errors.as_output_error`) and is raised on every
+    rank by :func:`agree_on_error`. Returns ``fn``'s result on success.
+    """
+    from .errors import as_output_error
+
+    err = None
+    result = None
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - becomes an agreed OutputError
+        err = as_output_error(exc, entity)
+    agree_on_error(comm, err)
+    return result
 
 
 def abort_job(exc: BaseException | None = None, code: int = 1) -> None:

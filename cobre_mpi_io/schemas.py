@@ -23,6 +23,7 @@ __all__ = [
     "TABLES",
     "SIMULATION_TABLES",
     "TRAINING_TABLES",
+    "COST_COMPONENTS",
     "ARROW_TYPES",
     "NUMPY_DTYPES",
     "table",
@@ -230,17 +231,29 @@ _SPEC: Final[dict[str, tuple[str, list[tuple[str, str, bool, str, str]]]]] = {
         ('idle_time_ms', 'i64', False, 'ms', 'Time waiting for other ranks'),
         ('lp_solves', 'i64', False, 'count', 'LP solves on this rank'),
         ('scenarios_processed', 'i32', False, 'count', 'Scenarios processed on this rank'),
-    ]),}
+    ]),    # Not in the spec's column list: the per-scenario totals kept by the
+    # ``summary`` detail level (SPEC §4), one row per scenario.
+    'scenario_totals': ('simulation/scenario_totals.parquet', [
+        ('scenario_id', 'i32', False, 'id', 'Scenario identifier'),
+        ('total_cost', 'f64', False, '$', 'Total scenario cost (all stages)'),
+    ] + [(f'{c}_cost', 'f64', False, '$', f'Scenario total of {c.replace("_", " ")} cost')
+         for c in ('thermal', 'contract', 'deficit', 'excess', 'storage_violation', 'filling_target',
+                   'hydro_violation', 'inflow_penalty', 'generic_violation', 'spillage', 'fpha_turbined',
+                   'curtailment', 'exchange', 'pumping')]),
+}
 
 # Derived columns (SPEC §4): computed by the writer, never in the payload.
+# ``operative_state_code`` is derived too: it follows from the entity's
+# entry/exit stages in the system description.
 _DERIVED: Final[dict[str, tuple[str, ...]]] = {
-    "hydros": ("outflow_m3s", "generation_mwh"),
-    "thermals": ("generation_mwh",),
-    "non_controllables": ("generation_mwh", "curtailment_mwh"),
-    "exchanges": ("net_flow_mw", "net_flow_mwh", "losses_mw", "losses_mwh"),
+    "hydros": ("outflow_m3s", "generation_mwh", "operative_state_code"),
+    "thermals": ("generation_mwh", "operative_state_code"),
+    "non_controllables": ("generation_mwh", "curtailment_mwh", "operative_state_code"),
+    "exchanges": ("net_flow_mw", "net_flow_mwh", "losses_mw", "losses_mwh", "operative_state_code"),
     "buses": ("load_mwh", "deficit_mwh", "excess_mwh"),
-    "pumping_stations": ("pumped_volume_hm3", "energy_consumption_mwh"),
-    "contracts": ("energy_mwh",),
+    "pumping_stations": ("pumped_volume_hm3", "energy_consumption_mwh", "operative_state_code"),
+    "contracts": ("energy_mwh", "operative_state_code"),
+    "batteries": ("operative_state_code",),
 }
 
 # The column naming the entity of each per-entity simulation table.
@@ -367,6 +380,8 @@ SIMULATION_TABLES: Final = (
     "contracts", "non_controllables", "batteries", "inflow_lags", "generic_violations",
 )
 TRAINING_TABLES: Final = ("convergence", "iteration_timing", "rank_timing")
+COST_COMPONENTS: Final = tuple(c.name for c in TABLES["scenario_totals"].columns[2:])
+"""The 14 cost components whose sum is ``immediate_cost`` (SPEC §4)."""
 
 
 def table(name: str) -> TableSchema:
