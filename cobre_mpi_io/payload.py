@@ -167,17 +167,22 @@ def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], sys
     if t.entity_column is not None:
         ids = system.ids(t.name)
         ent = cols[t.entity_column].values
-        known = np.isin(ent, ids)
+        ent_idx = np.searchsorted(ids, ent).astype(np.int64)
+        known = ent_idx < ids.size
+        known[known] = ids[ent_idx[known]] == ent[known]
         if not known.all():
             bad = int(ent[~known][0])
             raise SchemaError(where, t.entity_column, f"unknown entity id {bad}")
-        ent_idx = np.searchsorted(ids, ent).astype(np.int64)
-    # one row per key: composite key must be unique
+    # one row per key: the composite key (bounded, so a bitmap is enough) must be unique
     key = stage.astype(np.int64)
+    space = T
     if block_part is not None:
         key = key * (int(nblocks.max()) + 1) + block_part
+        space *= int(nblocks.max()) + 1
     if ent_idx is not None:
-        key = key * max(len(system.ids(t.name)), 1) + ent_idx
+        n_ent = max(len(system.ids(t.name)), 1)
+        key = key * n_ent + ent_idx
+        space *= n_ent
     if t.name == "inflow_lags":
         lag = cols["lag_index"].values.astype(np.int64)
         order = system.ar_orders[ent_idx] if ent_idx is not None else np.zeros(n, np.int64)
@@ -187,8 +192,12 @@ def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], sys
             raise SchemaError(where, "lag_index", f"lag {int(lag[i])} outside 1..AR order "
                               f"{int(order[i])} of hydro {int(cols['hydro_id'].values[i])}")
         key = key * (int(system.ar_orders.max()) + 1) + lag
-    if n and np.unique(key).size != n:
-        raise SchemaError(where, None, "duplicate rows for the same key (stage, block, entity)")
+        space *= int(system.ar_orders.max()) + 1
+    if n:
+        seen = np.zeros(space, np.bool_)
+        seen[key] = True
+        if int(np.count_nonzero(seen)) != n:
+            raise SchemaError(where, None, "duplicate rows for the same key (stage, block, entity)")
     expected = system.expected_rows(t.name)
     if expected is not None and t.name != "costs" and n != expected:
         raise SchemaError(where, None, f"{n} rows where the system needs {expected} (SPEC §4 row count)")
