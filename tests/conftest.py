@@ -1,0 +1,77 @@
+"""Shared fixtures and the MPI safety hook.
+
+Under ``mpiexec`` (``--with-mpi``), a test marked ``mpi`` that fails on one
+rank aborts the whole job (after printing the failure), so the other ranks
+are never left blocked in a collective; ``pytest-timeout`` turns any other
+deadlock into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cobre_mpi_io.system import System
+
+DATA = Path(__file__).parent / "data"
+CASE_4REE = DATA / "4ree"
+
+
+def _world_size() -> int:
+    if "mpi4py.MPI" not in sys.modules:
+        return 1
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_size()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and item.get_closest_marker("mpi") and _world_size() > 1:
+        from mpi4py import MPI
+
+        rank = MPI.COMM_WORLD.Get_rank()
+        sys.stderr.write(f"\n[rank {rank}] {item.nodeid} FAILED, aborting the MPI job:\n{report.longreprtext}\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)
+
+
+@pytest.fixture(scope="session")
+def small_system() -> System:
+    return System.synthetic("small")
+
+
+@pytest.fixture(scope="session")
+def case_4ree() -> Path:
+    return CASE_4REE
+
+
+@pytest.fixture(scope="session")
+def system_4ree() -> System:
+    return System.from_case(CASE_4REE)
+
+
+def mpiexec() -> str:
+    """The ``mpiexec`` of the running interpreter's environment (the mpich wheel's)."""
+    exe = Path(sys.executable).parent / "mpiexec"
+    return str(exe) if exe.exists() else (shutil.which("mpiexec") or "mpiexec")
+
+
+def run_cli(*args: str, n: int | None = None, timeout: float = 120, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cobre_mpi_io ARGS`` (under ``mpiexec -n N`` when ``n`` is given)."""
+    cmd = [sys.executable, "-m", "cobre_mpi_io", *args]
+    if n is not None:
+        cmd = [mpiexec(), "-n", str(n), *cmd]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
