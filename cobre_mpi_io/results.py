@@ -1,0 +1,581 @@
+"""The single entry point that writes everything a run produced (SPEC §11).
+
+:func:`write_results` is collective over ``comm`` and runs these steps in
+order, every rank agreeing after each one before the next starts:
+
+1. directories; rank 0 writes a ``running`` training manifest and removes
+   ``training/_SUCCESS`` (so a crash from here on leaves a resumable state);
+2. dictionaries (rank 0, :func:`~cobre_mpi_io.dictionaries.write_dictionaries`);
+3. training Parquet (every rank its own part file, rank 0 the per-iteration
+   tables: :meth:`TrainingParquetWriter.finalize`);
+4. training manifest with the final status and checksums (rank 0);
+5. ``training/metadata.json`` (environment detected collectively, rank 0 writes);
+6. ``simulation/_manifest.json`` when simulation ran: rank 0 rewrites it from
+   :attr:`SimulationOutput.manifest` only if the file is missing or differs;
+7. ``_SUCCESS`` markers: ``training/`` when the status is ``complete`` or
+   ``converged``, ``simulation/`` when its status is ``complete``.
+
+If any rank fails at any step, every rank raises the same
+:class:`~cobre_mpi_io.errors.OutputError` (the lowest failing rank's) at that
+step, and rank 0 leaves both manifests not ``complete``: the training manifest
+says ``running`` (failure before step 4) or ``failed``, the simulation
+manifest is rewritten as ``failed`` with the error recorded, and both
+``_SUCCESS`` markers are removed. A later call (or a resumed simulation)
+restores them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import xxhash
+
+from . import __version__, mpi
+from .atomic import ensure_dir
+from .dictionaries import write_dictionaries
+from .errors import ManifestError, OutputError, SchemaError, as_output_error
+from .manifest import (
+    TRAINING_STATUSES,
+    Failure,
+    SimulationManifest,
+    TrainingManifest,
+    read_simulation_manifest,
+    remove_success_marker,
+    utc_now,
+    write_simulation_manifest,
+    write_success_marker,
+    write_training_manifest,
+)
+from .metadata import (
+    RunMetadata,
+    detect_environment,
+    input_hash,
+    policy_cut_files,
+    problem_dimensions,
+    sha256_file,
+    sha256_files,
+    sha256_json,
+    write_metadata,
+)
+from .parquet import FileRecord
+from .system import System
+from .training import (
+    CONVERGENCE_PATH,
+    IterationRecord,
+    RankTimingRecord,
+    TrainingParquetWriter,
+)
+
+__all__ = [
+    "SUCCESS_STATUSES",
+    "RunConfig",
+    "SimulationOutput",
+    "TrainingOutput",
+    "WrittenResults",
+    "policy_xxhash64",
+    "write_results",
+]
+
+SUCCESS_STATUSES: Final = ("complete", "converged")
+"""Training statuses for which ``training/_SUCCESS`` is written."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The run configuration the output layer records (``configuration_snapshot``).
+
+    Attributes
+    ----------
+    seed : int
+        Scenario sampling seed.
+    forward_passes : int
+        Forward passes (scenarios) per training iteration.
+    stopping_rules : tuple of mapping
+        Cobre's ``training.stopping_rules``, verbatim.
+    stopping_mode : str
+        ``"any"`` or ``"all"`` (how stopping rules combine).
+    cut_selection : mapping, str or None
+        Cut selection settings, verbatim.
+    upper_bound_evaluation : bool
+        Whether an upper bound is estimated (convergence UB columns null otherwise).
+    policy_mode : str
+        ``"fresh"``, ``"warm_start"`` or ``"resume"``.
+    max_iterations : int
+        Iteration limit.
+    num_scenarios : int
+        Simulation scenarios (0 = simulation off).
+    detail : str
+        Simulation detail level ``"full"``, ``"stage"`` or ``"summary"``.
+    """
+
+    seed: int = 0
+    forward_passes: int = 1
+    stopping_rules: tuple[Mapping[str, Any], ...] = ()
+    stopping_mode: str = "any"
+    cut_selection: Mapping[str, Any] | str | None = None
+    upper_bound_evaluation: bool = False
+    policy_mode: str = "fresh"
+    max_iterations: int = 100
+    num_scenarios: int = 0
+    detail: str = "full"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stopping_rules", tuple(dict(r) for r in self.stopping_rules))
+        if isinstance(self.cut_selection, Mapping):
+            object.__setattr__(self, "cut_selection", dict(self.cut_selection))
+        if self.detail not in ("full", "stage", "summary"):
+            raise SchemaError("config", "detail", f"unknown detail level {self.detail!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the configuration snapshot of ``metadata.json``)."""
+        return {
+            "seed": self.seed, "forward_passes": self.forward_passes,
+            "stopping_rules": [dict(r) for r in self.stopping_rules], "stopping_mode": self.stopping_mode,
+            "cut_selection": dict(self.cut_selection) if isinstance(self.cut_selection, Mapping)
+            else self.cut_selection,
+            "upper_bound_evaluation": self.upper_bound_evaluation, "policy_mode": self.policy_mode,
+            "max_iterations": self.max_iterations, "num_scenarios": self.num_scenarios, "detail": self.detail,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_dict`."""
+        return sha256_json(self.to_dict())
+
+    @classmethod
+    def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:
+        """Read Cobre's ``config.json`` shape.
+
+        ``training.forward_passes``, ``training.stopping_rules``,
+        ``training.stopping_mode``, ``training.cut_selection``,
+        ``training.upper_bound_evaluation`` (bool or ``{enabled}``),
+        ``training.scenario_source.seed``, ``policy.mode``,
+        ``simulation.enabled``/``num_scenarios``/``detail``; ``max_iterations``
+        is the ``iteration_limit`` rule's ``limit``. ``overrides`` win.
+        """
+        if not isinstance(doc, Mapping):
+            raise SchemaError("config.json", None, "not a JSON object")
+        tr = doc.get("training") or {}
+        sim = doc.get("simulation") or {}
+        rules = tuple(tr.get("stopping_rules") or ())
+        limit = next((r.get("limit") for r in rules if isinstance(r, Mapping) and r.get("type") == "iteration_limit"),
+                     None)
+        ub = tr.get("upper_bound_evaluation", False)
+        if isinstance(ub, Mapping):
+            ub = ub.get("enabled", False)
+        kw: dict[str, Any] = {
+            "seed": int((tr.get("scenario_source") or {}).get("seed", tr.get("seed", 0)) or 0),
+            "forward_passes": int(tr.get("forward_passes", 1)),
+            "stopping_rules": rules,
+            "stopping_mode": str(tr.get("stopping_mode", "any")),
+            "cut_selection": tr.get("cut_selection"),
+            "upper_bound_evaluation": bool(ub),
+            "policy_mode": str((doc.get("policy") or {}).get("mode", "fresh")),
+            "max_iterations": int(limit) if limit is not None else 100,
+            "num_scenarios": int(sim.get("num_scenarios", 0)) if sim.get("enabled", True) else 0,
+            "detail": str(sim.get("detail", sim.get("output_detail", "full"))),
+        }
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def coerce(cls, config: Any) -> RunConfig:
+        """A :class:`RunConfig` from a RunConfig, a Cobre ``config.json`` dict, a flat mapping or an object."""
+        if isinstance(config, RunConfig):
+            return config
+        if config is None:
+            return cls()
+        names = [f.name for f in fields(cls)]
+        if isinstance(config, Mapping):
+            if "training" in config or "simulation" in config:
+                return cls.from_case_config(config)
+            return cls(**{k: config[k] for k in names if k in config})
+        return cls(**{k: getattr(config, k) for k in names if hasattr(config, k)})
+
+
+@dataclass(frozen=True)
+class TrainingOutput:
+    """What :func:`write_results` needs from the training phase (on every rank).
+
+    Attributes
+    ----------
+    status : str
+        ``running``, ``complete``, ``converged``, ``failed`` or ``interrupted``.
+    started_at : str
+        ISO 8601 UTC start of training.
+    max_iterations : int
+    forward_passes : int
+        Forward passes per iteration.
+    iterations : sequence of IterationRecord
+        Every iteration (ignored when ``writer`` is given).
+    rank_timings : sequence of RankTimingRecord
+        This rank's timing rows (ignored when ``writer`` is given).
+    writer : TrainingParquetWriter, optional
+        The writer already fed during training; it is finalized here.
+    termination_reason : str, optional
+        ``iteration_limit``, ``time_limit``, ``bound_stalling`` or ``simulation``.
+    converged_at : int, optional
+        Iteration at which convergence was declared.
+    cuts_total_generated, cuts_total_active, cuts_peak_active : int, optional
+        Default: sum of ``cuts_added``, last and max ``cuts_active``.
+    policy_dir : path-like, optional
+        ``OUT/policy`` when a checkpoint was written (hashes its ``cuts/stage_*.bin``).
+        Default ``OUT/policy`` if it has cut files.
+    completed_at : str, optional
+        Default: when :func:`write_results` runs (``None`` for ``running``).
+    run_id : str, optional
+        Default: a new uuid4.
+    solver, solver_version : str, optional
+        LP solver name and version.
+    lp_dimensions : mapping, optional
+        Average LP dimensions (rows, columns, nonzeros) for ``problem_dimensions``.
+    lp_solve_times_us : sequence of float, optional
+        Individual LP solve times; otherwise LP time statistics are estimated
+        per iteration from solve times and LP counts.
+    """
+
+    status: str
+    started_at: str
+    max_iterations: int
+    forward_passes: int
+    iterations: Sequence[IterationRecord] = ()
+    rank_timings: Sequence[RankTimingRecord] = ()
+    writer: TrainingParquetWriter | None = field(default=None, compare=False, repr=False)
+    termination_reason: str | None = None
+    converged_at: int | None = None
+    cuts_total_generated: int | None = None
+    cuts_total_active: int | None = None
+    cuts_peak_active: int | None = None
+    policy_dir: str | os.PathLike[str] | None = None
+    completed_at: str | None = None
+    run_id: str | None = None
+    solver: str | None = None
+    solver_version: str | None = None
+    lp_dimensions: Mapping[str, Any] | None = None
+    lp_solve_times_us: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in TRAINING_STATUSES:
+            raise ManifestError("training", f"unknown status {self.status!r}")
+
+
+@dataclass(frozen=True)
+class SimulationOutput:
+    """What :func:`write_results` needs from the simulation phase.
+
+    Attributes
+    ----------
+    manifest : SimulationManifest
+        What the simulation writer's collective ``finalize()`` returned.
+    """
+
+    manifest: SimulationManifest
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Simulation tables written (from the manifest)."""
+        return tuple(self.manifest.tables)
+
+
+@dataclass(frozen=True)
+class WrittenResults:
+    """What :func:`write_results` wrote (the same on every rank)."""
+
+    training_manifest: TrainingManifest
+    metadata: RunMetadata
+    training_files: tuple[FileRecord, ...]
+    simulation_manifest: SimulationManifest | None = None
+
+
+def policy_xxhash64(policy_dir: str | os.PathLike[str] | None) -> str | None:
+    """xxh64 hex of the concatenated bytes of ``policy/cuts/stage_*.bin`` in stage order; None without cut files."""
+    files = policy_cut_files(policy_dir)
+    if not files:
+        return None
+    h = xxhash.xxh64(seed=0)
+    for p in files:
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _seconds_between(a: str | None, b: str | None) -> float | None:
+    if not a or not b:
+        return None
+    try:
+        return round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds(), 3)
+    except ValueError:
+        return None
+
+
+def _training_manifest(tr: TrainingOutput, iters: Sequence[IterationRecord], world_size: int,
+                       status: str, completed_at: str | None, convergence_value: str | None,
+                       policy_value: str | None) -> TrainingManifest:
+    active = [r.cuts_active for r in iters]
+    gaps = [r.gap_percent for r in iters if r.gap_percent is not None and not math.isnan(r.gap_percent)]
+    return TrainingManifest(
+        status=status, started_at=tr.started_at, max_iterations=tr.max_iterations,
+        completed_at=completed_at, iterations_completed=len(iters), converged_at=tr.converged_at,
+        achieved=tr.status == "converged" or tr.converged_at is not None,
+        final_gap_percent=gaps[-1] if gaps else None,
+        termination_reason=tr.termination_reason,
+        total_generated=tr.cuts_total_generated if tr.cuts_total_generated is not None
+        else sum(r.cuts_added for r in iters),
+        total_active=tr.cuts_total_active if tr.cuts_total_active is not None else (active[-1] if active else 0),
+        peak_active=tr.cuts_peak_active if tr.cuts_peak_active is not None else max(active, default=0),
+        policy_value=policy_value, convergence_value=convergence_value,
+        world_size=world_size, forward_passes_per_iteration=tr.forward_passes,
+    )
+
+
+def _performance(tr: TrainingOutput, iters: Sequence[IterationRecord], peak_rss_mb: float,
+                 io_seconds: float) -> dict[str, Any]:
+    total_lp = int(sum(r.lp_solves for r in iters))
+    if tr.lp_solve_times_us is not None and len(tr.lp_solve_times_us):
+        t = np.asarray(tr.lp_solve_times_us, dtype=np.float64)
+        avg, med, p99, source = float(t.mean()), float(np.median(t)), float(np.percentile(t, 99)), "per_solve"
+    else:
+        per = np.array([(r.forward_solve_ms + r.backward_solve_ms) * 1000.0 / r.lp_solves
+                        for r in iters if r.lp_solves > 0], dtype=np.float64)
+        solve_us = sum((r.forward_solve_ms + r.backward_solve_ms) * 1000.0 for r in iters)
+        avg = solve_us / total_lp if total_lp else None  # type: ignore[assignment]
+        med = float(np.median(per)) if per.size else None  # type: ignore[assignment]
+        p99 = float(np.percentile(per, 99)) if per.size else None  # type: ignore[assignment]
+        source = "per_iteration_estimate"
+    return {
+        "total_lp_solves": total_lp,
+        "avg_lp_time_us": _rnd(avg),
+        "median_lp_time_us": _rnd(med),
+        "p99_lp_time_us": _rnd(p99),
+        "lp_time_source": source,
+        "peak_memory_mb": max([int(r.memory_peak_mb) for r in iters] + [int(round(peak_rss_mb))]),
+        "total_communication_time_seconds": round(
+            sum(r.mpi_allreduce_ms + r.mpi_broadcast_ms for r in iters) / 1000.0, 3),
+        "io_write_time_seconds": round(sum(r.io_write_ms for r in iters) / 1000.0 + io_seconds, 3),
+    }
+
+
+def _rnd(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 3)
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _step(comm: Any, name: str, fn: Any) -> Any:
+    """Run ``fn`` on every rank, then agree; the same OutputError on every rank if any failed."""
+    err: OutputError | None = None
+    result = None
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - every failure is agreed collectively
+        err = as_output_error(exc, name)
+    mpi.agree_on_error(comm, err)
+    return result
+
+
+def write_results(output_dir: str | os.PathLike[str], training_output: TrainingOutput,
+                  simulation_output: SimulationOutput | None, system: System, config: Any,
+                  comm: Any = None) -> WrittenResults:
+    """Write dictionaries, training tables, manifests, metadata and markers of a run.
+
+    Collective over ``comm``: every rank calls it with its own
+    ``training_output`` (same iterations, its own rank timings). Steps and
+    failure behaviour: see the module documentation.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The run's output directory ``OUT``.
+    training_output : TrainingOutput
+    simulation_output : SimulationOutput or None
+        ``None`` when simulation did not run.
+    system : System
+    config : RunConfig, Cobre ``config.json`` dict, flat mapping or object
+        See :meth:`RunConfig.coerce`.
+    comm : MPI communicator, optional
+        Default ``MPI.COMM_WORLD``.
+
+    Returns
+    -------
+    WrittenResults
+        The final training manifest, metadata, training file records and the
+        simulation manifest, identical on every rank.
+
+    Raises
+    ------
+    OutputError
+        The same error on every rank when any step failed on any rank.
+    """
+    t0 = time.perf_counter()
+    c = mpi.resolve_comm(comm)
+    rank, size = mpi.rank_of(c), mpi.size_of(c)
+    out = Path(output_dir)
+    train_dir, sim_dir = out / "training", out / "simulation"
+    tr = training_output
+    cfg: RunConfig = _step(c, "config", lambda: RunConfig.coerce(config))
+    writer = tr.writer
+    iters: list[IterationRecord] = list(writer.iteration_records if writer is not None else tr.iterations)
+    final_status = tr.status
+    completed_at = None if final_status == "running" else (tr.completed_at or utc_now())
+    policy_dir = Path(tr.policy_dir) if tr.policy_dir is not None else out / "policy"
+    manifest_final = False
+    try:
+        # 1. directories + running manifest
+        def directories() -> None:
+            if rank == 0:
+                ensure_dir(train_dir)
+                remove_success_marker(train_dir)
+                write_training_manifest(train_dir / "_manifest.json", _training_manifest(
+                    tr, iters, size, "running", None, None, None))
+            for d in (train_dir / "timing" / "mpi_ranks.parquet", train_dir / "dictionaries", out / "policy"):
+                ensure_dir(d)
+            if simulation_output is not None:
+                ensure_dir(sim_dir)
+        _step(c, "directories", directories)
+
+        # 2. dictionaries
+        # the manifest's tables; a manifest without them falls back to the config's detail level
+        sim_tables = (simulation_output.tables or None) if simulation_output is not None else ()
+        _step(c, "dictionaries", lambda: write_dictionaries(
+            train_dir / "dictionaries", system, cfg, simulation_tables=sim_tables,
+            policy_dir=out / "policy") if rank == 0 else None)
+
+        # 3. training Parquet: prepare locally (agreed), then the self-agreeing collective finalize
+        def prepare() -> TrainingParquetWriter:
+            if writer is not None:
+                if Path(writer.output_dir).resolve() != out.resolve():
+                    raise SchemaError("training", None, f"the training writer writes to {writer.output_dir}, "
+                                                        f"not {out}")
+                return writer
+            w = TrainingParquetWriter(out, c)
+            for r in iters:
+                w.write_iteration(r)
+            w.write_rank_timing(tr.rank_timings)
+            return w
+        w: TrainingParquetWriter = _step(c, "training tables", prepare)
+        files = tuple(w.finalize())
+
+        # 4. training manifest
+        conv = next(f for f in files if f.path == CONVERGENCE_PATH)
+
+        def training_manifest() -> TrainingManifest:
+            m = _training_manifest(tr, iters, size, final_status, completed_at, conv.xxhash64,
+                                   policy_xxhash64(policy_dir))
+            if rank == 0:
+                write_training_manifest(train_dir / "_manifest.json", m)
+            return m
+        tm: TrainingManifest = _step(c, "training manifest", training_manifest)
+        tm = mpi.bcast_from_root(c, tm)  # rank 0's (the one written), even if other ranks lack iteration rows
+        manifest_final = True
+
+        # 5. metadata (environment and peak memory gathered from every rank)
+        env = detect_environment(c)
+        peak = max(mpi.allgather(c, _peak_rss_mb()))
+
+        def metadata() -> RunMetadata:
+            ih, ih_src = input_hash(system)
+            cut_files = policy_cut_files(policy_dir)
+            md = RunMetadata(
+                run_info={
+                    "run_id": tr.run_id or str(uuid.uuid4()), "started_at": tr.started_at,
+                    "completed_at": completed_at, "duration_seconds": _seconds_between(tr.started_at, completed_at),
+                    "cobre_version": __version__, "solver": tr.solver, "solver_version": tr.solver_version,
+                    "hostname": os.uname().nodename, "user": _user(),
+                },
+                configuration_snapshot={k: v for k, v in cfg.to_dict().items()},
+                problem_dimensions=problem_dimensions(system, tr.lp_dimensions),
+                performance_summary=_performance(tr, iters, peak, time.perf_counter() - t0),
+                data_integrity={
+                    "input_hash": ih, "input_hash_source": ih_src, "config_hash": cfg.config_hash,
+                    "system_hash": system.system_hash,
+                    "policy_hash": sha256_files(cut_files) if cut_files else None,
+                    "convergence_hash": sha256_file(out / CONVERGENCE_PATH) if rank == 0 else None,
+                },
+                environment=env,
+            )
+            if rank == 0:
+                write_metadata(train_dir / "metadata.json", md)
+            return md
+        md: RunMetadata | None = _step(c, "metadata", metadata)
+        md = mpi.bcast_from_root(c, md)
+
+        # 6. simulation manifest
+        sm = simulation_output.manifest if simulation_output is not None else None
+
+        def simulation_manifest() -> None:
+            if rank != 0 or sm is None:
+                return
+            path = sim_dir / "_manifest.json"
+            try:
+                same = read_simulation_manifest(path).to_dict() == sm.to_dict()
+            except ManifestError:
+                same = False
+            if not same:
+                write_simulation_manifest(path, sm)
+        _step(c, "simulation manifest", simulation_manifest)
+
+        # 7. markers
+        def markers() -> None:
+            if rank != 0:
+                return
+            if final_status in SUCCESS_STATUSES:
+                write_success_marker(train_dir)
+            if sm is not None:
+                if sm.status == "complete":
+                    write_success_marker(sim_dir)
+                else:
+                    remove_success_marker(sim_dir)
+        _step(c, "markers", markers)
+    except OutputError as exc:
+        if rank == 0:
+            _leave_incomplete(out, tr, iters, size, manifest_final, simulation_output, exc)
+        raise
+    assert md is not None
+    return WrittenResults(training_manifest=tm, metadata=md, training_files=files, simulation_manifest=sm)
+
+
+def _user() -> str | None:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return os.environ.get("USER")
+
+
+def _leave_incomplete(out: Path, tr: TrainingOutput, iters: Sequence[IterationRecord], size: int,
+                      manifest_final: bool, sim: SimulationOutput | None, exc: OutputError) -> None:
+    """Best effort, rank 0 only, no collectives: no manifest says ``complete`` after a failure."""
+    train_dir, sim_dir = out / "training", out / "simulation"
+    try:
+        remove_success_marker(train_dir)
+        if manifest_final:
+            write_training_manifest(train_dir / "_manifest.json",
+                                    _training_manifest(tr, iters, size, "failed", None, None, None))
+    except OutputError:
+        pass
+    if sim is None:
+        return
+    try:
+        remove_success_marker(sim_dir)
+        m = sim.manifest
+        if m.status == "complete":
+            write_simulation_manifest(sim_dir / "_manifest.json", replace(
+                m, status="failed", completed_at=None,
+                failures=tuple(m.failures) + (Failure(0, None, exc.kind, f"write_results: {exc}"),)))
+    except OutputError:
+        pass

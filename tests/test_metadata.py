@@ -1,0 +1,154 @@
+"""training/metadata.json (SPEC §7): sections, real hashes, detected environment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from cobre_mpi_io.errors import ManifestError, SerializationError
+from cobre_mpi_io.metadata import (
+    METADATA_SECTIONS,
+    RunMetadata,
+    detect_environment,
+    hash_case_files,
+    input_hash,
+    policy_cut_files,
+    read_metadata,
+    sha256_json,
+    write_metadata,
+)
+from cobre_mpi_io.results import RunConfig, write_results
+from cobre_mpi_io.synthetic_training import synthetic_training
+from cobre_mpi_io.system import System
+
+CASE = Path(__file__).parent / "data" / "4ree"
+
+SPEC_FIELDS = {
+    "run_info": {"run_id", "started_at", "completed_at", "duration_seconds", "cobre_version", "solver",
+                 "solver_version", "hostname", "user"},
+    "configuration_snapshot": {"seed", "forward_passes", "stopping_rules", "stopping_mode", "cut_selection",
+                               "upper_bound_evaluation", "policy_mode"},
+    "problem_dimensions": {"num_stages", "num_blocks_per_stage", "num_hydros", "num_thermals", "num_buses",
+                           "num_lines", "num_pumping_stations", "num_contracts", "num_generic_constraints",
+                           "state_dimension", "lp_dimensions"},
+    "performance_summary": {"total_lp_solves", "avg_lp_time_us", "median_lp_time_us", "p99_lp_time_us",
+                            "peak_memory_mb", "total_communication_time_seconds", "io_write_time_seconds"},
+    "data_integrity": {"input_hash", "config_hash", "policy_hash", "convergence_hash"},
+    "environment": {"mpi_implementation", "mpi_version", "num_ranks", "cpus_per_rank", "memory_per_rank_gb",
+                    "numa_binding", "omp_num_threads"},
+}
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _fake_policy(out: Path, stages: int) -> list[Path]:
+    cuts = out / "policy" / "cuts"
+    cuts.mkdir(parents=True)
+    files = []
+    for s in (10, 2, 0, 1)[:stages] if stages <= 4 else range(stages):
+        p = cuts / f"stage_{s:03d}.bin"
+        p.write_bytes(f"cuts of stage {s}".encode() * (s + 1))
+        files.append(p)
+    (cuts / "README.txt").write_text("not a cut file")
+    return sorted(files, key=lambda p: int(p.stem.split("_")[1]))
+
+
+def _run(out: Path, system: System, config: RunConfig, **kw: object) -> None:
+    st = synthetic_training(system, 6, 1, config.forward_passes, seed=5,
+                            upper_bound_evaluation=config.upper_bound_evaluation)
+    write_results(out, st.to_training_output(0, **kw), None, system, config, comm=MPI.COMM_SELF)
+
+
+@pytest.mark.parametrize("source", ["4ree", "synthetic"])
+def test_every_hash_recomputes_from_the_files(tmp_path: Path, source: str) -> None:
+    system = System.from_case(CASE) if source == "4ree" else System.synthetic("small")
+    cfg = RunConfig.from_case_config(json.loads((CASE / "config.json").read_text()))
+    cut_files = _fake_policy(tmp_path, 4)
+    _run(tmp_path, system, cfg)
+    md = json.loads((tmp_path / "training" / "metadata.json").read_text())
+    di = md["data_integrity"]
+    assert di["convergence_hash"] == _sha((tmp_path / "training" / "convergence.parquet").read_bytes())
+    assert di["policy_hash"] == _sha(b"".join(p.read_bytes() for p in cut_files))
+    assert [p.name for p in cut_files] == ["stage_000.bin", "stage_001.bin", "stage_002.bin", "stage_010.bin"]
+    assert di["config_hash"] == _sha(json.dumps(md["configuration_snapshot"], sort_keys=True,
+                                                separators=(",", ":")).encode())
+    assert di["config_hash"] == cfg.config_hash
+    assert di["system_hash"] == system.system_hash
+    if source == "4ree":
+        assert di["input_hash_source"] == "case_files"
+        h = hashlib.sha256()
+        for p in sorted((p for p in CASE.rglob("*.json")), key=lambda p: p.relative_to(CASE).as_posix()):
+            h.update(p.relative_to(CASE).as_posix().encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+            h.update(p.read_bytes())
+        assert di["input_hash"] == "sha256:" + h.hexdigest() == hash_case_files(CASE)
+    else:
+        assert di["input_hash_source"] == "system_description"
+        assert di["input_hash"] == system.system_hash
+    for k in ("input_hash", "config_hash", "policy_hash", "convergence_hash"):
+        assert di[k].startswith("sha256:") and len(di[k]) == 7 + 64
+
+
+def test_policy_hash_is_null_without_cut_files(tmp_path: Path) -> None:
+    _run(tmp_path, System.synthetic("small"), RunConfig(forward_passes=2))
+    md = read_metadata(tmp_path / "training" / "metadata.json")
+    assert md.data_integrity["policy_hash"] is None
+    assert policy_cut_files(tmp_path / "policy") == []
+    assert policy_cut_files(None) == []
+
+
+def test_every_section_and_field_of_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    cfg = RunConfig(seed=9, forward_passes=3, stopping_rules=({"type": "iteration_limit", "limit": 6},),
+                    upper_bound_evaluation=True, cut_selection={"method": "level1", "threshold": 0})
+    _run(tmp_path, System.synthetic("small"), cfg, started_at="2026-01-01T00:00:00Z",
+         completed_at="2026-01-01T00:01:30Z", run_id="1234")
+    md = json.loads((tmp_path / "training" / "metadata.json").read_text())
+    assert list(md)[1:] == list(METADATA_SECTIONS)
+    for section, keys in SPEC_FIELDS.items():
+        assert keys <= set(md[section]), (section, keys - set(md[section]))
+    ri = md["run_info"]
+    assert ri["duration_seconds"] == 90.0 and ri["run_id"] == "1234"
+    cs = md["configuration_snapshot"]
+    assert cs["stopping_rules"] == [{"type": "iteration_limit", "limit": 6}]
+    assert cs["cut_selection"] == {"method": "level1", "threshold": 0} and cs["seed"] == 9
+    pd = md["problem_dimensions"]
+    assert pd["num_blocks_per_stage"] == [2, 2, 2, 2] and pd["state_dimension"] == 13
+    ps = md["performance_summary"]
+    assert ps["total_lp_solves"] > 0 and ps["avg_lp_time_us"] > 0 and ps["p99_lp_time_us"] >= ps["median_lp_time_us"]
+    env = md["environment"]
+    vendor, version = MPI.get_vendor()
+    assert env["mpi_implementation"] == vendor
+    assert env["mpi_version"] == ".".join(map(str, version))
+    assert env["num_ranks"] == 1  # COMM_SELF
+    assert env["omp_num_threads"] == 3
+    assert env["cpus_per_rank"] > 0 and env["memory_per_rank_gb"] > 0
+    assert env["numa_binding"] in ("bound", "none")
+
+
+def test_environment_without_omp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    env = detect_environment(MPI.COMM_SELF)
+    assert env["omp_num_threads"] is None and env["num_ranks"] == 1
+
+
+def test_metadata_roundtrip_and_errors(tmp_path: Path) -> None:
+    md = RunMetadata({"run_id": "x"}, {}, {}, {}, {"input_hash": None}, {})
+    write_metadata(tmp_path / "m.json", md)
+    assert read_metadata(tmp_path / "m.json") == md
+    with pytest.raises(SerializationError):
+        write_metadata(tmp_path / "bad.json", RunMetadata({"x": float("nan")}, {}, {}, {}, {}, {}))
+    assert not (tmp_path / "bad.json").exists()
+    (tmp_path / "c.json").write_text("{")
+    with pytest.raises(ManifestError):
+        read_metadata(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(ManifestError):
+        read_metadata(tmp_path / "d.json")
+    assert sha256_json({"b": 1, "a": [1]}) == _sha(b'{"a":[1],"b":1}')
+    assert input_hash(System.synthetic("small"))[1] == "system_description"
