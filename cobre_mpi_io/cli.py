@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_simulation_bench_arguments
 
     add_simulation_bench_arguments(bsub.add_parser("simulation", help="simulation writer vs pyarrow baselines"))
+    from .bench_manifest import add_finalize_bench_arguments
+
+    add_finalize_bench_arguments(bsub.add_parser("finalize", help="manifest gather/assembly/write at scale"))
     try:
         from .bench_policy import add_policy_bench_arguments
     except ImportError:  # pragma: no cover - policy module not installed
@@ -66,6 +69,10 @@ def _run(args: argparse.Namespace) -> int:
             from .bench import simulation_bench_main
 
             return simulation_bench_main(args)
+        if args.bench == "finalize":
+            from .bench_manifest import finalize_bench_main
+
+            return finalize_bench_main(args)
         from .bench_policy import policy_bench_main
 
         return policy_bench_main(args)

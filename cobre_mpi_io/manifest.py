@@ -299,6 +299,25 @@ def _read_json(path: Path, manifest: str) -> Any:
         raise ManifestError(manifest, f"{path} is not valid JSON: {exc}") from exc
 
 
+def _simulation_manifest_text(manifest: SimulationManifest) -> str:
+    """JSON text: indented, except ``files`` with one compact entry per line.
+
+    Indenting 10^5 file entries with :func:`json.dumps` takes the pure-Python
+    encoder (about 4x slower than compact); one line per file stays readable
+    and diff-friendly at a fraction of the cost.
+    """
+    d = manifest.to_dict()
+    files = d.pop("files")
+    head = json.dumps(d, indent=2, ensure_ascii=False)
+    assert head.endswith("\n}")
+    if files:
+        lines = ",\n".join(f"    {json.dumps(p)}: {json.dumps(e, separators=(', ', ': '))}" for p, e in files.items())
+        body = "{\n" + lines + "\n  }"
+    else:
+        body = "{}"
+    return head[:-2] + f',\n  "files": {body}\n}}\n'
+
+
 def write_simulation_manifest(path: str | os.PathLike[str], manifest: SimulationManifest) -> None:
     """Atomically write ``manifest`` to ``path`` (``.../simulation/_manifest.json``).
 
@@ -307,7 +326,7 @@ def write_simulation_manifest(path: str | os.PathLike[str], manifest: Simulation
     IoError
         Naming ``path`` when the write or rename fails.
     """
-    write_json_atomic(path, manifest.to_dict(), entity="simulation manifest")
+    write_bytes_atomic(path, _simulation_manifest_text(manifest).encode("utf-8"))
 
 
 def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest:
