@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from . import mpi
+from .hashing import peak_rss_mb
 from .layout import partition_file, simulation_dir
 from .parquet import ParquetConfig
 from .payload import SimulationScenarioResult, validate_result
@@ -50,13 +49,7 @@ from .synthetic_simulation import synthetic_result
 from .system import System
 from .tables import build_table
 
-__all__ = ["add_simulation_bench_arguments", "simulation_bench_main", "peak_rss_mb"]
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process, MB."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+__all__ = ["add_simulation_bench_arguments", "simulation_bench_main"]
 
 
 def add_simulation_bench_arguments(p: argparse.ArgumentParser) -> None:

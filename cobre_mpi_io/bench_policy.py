@@ -31,7 +31,6 @@ import argparse
 import json
 import mmap
 import os
-import resource
 import statistics
 import sys
 import time
@@ -40,13 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from .hashing import peak_rss_mb
 from .checkpoint import StageCuts, read_stage_cuts, stage_file_name, write_stage_cuts
 
 __all__ = ["run_policy_bench", "add_policy_bench_arguments", "policy_bench_main"]
-
-
-def _rss_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:
@@ -145,7 +141,7 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
     sizes: list[int] = []
     verified = True
     zero_copy = True
-    rss_before = _rss_peak_mb()
+    rss_before = peak_rss_mb()
     for s in range(stages):
         sc = _stage(s, cuts, state_dim, seed)
         path = out / "cuts" / stage_file_name(s)
@@ -169,7 +165,7 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
                 times.append(time.perf_counter() - t0)
         verified = verified and _verify_generated(path, sc)
         del sc, ours, tofile, runs, fn
-    peak = _rss_peak_mb()  # writing phase only: one stage's coefficients alive at a time
+    peak = peak_rss_mb()  # writing phase only: one stage's coefficients alive at a time
     for s in range(stages):
         for _ in range(repeats):
             t0 = time.perf_counter()

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import math
 import mmap
@@ -73,6 +72,7 @@ import numpy.typing as npt
 from . import mpi
 from .atomic import atomic_write, ensure_dir, fsync_dir, write_json_atomic
 from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+from .manifest import utc_now
 
 __all__ = [
     "POLICY_FORMAT_VERSION",
@@ -1204,10 +1204,6 @@ def read_stage_basis(path: str | os.PathLike[str]) -> StageBasis:
 # --------------------------------------------------------------------------
 
 
-def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _checkpoint_name(iteration: int) -> str:
     return f"iter_{int(iteration):06d}"
 
@@ -1252,14 +1248,21 @@ def _stage_files(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def policy_cut_files(policy_dir: str | os.PathLike[str]) -> list[Path]:
+def policy_cut_files(policy_dir: str | os.PathLike[str] | None) -> list[Path]:
     """``cuts/stage_*.bin`` of the checkpoint ``policy_dir`` designates, in stage order.
 
     The SHA-256 of their concatenated bytes is ``metadata.json``'s
     ``policy_hash`` (SPEC §7).  Paths are resolved (they do not change if
-    ``latest`` moves while they are read).
+    ``latest`` moves while they are read).  ``[]`` when ``policy_dir`` is
+    None or holds no cut files.
     """
-    return [p for _sid, p in _stage_files(resolve_checkpoint_dir(policy_dir) / "cuts")]
+    if policy_dir is None:
+        return []
+    try:
+        directory = resolve_checkpoint_dir(policy_dir)
+    except ManifestError:  # no checkpoint pointer: a plain directory of stage files, if any
+        directory = Path(policy_dir).resolve()
+    return [p for _sid, p in _stage_files(directory / "cuts")]
 
 
 def _read_json(path: Path, manifest: str) -> Any:
@@ -1568,7 +1571,7 @@ def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_base
         if stale.name.startswith("."):
             _remove_tree(stale)
     if not metadata.created_at:
-        metadata = dataclasses.replace(metadata, created_at=_utc_now())
+        metadata = dataclasses.replace(metadata, created_at=utc_now())
     name = _checkpoint_name(metadata.completed_iterations)
     final = root / name
     k = 1

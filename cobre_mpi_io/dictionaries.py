@@ -26,9 +26,7 @@ which the entity exists (operative state not ``non_existing`` nor
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from .atomic import ensure_dir, write_bytes_atomic, write_json_atomic
+from .hashing import sha256_json
 from .errors import SchemaError
 from .manifest import MANIFEST_VERSION, utc_now
 from .parquet import FileRecord, ParquetConfig, write_parquet
@@ -112,11 +111,6 @@ def codes_document(generated_at: str | None = None) -> dict[str, Any]:
     return doc
 
 
-def _sha256_json(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def state_dictionary(system: System) -> dict[str, Any]:
     """The state dictionary of ``system`` (SPEC §8).
 
@@ -147,7 +141,7 @@ def state_dictionary(system: System) -> dict[str, Any]:
                 add(f"inflow_lag_{lag}", h)
     assert len(variables) == system.state_dimension
     return {"version": DICTIONARY_VERSION, "state_dimension": len(variables), "state_variables": variables,
-            "checksum": _sha256_json(variables)}
+            "checksum": sha256_json(variables)}
 
 
 def bounds_table(system: System) -> pa.Table:

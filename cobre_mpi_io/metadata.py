@@ -26,16 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from . import mpi
 from .atomic import write_json_atomic
+from .checkpoint import policy_cut_files
 from .errors import IoError, ManifestError
+from .hashing import sha256_file, sha256_files, sha256_json, update_from_file
 from .system import System
 
 __all__ = [
@@ -123,53 +124,8 @@ def read_metadata(path: str | os.PathLike[str]) -> RunMetadata:
 
 
 # ------------------------------------------------------------------ hashing
-def _update_file(h: Any, path: Path) -> None:
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-    except OSError as exc:
-        raise IoError.from_os_error(path, exc) from exc
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """``"sha256:<hex>"`` of one file's bytes; :class:`IoError` if unreadable."""
-    h = hashlib.sha256()
-    _update_file(h, Path(path))
-    return "sha256:" + h.hexdigest()
-
-
-def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
-    """``"sha256:<hex>"`` of the concatenated bytes of ``paths``, in the given order."""
-    h = hashlib.sha256()
-    for p in paths:
-        _update_file(h, Path(p))
-    return "sha256:" + h.hexdigest()
-
-
-def sha256_json(obj: Any) -> str:
-    """``"sha256:<hex>"`` of the canonical JSON of ``obj`` (sorted keys, no spaces, UTF-8)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-_STAGE_FILE = re.compile(r"^stage_(\d+)\.bin$")
-
-
-def policy_cut_files(policy_dir: str | os.PathLike[str] | None) -> list[Path]:
-    """``policy/cuts/stage_*.bin`` sorted by stage number (``[]`` when absent).
-
-    Symlinks are resolved first (``policy/cuts -> latest/cuts`` of the policy
-    checkpoint), so the files all come from one checkpoint.
-    """
-    if policy_dir is None:
-        return []
-    d = Path(policy_dir) / "cuts"
-    if not d.is_dir():
-        return []
-    d = d.resolve()  # one checkpoint, even if ``policy/latest`` moves while we read
-    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _STAGE_FILE.match(p.name)) and p.is_file()]
-    return [p for _s, p in sorted(found)]
+# sha256_file / sha256_files / sha256_json live in hashing.py and policy_cut_files in
+# checkpoint.py; they are re-exported here for the metadata's callers.
 
 
 def hash_case_files(case_dir: str | os.PathLike[str]) -> str:
@@ -185,7 +141,7 @@ def hash_case_files(case_dir: str | os.PathLike[str]) -> str:
         except OSError as exc:
             raise IoError.from_os_error(p, exc) from exc
         h.update(rel + b"\0" + str(size).encode() + b"\0")
-        _update_file(h, p)
+        update_from_file(h, p)
     return "sha256:" + h.hexdigest()
 
 

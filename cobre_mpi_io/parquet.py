@@ -16,13 +16,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 
 from .atomic import write_bytes_atomic
+from .hashing import xxh64_hex
 from .errors import SchemaError, SerializationError
 from .schemas import TableSchema
 
-__all__ = ["ParquetConfig", "FileRecord", "encode_table", "write_parquet", "xxh64_hex"]
+__all__ = ["ParquetConfig", "FileRecord", "encode_table", "write_parquet", "check_schema"]
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,6 @@ class FileRecord:
     def to_dict(self) -> dict[str, Any]:
         """The manifest form ``{rows, bytes, xxhash64}`` (path is the key)."""
         return {"rows": self.rows, "bytes": self.bytes, "xxhash64": self.xxhash64}
-
-
-def xxh64_hex(data: bytes | memoryview) -> str:
-    """xxh64 (seed 0) of ``data`` as 16 lowercase hex digits."""
-    return xxhash.xxh64(data, seed=0).hexdigest()
 
 
 def encode_table(tbl: pa.Table, schema: TableSchema, config: ParquetConfig) -> pa.Buffer:

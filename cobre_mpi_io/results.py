@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import xxhash
 
 from . import __version__, mpi
 from .atomic import ensure_dir
@@ -67,6 +65,7 @@ from .metadata import (
     sha256_json,
     write_metadata,
 )
+from .hashing import peak_rss_mb, xxh64_files
 from .parquet import FileRecord
 from .system import System
 from .training import (
@@ -300,14 +299,7 @@ class WrittenResults:
 def policy_xxhash64(policy_dir: str | os.PathLike[str] | None) -> str | None:
     """xxh64 hex of the concatenated bytes of ``policy/cuts/stage_*.bin`` in stage order; None without cut files."""
     files = policy_cut_files(policy_dir)
-    if not files:
-        return None
-    h = xxhash.xxh64(seed=0)
-    for p in files:
-        with open(p, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
+    return xxh64_files(files) if files else None
 
 
 def _seconds_between(a: str | None, b: str | None) -> float | None:
@@ -370,9 +362,6 @@ def _rnd(x: float | None) -> float | None:
     return None if x is None else round(float(x), 3)
 
 
-def _peak_rss_mb() -> float:
-    # ru_maxrss is KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _step(comm: Any, name: str, fn: Any) -> Any:
@@ -484,7 +473,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
 
         # 5. metadata (environment and peak memory gathered from every rank)
         env = detect_environment(c)
-        peak = max(mpi.allgather(c, _peak_rss_mb()))
+        peak = max(mpi.allgather(c, peak_rss_mb()))
 
         def metadata() -> RunMetadata:
             ih, ih_src = input_hash(system)

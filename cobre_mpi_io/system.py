@@ -12,8 +12,6 @@ The writers only use the precomputed NumPy lookups (:meth:`hours_matrix`,
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -387,8 +385,9 @@ class System:
     @cached_property
     def system_hash(self) -> str:
         """``sha256:<hex>`` of the canonical JSON description."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        from .hashing import sha256_json
+
+        return sha256_json(self.to_dict())
 
     # --------------------------------------------------------------- loaders
     @classmethod
