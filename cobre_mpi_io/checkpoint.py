@@ -1555,7 +1555,7 @@ def write_policy_checkpoint(
     outcome = mpi.bcast_from_root(comm, outcome)
     mpi.barrier(comm)
     if isinstance(outcome, OutputError):
-        raise outcome
+        raise mpi.mark_agreed(outcome)
     assert outcome is not None
     return outcome
 

@@ -33,7 +33,7 @@ from typing import Any
 from . import mpi
 from .checkpoint import PolicyCheckpointer, synthetic_policy
 from .dictionaries import state_dictionary
-from .errors import SchemaError
+from .errors import IoError, SchemaError
 from .manifest import utc_now
 from .results import RunConfig, SimulationOutput, TrainingOutput, write_results
 from .simulation import SimulationConfig, SimulationParquetWriter
@@ -43,7 +43,7 @@ from .system import System
 from .training import TrainingParquetWriter
 
 __all__ = ["add_demo_arguments", "demo_main", "load_system", "case_num_scenarios", "run_config", "run_training",
-           "run_simulation", "TrainingResult"]
+           "run_simulation", "TrainingResult", "check_output_dir"]
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,6 +89,25 @@ def case_num_scenarios(case: Path | None) -> int | None:
         return int(n)
     except (KeyError, TypeError, ValueError, json.JSONDecodeError):
         return None
+
+
+def check_output_dir(output: Path, resume: bool) -> None:
+    """Refuse to start over an existing run unless resuming (before anything is written).
+
+    Raises
+    ------
+    IoError
+        ``output`` already holds a ``simulation/``, ``training/`` or ``policy/``
+        with files and ``resume`` is False.
+    """
+    if resume:
+        return
+    for sub in ("simulation", "training", "policy"):
+        d = output / sub
+        if d.is_dir() and any(d.iterdir()):
+            raise IoError(d, "not empty",
+                          "output directory already holds a run; use --resume to continue it, or choose an "
+                          "empty directory (two runs are never mixed)")
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -180,6 +199,8 @@ def demo_main(args: argparse.Namespace) -> int:
     rank = mpi.rank_of(comm)
     system = mpi.run_agreed(comm, lambda: load_system(args.case, args.scale), str(args.case or args.scale))
     assert system is not None
+    mpi.run_agreed(comm, lambda: check_output_dir(args.output, args.resume) if rank == 0 else None,
+                   str(args.output))
     config = mpi.run_agreed(comm, lambda: run_config(args), "config")
     assert config is not None
     t0 = time.perf_counter()

@@ -15,31 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import xxhash
 
 from .errors import IoError, ManifestError
+from .hashing import xxh64_file
 from .layout import MANIFEST_NAME, partition_file
 from .manifest import FileEntry, SimulationManifest, read_simulation_manifest
 from .parquet import FileRecord
 
-__all__ = ["hash_file", "read_previous_manifest", "ScanResult", "scan_scenarios"]
-
-_CHUNK = 8 << 20
-
-
-def hash_file(path: Path) -> tuple[int, str]:
-    """``(size, xxh64 hex)`` of a file, read in 8 MiB chunks."""
-    h = xxhash.xxh64(seed=0)
-    size = 0
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-                size += len(chunk)
-    except OSError as exc:
-        raise IoError.from_os_error(path, exc) from exc
-    return size, h.hexdigest()
-
+__all__ = ["read_previous_manifest", "ScanResult", "scan_scenarios"]
 
 def read_previous_manifest(sim_dir: Path) -> SimulationManifest | None:
     """The existing ``_manifest.json`` of ``sim_dir``, or None if missing or unreadable."""
@@ -68,7 +51,7 @@ def _file_ok(path: Path, rel: str, prev: Mapping[str, FileEntry] | None, expecte
     entry = prev.get(rel) if prev is not None else None
     if entry is not None and entry.bytes != st.st_size:
         return None
-    size, digest = hash_file(path)
+    size, digest = xxh64_file(path)
     if entry is not None:
         return FileRecord(rel, entry.rows, size, digest) if digest == entry.xxhash64 else None
     try:

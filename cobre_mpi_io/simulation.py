@@ -348,19 +348,21 @@ class SimulationParquetWriter:
                 self._io_seconds += time.perf_counter() - t0
 
     def _write(self, vr: ValidatedResult) -> None:
-        recs = []
         for name in self.tables:
             tbl = build_table(name, vr.tables[name], self.system, self.config.detail)
             rel = partition_file(name, vr.scenario_id)
             rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
                                 root=self.sim_dir, durable=self.config.durability == "file")
-            recs.append(rec)
+            # record every file as soon as it exists, so the manifest accounts for the files of a
+            # scenario that fails part-way (disk full on a later table); the scenario itself only
+            # counts as written, below, once all its tables are
+            with self._lock:
+                self._files.append(rec)
+                self._bytes += rec.bytes
+                self._rows += rec.rows
         with self._lock:
-            self._files.extend(recs)
             self._written.append(vr.scenario_id)
             self._totals.append((vr.scenario_id, vr.total_cost, *(vr.category_costs[c] for c in COST_COMPONENTS)))
-            self._bytes += sum(r.bytes for r in recs)
-            self._rows += sum(r.rows for r in recs)
 
     # ------------------------------------------------------------- finalize
     @property
@@ -424,8 +426,14 @@ class SimulationParquetWriter:
                 outcome = self._commit(parts)
             except Exception as exc:  # noqa: BLE001 - agreed below
                 outcome = (None, _as_output_error(exc, str(self.sim_dir / MANIFEST_NAME)))
-        manifest, err_out = mpi.bcast_from_root(self.comm, outcome)
-        if manifest is not None and self.rank != 0:
+        # broadcast the outcome without the file list (it can hold 10^5 entries): every rank
+        # learns status, counts and checksum; non-root ranks then list only their own files
+        full = outcome[0]
+        manifest, err_out = mpi.bcast_from_root(
+            self.comm, (replace(full, files={}) if full is not None else None, outcome[1]))
+        if self.rank == 0:
+            manifest = full
+        elif manifest is not None:
             manifest = replace(manifest, files={r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for r in part.files})
         if manifest is not None:
             self._manifest = manifest

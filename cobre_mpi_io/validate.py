@@ -30,7 +30,7 @@ from .atomic import is_temp_name
 from .errors import ManifestError, OutputError
 from .layout import MANIFEST_NAME, SIMULATION_DIR, SUCCESS_NAME, parse_partition_file
 from .manifest import SimulationManifest, combined_checksum, read_simulation_manifest
-from .recovery import hash_file
+from .hashing import xxh64_file
 from .schemas import SIMULATION_TABLES, TABLES
 
 __all__ = ["Problem", "ValidationReport", "validate_simulation", "add_validate_arguments", "validate_main"]
@@ -88,7 +88,7 @@ def _check_file(sim: Path, rel: str, entry: Any, report: ValidationReport) -> An
     if not path.exists():
         report.add(rel, "listed in the manifest but missing")
         return None
-    size, digest = hash_file(path)
+    size, digest = xxh64_file(path)
     if size != entry.bytes:
         report.add(rel, f"size {size} differs from the manifest ({entry.bytes})")
     if digest != entry.xxhash64:
