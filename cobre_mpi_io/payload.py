@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import SchemaError
 from .schemas import COST_COMPONENTS, Column, TableSchema, table
-from .system import System
+from .system import RowLayout, System
 
 __all__ = ["SimulationScenarioResult", "NormalizedColumn", "ValidatedResult", "validate_result", "DETAIL_LEVELS"]
 
@@ -78,6 +78,8 @@ class ValidatedResult:
     category_costs: dict[str, float]
     tables: dict[str, dict[str, NormalizedColumn]]
     rows: dict[str, int]
+    canonical: frozenset[str] = frozenset()
+    """Tables whose rows are in the system's canonical layout (fast path when writing)."""
 
 
 def _where(sid: int, tname: str) -> str:
@@ -135,7 +137,37 @@ def _normalize(sid: int, t: TableSchema, col: Column, raw: ArrayLike, n: int | N
     return NormalizedColumn(values, mask)
 
 
-def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], system: System, n: int) -> None:
+def _is_canonical(t: TableSchema, cols: dict[str, NormalizedColumn], layout: RowLayout | None, n: int) -> bool:
+    """Whether the key columns are exactly the system's canonical layout (a few array compares)."""
+    if layout is None or layout.rows != n:
+        return False
+    if not np.array_equal(cols["stage_id"].values, layout.stage_id):
+        return False
+    if layout.block_id is not None:
+        bc = cols.get("block_id")
+        if bc is None:
+            return False
+        if layout.block_null is None:
+            if bc.mask is not None or not np.array_equal(bc.values, layout.block_id):
+                return False
+        else:
+            if bc.mask is None or not np.array_equal(bc.mask, layout.block_null):
+                return False
+            keep = ~layout.block_null
+            if not np.array_equal(bc.values[keep], layout.block_id[keep]):
+                return False
+    if t.entity_column is not None and (layout.entity_id is None or
+                                        not np.array_equal(cols[t.entity_column].values, layout.entity_id)):
+        return False
+    if layout.lag_index is not None and not np.array_equal(cols["lag_index"].values, layout.lag_index):
+        return False
+    return True
+
+
+def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], system: System, n: int) -> bool:
+    """Check keys, entity ids and row count; True when the rows are in canonical layout."""
+    if _is_canonical(t, cols, system.canonical_layout(t.name), n):
+        return True
     where = _where(sid, t.name)
     T = system.num_stages
     stage = cols["stage_id"].values
@@ -167,11 +199,10 @@ def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], sys
     if t.entity_column is not None:
         ids = system.ids(t.name)
         ent = cols[t.entity_column].values
-        ent_idx = np.searchsorted(ids, ent).astype(np.int64)
-        known = ent_idx < ids.size
-        known[known] = ids[ent_idx[known]] == ent[known]
-        if not known.all():
-            bad = int(ent[~known][0])
+        ent_idx = system.index_of(t.name, ent)
+        unknown = ent_idx < 0
+        if unknown.any():
+            bad = int(ent[unknown][0])
             raise SchemaError(where, t.entity_column, f"unknown entity id {bad}")
     # one row per key: the composite key (bounded, so a bitmap is enough) must be unique
     key = stage.astype(np.int64)
@@ -201,6 +232,7 @@ def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], sys
     expected = system.expected_rows(t.name)
     if expected is not None and t.name != "costs" and n != expected:
         raise SchemaError(where, None, f"{n} rows where the system needs {expected} (SPEC §4 row count)")
+    return False
 
 
 def validate_result(result: SimulationScenarioResult, system: System, detail: str = "full") -> ValidatedResult:
@@ -267,6 +299,7 @@ def validate_result(result: SimulationScenarioResult, system: System, detail: st
             raise SchemaError(_where(sid, name), None, "table missing from the payload")
     out: dict[str, dict[str, NormalizedColumn]] = {}
     rows: dict[str, int] = {}
+    canonical: set[str] = set()
     for name in sorted(needed):
         t = table(name)
         given = result.tables[name]
@@ -292,7 +325,8 @@ def validate_result(result: SimulationScenarioResult, system: System, detail: st
         for col in t.payload_columns:
             if col.name not in cols:  # omitted nullable column: all null
                 cols[col.name] = NormalizedColumn(np.zeros(n, col.numpy_dtype), np.ones(n, bool))
-        _check_keys(sid, t, cols, system, n)
+        if _check_keys(sid, t, cols, system, n):
+            canonical.add(name)
         out[name] = cols
         rows[name] = n
-    return ValidatedResult(sid, total, cats, out, rows)
+    return ValidatedResult(sid, total, cats, out, rows, frozenset(canonical))

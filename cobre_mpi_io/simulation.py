@@ -349,7 +349,7 @@ class SimulationParquetWriter:
 
     def _write(self, vr: ValidatedResult) -> None:
         for name in self.tables:
-            tbl = build_table(name, vr.tables[name], self.system, self.config.detail)
+            tbl = build_table(name, vr.tables[name], self.system, self.config.detail, name in vr.canonical)
             rel = partition_file(name, vr.scenario_id)
             rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
                                 root=self.sim_dir, durable=self.config.durability == "file")

@@ -147,14 +147,14 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
     storage = h_s0.copy()
     for t in range(T):
         inflow = inflow_hist[t + max_ar] * on_h[t]
-        for lag in range(1, max_ar + 1):
-            sel = system.ar_orders >= lag
-            k = int(sel.sum())
-            if k:
-                lag_rows["stage_id"].append(np.full(k, t, np.int32))
-                lag_rows["hydro_id"].append(ids["h"][sel])
-                lag_rows["lag_index"].append(np.full(k, lag, np.int32))
-                lag_rows["inflow_m3s"].append(inflow_hist[t + max_ar - lag][sel])
+        if max_ar:  # one row per (hydro, lag 1..AR order), hydros in id order
+            orders = system.ar_orders
+            h_idx = np.repeat(np.arange(nH), orders)
+            lags = np.concatenate([np.arange(1, int(o) + 1) for o in orders])
+            lag_rows["stage_id"].append(np.full(h_idx.size, t, np.int32))
+            lag_rows["hydro_id"].append(ids["h"][h_idx])
+            lag_rows["lag_index"].append(lags.astype(np.int32))
+            lag_rows["inflow_m3s"].append(inflow_hist[t + max_ar - lags, h_idx])
         stage_block_costs: list[dict[str, float]] = []
         for b in range(int(nb[t])):
             hours = float(hm[t, b])

@@ -36,6 +36,7 @@ __all__ = [
     "Battery",
     "GenericConstraint",
     "System",
+    "RowLayout",
     "ENTITY_KINDS",
     "OPERATIVE_STATE",
 ]
@@ -179,6 +180,24 @@ _TABLE_ENTITIES["inflow_lags"] = "hydros"
 
 
 @dataclass(frozen=True)
+class RowLayout:
+    """Key columns of a partition in canonical order, with per-row hours and entity positions."""
+
+    stage_id: np.ndarray
+    block_id: np.ndarray | None
+    block_null: np.ndarray | None
+    entity_index: np.ndarray | None
+    entity_id: np.ndarray | None
+    lag_index: np.ndarray | None
+    hours: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return int(self.stage_id.size)
+
+
+@dataclass(frozen=True)
 class System:
     """What the writers need to know about the system (SPEC §12).
 
@@ -301,8 +320,35 @@ class System:
         return out
 
     def index_of(self, table: str, ids: np.ndarray) -> np.ndarray:
-        """Positions of ``ids`` in :meth:`ids` (caller has checked they exist)."""
-        return np.searchsorted(self.ids(table), ids)
+        """Positions of ``ids`` in :meth:`ids` (int64), ``-1`` for an id the system does not have.
+
+        A dense lookup table when ids are compact (the usual case), a binary
+        search otherwise.
+        """
+        known = self.ids(table)
+        lut = self._luts.get(table)
+        if lut is not None:
+            out = np.full(ids.shape, -1, np.int64)
+            ok = (ids >= 0) & (ids < lut.size)
+            out[ok] = lut[ids[ok]]
+            return out
+        pos = np.searchsorted(known, ids).astype(np.int64)
+        inside = pos < known.size
+        hit = np.zeros(ids.shape, bool)
+        hit[inside] = known[pos[inside]] == ids[inside]
+        return np.where(hit, pos, -1)
+
+    @cached_property
+    def _luts(self) -> dict[str, np.ndarray]:
+        out = {}
+        for table in _TABLE_ENTITIES:
+            ids = self.ids(table)
+            if ids.size and int(ids.max()) < 4 * ids.size + 1024:
+                lut = np.full(int(ids.max()) + 1, -1, np.int64)
+                lut[ids] = np.arange(ids.size)
+                lut.setflags(write=False)
+                out[table] = lut
+        return out
 
     def operative_states(self, table: str) -> np.ndarray:
         """int8 array (T, n_entities) of operative state codes, entities in id order."""
@@ -322,6 +368,60 @@ class System:
             m[t > exit_[None, :]] = OPERATIVE_STATE["decommissioned"]
             m.setflags(write=False)
             out[table] = m
+        return out
+
+    def canonical_layout(self, table: str) -> RowLayout | None:
+        """The row layout of a ``full`` partition of ``table`` in canonical order, or None.
+
+        Canonical order: by stage, then block (``costs``: the stage-level row
+        first), then entity id (``inflow_lags``: by stage, hydro id, lag).
+        A payload in this order is validated by comparing its key columns
+        with these arrays, and its derived columns use the precomputed
+        per-row hours and entity positions (the fast path); any other order
+        is checked and derived row by row (vectorized) instead.
+        """
+        return self._layouts.get(table)
+
+    @cached_property
+    def _layouts(self) -> dict[str, RowLayout]:
+        out: dict[str, RowLayout] = {}
+        T = self.num_stages
+        nb = self.blocks_per_stage
+        hm = self.hours_matrix
+        # costs: per stage, the stage-level row (block null) then one row per block
+        stage = np.repeat(np.arange(T), nb + 1)
+        block = np.concatenate([np.arange(-1, int(b)) for b in nb])
+        null = block < 0
+        hours = np.where(null, self.stage_hours[stage], hm[stage, np.where(null, 0, block)])
+        out["costs"] = RowLayout(stage.astype(np.int32), np.where(null, 0, block).astype(np.int32), null,
+                                 None, None, None, hours)
+        for table in _TABLE_ENTITIES:
+            n = len(self.entities(table))
+            if not n or table == "generic_violations":
+                continue
+            if table == "inflow_lags":
+                orders = self.ar_orders
+                if not orders.sum():
+                    continue
+                per_stage_ent = np.repeat(np.arange(n), orders)
+                per_stage_lag = np.concatenate([np.arange(1, int(o) + 1) for o in orders])
+                k = per_stage_ent.size
+                stage = np.repeat(np.arange(T), k)
+                ent = np.tile(per_stage_ent, T)
+                out[table] = RowLayout(stage.astype(np.int32), None, None, ent,
+                                       self.ids(table)[ent], np.tile(per_stage_lag, T).astype(np.int32),
+                                       self.stage_hours[stage])
+                continue
+            stage = np.repeat(np.arange(T), nb * n)
+            block = np.concatenate([np.repeat(np.arange(int(b)), n) for b in nb])
+            ent = np.tile(np.arange(n), int(nb.sum()))
+            out[table] = RowLayout(stage.astype(np.int32), block.astype(np.int32), None, ent,
+                                   self.ids(table)[ent], None, hm[stage, block])
+        for lay in out.values():
+            for a in (lay.stage_id, lay.block_id, lay.block_null, lay.entity_index, lay.entity_id, lay.lag_index,
+                      lay.hours):
+                if a is not None:
+                    a.setflags(write=False)
         return out
 
     @cached_property

@@ -117,7 +117,8 @@ def _aggregate_per_stage(t: TableSchema, cols: dict[str, NormalizedColumn], syst
     return out
 
 
-def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, detail: str = "full") -> pa.Table:
+def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, detail: str = "full",
+                canonical: bool = False) -> pa.Table:
     """Arrow table of ``name`` in the exact spec schema, derived columns filled.
 
     Parameters
@@ -131,11 +132,19 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     detail : {"full", "stage"}
         ``stage``: costs keeps its stage-level rows only; hydros is
         aggregated per (stage, hydro) with ``block_id`` null.
+    canonical : bool
+        The rows are in :meth:`System.canonical_layout` order (validation
+        says so): per-row hours and entity positions come precomputed.
     """
     t = table(name)
     n = cols["stage_id"].values.shape[0]
+    layout = system.canonical_layout(name) if canonical and detail == "full" else None
+    if layout is not None:
+        values_: Cols = {k: v.values for k, v in cols.items()}
+        ent = layout.entity_index if layout.entity_index is not None else np.zeros(n, np.int64)
+        return _assemble(t, cols, values_, _Ctx(layout.hours, layout.stage_id, ent, system, name))
     stage = cols["stage_id"].values.astype(np.int64, copy=False)
-    entity = (np.searchsorted(system.ids(name), cols[t.entity_column].values).astype(np.int64)
+    entity = (system.index_of(name, cols[t.entity_column].values)
               if t.entity_column is not None else np.zeros(n, np.int64))
     bcol = cols.get("block_id")
     if detail == "stage" and name == "costs":
@@ -148,7 +157,7 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
         assert bcol is not None
         cols = _aggregate_per_stage(t, cols, system, stage, entity, bcol.values.astype(np.int64))
         stage = cols["stage_id"].values.astype(np.int64, copy=False)
-        entity = np.searchsorted(system.ids(name), cols["hydro_id"].values).astype(np.int64)
+        entity = system.index_of(name, cols["hydro_id"].values)
         bcol = cols["block_id"]
     if bcol is not None:
         block = bcol.values.astype(np.int64, copy=False)
@@ -159,7 +168,12 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     else:
         hours = system.stage_hours[stage]
     ctx = _Ctx(hours, stage, entity, system, name)
-    values: Cols = {k: v.values for k, v in cols.items()}
+    return _assemble(t, cols, {k: v.values for k, v in cols.items()}, ctx)
+
+
+def _assemble(t: TableSchema, cols: dict[str, NormalizedColumn], values: Cols, ctx: _Ctx) -> pa.Table:
+    """Arrow arrays in schema order: payload columns as given, derived ones computed."""
+    name = t.name
     arrays: list[pa.Array] = []
     for col in t.columns:
         if col.derived:
