@@ -73,7 +73,8 @@ def ensure_dir(directory: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[IO[bytes]]:
+def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
+                 start_writeback: bool = False) -> Iterator[IO[bytes]]:
     """Write a file atomically: yields a binary file object on a temp file.
 
     Parameters
@@ -81,8 +82,13 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Itera
     path : path-like
         Final path. Its directory is created if missing.
     durable : bool
-        fsync the file and the directory (default). Only benchmarks of the
-        raw encoder turn this off.
+        fsync the file and the directory (default). Writers that flush the
+        whole filesystem once before their commit point (``syncfs``) turn
+        this off.
+    start_writeback : bool
+        When not ``durable``: ask the kernel to start writing the file back
+        now, asynchronously (``posix_fadvise(DONTNEED)``), so a later
+        :func:`sync_filesystem` has little left to wait for.
 
     Raises
     ------
@@ -105,6 +111,8 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Itera
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
+            elif start_writeback and hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             fh.close()
         try:
@@ -126,9 +134,10 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Itera
                 os.unlink(tmp)
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *, durable: bool = True) -> int:
-    """Atomically write ``data`` to ``path``; returns the number of bytes."""
-    with atomic_write(path, durable=durable) as fh:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *, durable: bool = True,
+                       start_writeback: bool = False) -> int:
+    """Atomically write ``data`` to ``path``; returns the number of bytes (options: :func:`atomic_write`)."""
+    with atomic_write(path, durable=durable, start_writeback=start_writeback) as fh:
         fh.write(data)
     return len(data)
 

@@ -115,7 +115,8 @@ def check_schema(tbl: pa.Table, schema: TableSchema, file: str) -> None:
 
 
 def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSchema, config: ParquetConfig,
-                  *, root: str | os.PathLike[str] | None = None, durable: bool = True) -> FileRecord:
+                  *, root: str | os.PathLike[str] | None = None, durable: bool = True,
+                  start_writeback: bool = False) -> FileRecord:
     """Check, encode, hash and atomically write one Parquet file.
 
     Parameters
@@ -132,6 +133,9 @@ def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSche
         The record's path is relative to it (POSIX); default the file name.
     durable : bool
         fsync file and directory (default).
+    start_writeback : bool
+        When not durable, start the kernel's writeback of the file now (see
+        :func:`~cobre_mpi_io.atomic.atomic_write`).
 
     Returns
     -------
@@ -148,5 +152,5 @@ def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSche
     buf = encode_table(tbl.replace_schema_metadata(None) if tbl.schema.metadata else tbl, schema, config)
     view = memoryview(buf)
     digest = xxh64_hex(view)
-    write_bytes_atomic(p, view, durable=durable)
+    write_bytes_atomic(p, view, durable=durable, start_writeback=start_writeback)
     return FileRecord(rel, tbl.num_rows, buf.size, digest)

@@ -139,6 +139,15 @@ class RankPart:
 _STOP = object()
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A scenario waiting for the I/O thread: its Arrow tables and its totals row."""
+
+    scenario_id: int
+    totals: tuple[Any, ...]
+    tables: tuple[tuple[str, pa.Table], ...]
+
+
 def _as_output_error(exc: BaseException, what: str) -> OutputError:
     if isinstance(exc, OutputError) or isinstance(exc, (OSError, pa.ArrowException, ValueError, TypeError,
                                                          MemoryError)):
@@ -320,13 +329,27 @@ class SimulationParquetWriter:
                 self._accepted.add(sid)
                 return False
             validated = validate_result(result, self.system, self.config.detail)
-        except SchemaError as exc:
+            pending = self._build(validated)
+        except OutputError as exc:
             if isinstance(sid, int) and sid in self._owned_set and sid not in self._accepted:
                 self.record_failure(sid, exc)
             raise
         self._accepted.add(sid)
-        self._queue.put(validated)
+        self._queue.put(pending)
         return True
+
+    def _build(self, vr: ValidatedResult) -> _Pending:
+        """Arrow tables of a validated result (derived columns computed), on the producer's thread,
+        so the I/O thread only encodes and writes."""
+        tables = []
+        for name in self.tables:
+            try:
+                tables.append((name, build_table(name, vr.tables[name], self.system, self.config.detail,
+                                                 name in vr.canonical)))
+            except Exception as exc:  # noqa: BLE001 - Arrow/NumPy failures become SerializationError
+                raise _as_output_error(exc, f"scenario {vr.scenario_id} {name}") from exc
+        return _Pending(vr.scenario_id, (vr.scenario_id, vr.total_cost,
+                                         *(vr.category_costs[c] for c in COST_COMPONENTS)), tuple(tables))
 
     # ----------------------------------------------------------- I/O thread
     def _drain(self) -> None:
@@ -347,12 +370,12 @@ class SimulationParquetWriter:
             finally:
                 self._io_seconds += time.perf_counter() - t0
 
-    def _write(self, vr: ValidatedResult) -> None:
-        for name in self.tables:
-            tbl = build_table(name, vr.tables[name], self.system, self.config.detail, name in vr.canonical)
-            rel = partition_file(name, vr.scenario_id)
+    def _write(self, item: _Pending) -> None:
+        for name, tbl in item.tables:
+            rel = partition_file(name, item.scenario_id)
             rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
-                                root=self.sim_dir, durable=self.config.durability == "file")
+                                root=self.sim_dir, durable=self.config.durability == "file",
+                                start_writeback=self.config.durability == "commit")
             # record every file as soon as it exists, so the manifest accounts for the files of a
             # scenario that fails part-way (disk full on a later table); the scenario itself only
             # counts as written, below, once all its tables are
@@ -361,8 +384,8 @@ class SimulationParquetWriter:
                 self._bytes += rec.bytes
                 self._rows += rec.rows
         with self._lock:
-            self._written.append(vr.scenario_id)
-            self._totals.append((vr.scenario_id, vr.total_cost, *(vr.category_costs[c] for c in COST_COMPONENTS)))
+            self._written.append(item.scenario_id)
+            self._totals.append(item.totals)
 
     # ------------------------------------------------------------- finalize
     @property
