@@ -132,3 +132,43 @@ def test_property_bad_payloads_are_output_errors(col: tuple[str, str], kind: str
     except OutputError as exc:
         assert str(exc)
     # some corruptions are valid (e.g. inf in a float column, NaN in a nullable one): they must pass cleanly
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(col=st.sampled_from(_COLUMNS), kind=_VALUES, sid=st.integers(-3, 12))
+def test_property_writer_never_leaves_a_partial_file(col: tuple[str, str], kind: str, sid: int) -> None:
+    """Through the writer: a refused payload (or scenario id) leaves no file at all, an accepted one
+    leaves complete files; nothing else than an OutputError ever escapes, and no temp file remains."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    from mpi4py import MPI
+
+    from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
+
+    table, column = col
+    r = copy.deepcopy(BASE)
+    r.scenario_id = sid
+    r.tables[table][column] = _corrupt(kind, np.asarray(BASE.tables[table][column]))  # type: ignore[index]
+    with tempfile.TemporaryDirectory() as d:
+        w = SimulationParquetWriter(d, SYSTEM, SimulationConfig(num_scenarios=8, durability="none"), MPI.COMM_SELF)
+        accepted = True
+        try:
+            w.write_scenario(r)
+        except OutputError:
+            accepted = False
+        try:
+            w.finalize()
+        except OutputError:
+            pass  # partial: the run has 8 scenarios and at most one was written
+        sim = Path(d) / "simulation"
+        data = sorted(sim.rglob("data.parquet"))
+        assert not [p for p in sim.rglob(".*")], "temp file left behind"
+        if accepted:
+            assert len(data) == len(SYSTEM.simulation_tables)
+            for p in data:
+                assert f"scenario_id={sid:04d}" in p.as_posix()
+                pq.read_table(p)
+        else:
+            assert data == []
