@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .checkpoint import (  # noqa: E402
+from .checkpoint import (
     PolicyCheckpointer,
     PolicyMetadata,
     StageBasis,
@@ -19,9 +19,9 @@ from .checkpoint import (  # noqa: E402
     read_policy_checkpoint,
     write_policy_checkpoint,
 )
-from .dictionaries import write_dictionaries  # noqa: E402
-from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError  # noqa: E402
-from .manifest import (  # noqa: E402
+from .dictionaries import write_dictionaries
+from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+from .manifest import (
     SimulationManifest,
     TrainingManifest,
     read_simulation_manifest,
@@ -29,25 +29,49 @@ from .manifest import (  # noqa: E402
     write_simulation_manifest,
     write_training_manifest,
 )
-from .metadata import write_metadata  # noqa: E402
-from .parquet import ParquetConfig  # noqa: E402
-from .payload import SimulationScenarioResult  # noqa: E402
-from .results import RunConfig, SimulationOutput, TrainingOutput, write_results  # noqa: E402
-from .simulation import SimulationConfig, SimulationParquetWriter  # noqa: E402
-from .system import System  # noqa: E402
-from .training import IterationRecord, RankTimingRecord, TrainingParquetWriter  # noqa: E402
-from .validate import validate_simulation  # noqa: E402
+from .metadata import write_metadata
+from .parquet import ParquetConfig
+from .payload import SimulationScenarioResult
+from .results import RunConfig, SimulationOutput, TrainingOutput, write_results
+from .simulation import SimulationConfig, SimulationParquetWriter
+from .system import System
+from .training import IterationRecord, RankTimingRecord, TrainingParquetWriter
+from .validate import validate_simulation
 
 __all__ = [
+    "IoError",
+    "IterationRecord",
+    "ManifestError",
+    "OutputError",
+    "ParquetConfig",
+    "PolicyCheckpointer",
+    "PolicyMetadata",
+    "RankTimingRecord",
+    "RunConfig",
+    "SchemaError",
+    "SerializationError",
+    "SimulationConfig",
+    "SimulationManifest",
+    "SimulationOutput",
+    "SimulationParquetWriter",
+    "SimulationScenarioResult",
+    "StageBasis",
+    "StageCuts",
+    "StageStates",
+    "StageVertices",
+    "System",
+    "TrainingManifest",
+    "TrainingOutput",
+    "TrainingParquetWriter",
     "__version__",
-    "OutputError", "IoError", "SerializationError", "SchemaError", "ManifestError",
-    "System", "SimulationScenarioResult", "SimulationConfig", "ParquetConfig", "SimulationParquetWriter",
-    "SimulationManifest", "TrainingManifest", "write_simulation_manifest", "read_simulation_manifest",
-    "write_training_manifest", "read_training_manifest",
-    "TrainingParquetWriter", "IterationRecord", "RankTimingRecord",
-    "write_metadata", "write_dictionaries",
-    "RunConfig", "TrainingOutput", "SimulationOutput", "write_results",
-    "StageCuts", "StageStates", "StageVertices", "StageBasis", "PolicyMetadata",
-    "write_policy_checkpoint", "read_policy_checkpoint", "PolicyCheckpointer",
+    "read_policy_checkpoint",
+    "read_simulation_manifest",
+    "read_training_manifest",
     "validate_simulation",
+    "write_dictionaries",
+    "write_metadata",
+    "write_policy_checkpoint",
+    "write_results",
+    "write_simulation_manifest",
+    "write_training_manifest",
 ]

@@ -9,7 +9,16 @@ from typing import Any
 
 from .errors import IoError, SchemaError
 from .system import (
-    Block, Bus, Contract, Hydro, Line, NonControllable, PumpingStation, Stage, System, Thermal,
+    Block,
+    Bus,
+    Contract,
+    Hydro,
+    Line,
+    NonControllable,
+    PumpingStation,
+    Stage,
+    System,
+    Thermal,
 )
 
 __all__ = ["load_case_system"]

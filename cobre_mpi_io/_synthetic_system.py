@@ -7,11 +7,20 @@ from typing import Final
 import numpy as np
 
 from .system import (
-    Block, Bus, Contract, GenericConstraint, Hydro, Line, NonControllable, PumpingStation, Stage, System,
+    Block,
+    Bus,
+    Contract,
+    GenericConstraint,
+    Hydro,
+    Line,
+    NonControllable,
+    PumpingStation,
+    Stage,
+    System,
     Thermal,
 )
 
-__all__ = ["synthetic_system", "SCALES"]
+__all__ = ["SCALES", "synthetic_system"]
 
 # scale -> (stages, blocks, hydros, max AR order, thermals, buses, lines, pumping, contracts, ncs, generic)
 SCALES: Final = {

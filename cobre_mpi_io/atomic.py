@@ -26,14 +26,14 @@ from .errors import IoError, SerializationError
 
 __all__ = [
     "atomic_write",
-    "write_bytes_atomic",
-    "write_json_atomic",
-    "fsync_dir",
     "ensure_dir",
-    "temp_name",
+    "fsync_dir",
     "is_temp_name",
     "remove_stray_temps",
     "sync_filesystem",
+    "temp_name",
+    "write_bytes_atomic",
+    "write_json_atomic",
 ]
 
 TEMP_SUFFIX = ".tmp"
@@ -101,7 +101,7 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
     ensure_dir(final.parent)
     tmp = temp_name(final)
     try:
-        fh = open(tmp, "xb")
+        fh = open(tmp, "xb")  # noqa: SIM115 - yielded to the caller; closed in the finally below
     except OSError as exc:
         raise IoError.from_os_error(final, exc) from exc
     committed = False

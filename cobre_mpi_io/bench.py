@@ -97,7 +97,7 @@ def _pyarrow_files(out: Path, tables: list[tuple[str, int, pa.Table]], default_e
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        kw: dict[str, Any] = dict(compression=cfg.compression, compression_level=cfg.compression_level)
+        kw: dict[str, Any] = {"compression": cfg.compression, "compression_level": cfg.compression_level}
         if not default_encoding:
             kw.update(row_group_size=cfg.row_group_size, use_dictionary=table(name).key_columns,
                       dictionary_pagesize_limit=cfg.dictionary_page_limit, write_statistics=True)
@@ -227,7 +227,12 @@ def _bench_overlap(args: argparse.Namespace, comm: Any, system: System) -> dict[
     write_only = _timed_collective(comm, lambda: _ours(root / "w", system, payloads, n, comm, fsync))
     per = write_only / max(len(owned), 1)
     work = np.random.default_rng(0).random(200_000)
-    produce_only = _timed_collective(comm, lambda: [_busy(per, work) for _ in owned])
+
+    def produce() -> None:
+        for _ in owned:
+            _busy(per, work)
+
+    produce_only = _timed_collective(comm, produce)
 
     def both() -> None:
         cfg = SimulationConfig(num_scenarios=n, durability=fsync)

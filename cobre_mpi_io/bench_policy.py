@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from .hashing import peak_rss_mb
 from .checkpoint import StageCuts, read_stage_cuts, stage_file_name, write_stage_cuts
+from .hashing import peak_rss_mb
 
-__all__ = ["run_policy_bench", "add_policy_bench_arguments", "policy_bench_main"]
+__all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_policy_bench"]
 
 
 def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:

@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -77,29 +77,29 @@ from .manifest import utc_now
 __all__ = [
     "POLICY_FORMAT_VERSION",
     "STAGE_SUBDIRS",
+    "CheckpointRecord",
+    "PolicyCheckpoint",
+    "PolicyCheckpointer",
+    "PolicyMetadata",
+    "StageBasis",
     "StageCuts",
     "StageStates",
     "StageVertices",
-    "StageBasis",
-    "PolicyMetadata",
-    "PolicyCheckpoint",
-    "CheckpointRecord",
-    "stage_file_name",
-    "write_stage_cuts",
-    "write_stage_states",
-    "write_stage_vertices",
-    "write_stage_basis",
+    "list_checkpoints",
+    "policy_cut_files",
+    "read_policy_checkpoint",
+    "read_stage_basis",
     "read_stage_cuts",
     "read_stage_states",
     "read_stage_vertices",
-    "read_stage_basis",
-    "write_policy_checkpoint",
-    "read_policy_checkpoint",
     "resolve_checkpoint_dir",
-    "list_checkpoints",
-    "policy_cut_files",
-    "PolicyCheckpointer",
+    "stage_file_name",
     "synthetic_policy",
+    "write_policy_checkpoint",
+    "write_stage_basis",
+    "write_stage_cuts",
+    "write_stage_states",
+    "write_stage_vertices",
 ]
 
 POLICY_FORMAT_VERSION = "1.0.0"
@@ -766,9 +766,9 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
         for s in child.scalars:
             rec[s.name] = getattr(obj, s.name)
         for m, bpos, _arr in blocks:
-            fpos = table + child_off[m.slot]
-            rec[m.name] = (bpos + 4 + stride * np.arange(n, dtype=np.int64) - fpos).astype("<u4")
-        emit(memoryview(rec.view(np.uint8)))
+            field_pos = table + child_off[m.slot]
+            rec[m.name] = (bpos + 4 + stride * np.arange(n, dtype=np.int64) - field_pos).astype("<u4")
+        emit(rec.view(np.uint8).data)
         assert pos == pos_after_tables
         for m, bpos, arr in blocks:
             pad_to(8)
@@ -780,7 +780,7 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
         assert pos == tpos
         emit(struct.pack("<I", arr.shape[0]))
         if arr.nbytes:
-            emit(memoryview(arr.view(np.uint8)))
+            emit(arr.view(np.uint8).data)
     pad_to(4)
     assert pos == total
     return chunks
@@ -814,7 +814,7 @@ def _write_chunks(fd: int, chunks: Sequence[_Chunk]) -> int:
         n, d = chunk.arr.shape
         header = struct.pack("<II", 0, d)
         row_bytes = 8 * d
-        flat = memoryview(chunk.arr.reshape(-1).view(np.uint8))
+        flat = chunk.arr.reshape(-1).view(np.uint8).data
         if pending:
             total += _writev_all(fd, pending)
         for start in range(0, n, _ROWS_PER_BATCH):
@@ -1052,7 +1052,8 @@ class _Buf:
         if pos.size == 0:
             return np.zeros(0, dtype=dtype)
         idx = pos.astype(np.int64)[:, None] + np.arange(k, dtype=np.int64)
-        return self.u8[idx].view(dtype).reshape(-1)
+        values: np.ndarray = self.u8[idx].view(dtype).reshape(-1)
+        return values
 
     def field_pos(self, table: int, slot: int) -> int:
         """Absolute position of field ``slot`` of the table at ``table``, 0 if absent."""
@@ -1454,7 +1455,7 @@ def _check_policy(stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBa
         if kind == "cuts":
             cut_ids = seen
         elif not seen <= cut_ids:
-            extra = sorted(seen - cut_ids)[0]
+            extra = min(seen - cut_ids)
             raise SchemaError(f"{kind}/{stage_file_name(extra)}", "stage_id", "no cuts for this stage")
 
 
@@ -1550,7 +1551,7 @@ def write_policy_checkpoint(
             outcome = exc
         except OSError as exc:
             outcome = IoError.from_os_error(policy_dir, exc)
-        except Exception as exc:  # never leave the other ranks blocked in the broadcast
+        except Exception as exc:  # noqa: BLE001 - never leave the other ranks blocked in the broadcast
             outcome = SerializationError("policy checkpoint", f"unexpected {exc!r}")
     outcome = mpi.bcast_from_root(comm, outcome)
     mpi.barrier(comm)
@@ -1730,7 +1731,7 @@ class PolicyCheckpointer:
                 signal.signal(sig, prev)
         self._previous.clear()
 
-    def __enter__(self) -> PolicyCheckpointer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .errors import OutputError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mpi.abort_job(exc, 1)
     except KeyboardInterrupt as exc:
         mpi.abort_job(exc, 130)
-    except BaseException as exc:  # noqa: BLE001 - never leave peers blocked in a collective
+    except BaseException as exc:  # never leave peers blocked in a collective
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
         mpi.abort_job(exc, 1)

@@ -23,6 +23,7 @@ training manifest with status ``interrupted`` and exits with code 143.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -42,8 +43,17 @@ from .synthetic_training import synthetic_training
 from .system import System
 from .training import TrainingParquetWriter
 
-__all__ = ["add_demo_arguments", "demo_main", "load_system", "case_num_scenarios", "run_config", "run_training",
-           "run_simulation", "TrainingResult", "check_output_dir"]
+__all__ = [
+    "TrainingResult",
+    "add_demo_arguments",
+    "case_num_scenarios",
+    "check_output_dir",
+    "demo_main",
+    "load_system",
+    "run_config",
+    "run_simulation",
+    "run_training",
+]
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,7 +174,7 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
                 writer.write_iteration(st.iterations[k - 1])
             writer.write_rank_timing(timings[k - 1])
             done = k
-            ckpt.after_iteration(k, lambda k=k: policy(k))
+            ckpt.after_iteration(k, functools.partial(policy, k))
             if ckpt.interrupted:
                 break
         if done:

@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 
 from .atomic import ensure_dir, write_bytes_atomic, write_json_atomic
-from .hashing import sha256_json
 from .errors import SchemaError
+from .hashing import sha256_json
 from .manifest import MANIFEST_VERSION, utc_now
 from .parquet import FileRecord, ParquetConfig, write_parquet
 from .schemas import NUMPY_DTYPES, SIMULATION_TABLES, TRAINING_TABLES, table

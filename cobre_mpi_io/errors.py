@@ -20,7 +20,7 @@ ranks when a failure is agreed collectively).
 
 from __future__ import annotations
 
-__all__ = ["OutputError", "IoError", "SerializationError", "SchemaError", "ManifestError", "as_output_error"]
+__all__ = ["IoError", "ManifestError", "OutputError", "SchemaError", "SerializationError", "as_output_error"]
 
 
 class OutputError(Exception):

@@ -23,7 +23,7 @@ import xxhash
 
 from .errors import IoError
 
-__all__ = ["update_from_file", "xxh64_hex", "xxh64_file", "xxh64_files", "sha256_file", "sha256_files", "sha256_json", "peak_rss_mb"]
+__all__ = ["peak_rss_mb", "sha256_file", "sha256_files", "sha256_json", "update_from_file", "xxh64_file", "xxh64_files", "xxh64_hex"]
 
 _CHUNK: Final = 8 << 20
 

@@ -13,15 +13,15 @@ from typing import Final
 from .schemas import table
 
 __all__ = [
-    "SIMULATION_DIR",
-    "TRAINING_DIR",
-    "POLICY_DIR",
-    "MANIFEST_NAME",
-    "SUCCESS_NAME",
     "DATA_FILE",
+    "MANIFEST_NAME",
+    "POLICY_DIR",
+    "SIMULATION_DIR",
+    "SUCCESS_NAME",
+    "TRAINING_DIR",
+    "parse_partition_file",
     "partition_dir",
     "partition_file",
-    "parse_partition_file",
     "simulation_dir",
 ]
 

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,20 +26,20 @@ from .errors import IoError, ManifestError
 __all__ = [
     "MANIFEST_VERSION",
     "SIMULATION_STATUSES",
-    "TRAINING_STATUSES",
     "TERMINATION_REASONS",
-    "FileEntry",
+    "TRAINING_STATUSES",
     "Failure",
+    "FileEntry",
     "SimulationManifest",
     "TrainingManifest",
     "combined_checksum",
+    "read_simulation_manifest",
+    "read_training_manifest",
+    "remove_success_marker",
     "utc_now",
     "write_simulation_manifest",
-    "read_simulation_manifest",
-    "write_training_manifest",
-    "read_training_manifest",
     "write_success_marker",
-    "remove_success_marker",
+    "write_training_manifest",
 ]
 
 MANIFEST_VERSION: Final = "2.0.0"
@@ -53,7 +53,7 @@ CHECKSUM_ALGORITHM: Final = "xxhash64"
 
 def utc_now() -> str:
     """Current time, ISO 8601 UTC with a ``Z`` suffix (second precision)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def combined_checksum(files: Mapping[str, str]) -> str:

@@ -17,21 +17,21 @@ from typing import Any, Literal, TypeVar
 
 __all__ = [
     "Assignment",
-    "resolve_comm",
-    "rank_of",
-    "size_of",
-    "owner_rank",
-    "owned_scenarios",
-    "all_agree",
-    "gather_to_root",
-    "allgather",
-    "bcast_from_root",
-    "barrier",
     "abort_job",
     "agree_on_error",
-    "run_agreed",
+    "all_agree",
+    "allgather",
+    "barrier",
+    "bcast_from_root",
+    "gather_to_root",
     "mark_agreed",
     "mpi_library_info",
+    "owned_scenarios",
+    "owner_rank",
+    "rank_of",
+    "resolve_comm",
+    "run_agreed",
+    "size_of",
 ]
 
 Assignment = Literal["round-robin", "block"]
@@ -185,7 +185,7 @@ def abort_job(exc: BaseException | None = None, code: int = 1) -> None:
 
         rank = MPI.COMM_WORLD.Get_rank()
         size = MPI.COMM_WORLD.Get_size()
-    except Exception:  # pragma: no cover - mpi4py missing
+    except Exception:  # noqa: BLE001  # pragma: no cover - mpi4py missing
         rank, size = 0, 1
         MPI = None  # type: ignore[assignment]
     if exc is not None:
@@ -206,10 +206,11 @@ def mpi_library_info() -> dict[str, Any]:
     version = MPI.Get_library_version().strip()
     first = version.splitlines()[0] if version else ""
     vendor, (major, minor, micro) = MPI.get_vendor()
+    std_major, std_minor = MPI.Get_version()
     return {
         "mpi_implementation": vendor,
         "mpi_version": f"{major}.{minor}.{micro}",
-        "mpi_standard": "%d.%d" % MPI.Get_version(),
+        "mpi_standard": f"{std_major}.{std_minor}",
         "library_version": first,
     }
 

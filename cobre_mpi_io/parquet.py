@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import write_bytes_atomic
-from .hashing import xxh64_hex
 from .errors import SchemaError, SerializationError
+from .hashing import xxh64_hex
 from .schemas import TableSchema
 
-__all__ = ["ParquetConfig", "FileRecord", "encode_table", "write_parquet", "check_schema"]
+__all__ = ["FileRecord", "ParquetConfig", "check_schema", "encode_table", "write_parquet"]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .errors import SchemaError
 from .schemas import COST_COMPONENTS, Column, TableSchema, table
 from .system import RowLayout, System
 
-__all__ = ["SimulationScenarioResult", "NormalizedColumn", "ValidatedResult", "validate_result", "DETAIL_LEVELS"]
+__all__ = ["DETAIL_LEVELS", "NormalizedColumn", "SimulationScenarioResult", "ValidatedResult", "validate_result"]
 
 DETAIL_LEVELS = ("full", "stage", "summary")
 ArrayLike = Any
@@ -159,9 +159,7 @@ def _is_canonical(t: TableSchema, cols: dict[str, NormalizedColumn], layout: Row
     if t.entity_column is not None and (layout.entity_id is None or
                                         not np.array_equal(cols[t.entity_column].values, layout.entity_id)):
         return False
-    if layout.lag_index is not None and not np.array_equal(cols["lag_index"].values, layout.lag_index):
-        return False
-    return True
+    return layout.lag_index is None or np.array_equal(cols["lag_index"].values, layout.lag_index)
 
 
 def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], system: System, n: int) -> bool:
@@ -197,7 +195,6 @@ def _check_keys(sid: int, t: TableSchema, cols: dict[str, NormalizedColumn], sys
         block_part = np.where(null, 0, block + 1)
     ent_idx: np.ndarray | None = None
     if t.entity_column is not None:
-        ids = system.ids(t.name)
         ent = cols[t.entity_column].values
         ent_idx = system.index_of(t.name, ent)
         unknown = ent_idx < 0

@@ -22,7 +22,7 @@ from .layout import MANIFEST_NAME, partition_file
 from .manifest import FileEntry, SimulationManifest, read_simulation_manifest
 from .parquet import FileRecord
 
-__all__ = ["read_previous_manifest", "ScanResult", "scan_scenarios"]
+__all__ = ["ScanResult", "read_previous_manifest", "scan_scenarios"]
 
 def read_previous_manifest(sim_dir: Path) -> SimulationManifest | None:
     """The existing ``_manifest.json`` of ``sim_dir``, or None if missing or unreadable."""

@@ -42,6 +42,7 @@ from . import __version__, mpi
 from .atomic import ensure_dir
 from .dictionaries import write_dictionaries
 from .errors import ManifestError, OutputError, SchemaError, as_output_error
+from .hashing import peak_rss_mb, xxh64_files
 from .manifest import (
     TRAINING_STATUSES,
     Failure,
@@ -65,7 +66,6 @@ from .metadata import (
     sha256_json,
     write_metadata,
 )
-from .hashing import peak_rss_mb, xxh64_files
 from .parquet import FileRecord
 from .system import System
 from .training import (
@@ -334,6 +334,9 @@ def _training_manifest(tr: TrainingOutput, iters: Sequence[IterationRecord], wor
 def _performance(tr: TrainingOutput, iters: Sequence[IterationRecord], peak_rss_mb: float,
                  io_seconds: float) -> dict[str, Any]:
     total_lp = int(sum(r.lp_solves for r in iters))
+    avg: float | None
+    med: float | None
+    p99: float | None
     if tr.lp_solve_times_us is not None and len(tr.lp_solve_times_us):
         t = np.asarray(tr.lp_solve_times_us, dtype=np.float64)
         avg, med, p99, source = float(t.mean()), float(np.median(t)), float(np.percentile(t, 99)), "per_solve"
@@ -341,9 +344,9 @@ def _performance(tr: TrainingOutput, iters: Sequence[IterationRecord], peak_rss_
         per = np.array([(r.forward_solve_ms + r.backward_solve_ms) * 1000.0 / r.lp_solves
                         for r in iters if r.lp_solves > 0], dtype=np.float64)
         solve_us = sum((r.forward_solve_ms + r.backward_solve_ms) * 1000.0 for r in iters)
-        avg = solve_us / total_lp if total_lp else None  # type: ignore[assignment]
-        med = float(np.median(per)) if per.size else None  # type: ignore[assignment]
-        p99 = float(np.percentile(per, 99)) if per.size else None  # type: ignore[assignment]
+        avg = solve_us / total_lp if total_lp else None
+        med = float(np.median(per)) if per.size else None
+        p99 = float(np.percentile(per, 99)) if per.size else None
         source = "per_iteration_estimate"
     return {
         "total_lp_solves": total_lp,
@@ -351,7 +354,7 @@ def _performance(tr: TrainingOutput, iters: Sequence[IterationRecord], peak_rss_
         "median_lp_time_us": _rnd(med),
         "p99_lp_time_us": _rnd(p99),
         "lp_time_source": source,
-        "peak_memory_mb": max([int(r.memory_peak_mb) for r in iters] + [int(round(peak_rss_mb))]),
+        "peak_memory_mb": max([int(r.memory_peak_mb) for r in iters] + [round(peak_rss_mb)]),
         "total_communication_time_seconds": round(
             sum(r.mpi_allreduce_ms + r.mpi_broadcast_ms for r in iters) / 1000.0, 3),
         "io_write_time_seconds": round(sum(r.io_write_ms for r in iters) / 1000.0 + io_seconds, 3),

@@ -18,14 +18,14 @@ from typing import Final
 import pyarrow as pa
 
 __all__ = [
+    "ARROW_TYPES",
+    "COST_COMPONENTS",
+    "NUMPY_DTYPES",
+    "SIMULATION_TABLES",
+    "TABLES",
+    "TRAINING_TABLES",
     "Column",
     "TableSchema",
-    "TABLES",
-    "SIMULATION_TABLES",
-    "TRAINING_TABLES",
-    "COST_COMPONENTS",
-    "ARROW_TYPES",
-    "NUMPY_DTYPES",
     "table",
 ]
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +34,12 @@ from .atomic import ensure_dir, remove_stray_temps, sync_filesystem
 from .errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
 from .layout import MANIFEST_NAME, partition_file, simulation_dir
 from .manifest import (
-    FileEntry, Failure, SimulationManifest, remove_success_marker, utc_now, write_simulation_manifest,
+    Failure,
+    FileEntry,
+    SimulationManifest,
+    remove_success_marker,
+    utc_now,
+    write_simulation_manifest,
     write_success_marker,
 )
 from .parquet import FileRecord, ParquetConfig, write_parquet
@@ -44,7 +49,7 @@ from .schemas import COST_COMPONENTS, table
 from .system import System
 from .tables import STAGE_DETAIL_TABLES, build_table
 
-__all__ = ["SimulationConfig", "RankPart", "SimulationParquetWriter", "tables_for_detail", "rows_for_detail"]
+__all__ = ["RankPart", "SimulationConfig", "SimulationParquetWriter", "rows_for_detail", "tables_for_detail"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class SimulationConfig:
 
     num_scenarios: int
     detail: str = "full"
-    assignment: str = "round-robin"
+    assignment: mpi.Assignment = "round-robin"
     queue_capacity: int = 64
     parquet: ParquetConfig = field(default_factory=ParquetConfig)
     resume: bool = False
@@ -149,8 +154,7 @@ class _Pending:
 
 
 def _as_output_error(exc: BaseException, what: str) -> OutputError:
-    if isinstance(exc, OutputError) or isinstance(exc, (OSError, pa.ArrowException, ValueError, TypeError,
-                                                         MemoryError)):
+    if isinstance(exc, (OutputError, OSError, pa.ArrowException, ValueError, TypeError, MemoryError)):
         return as_output_error(exc, what)
     # an exception of the caller (e.g. the producer of results): keep its text, kind "output"
     err = OutputError(f"{what}: {type(exc).__name__}: {exc}")
@@ -226,11 +230,10 @@ class SimulationParquetWriter:
         def preflight() -> None:
             if self.rank != 0:
                 return
-            if self.sim_dir.exists() and not cfg.resume:
-                if any(self.sim_dir.iterdir()):
-                    raise IoError(self.sim_dir, "not empty",
-                                  "output directory already holds a simulation; use --resume to continue "
-                                  "it, or choose an empty directory (two runs are never mixed)")
+            if self.sim_dir.exists() and not cfg.resume and any(self.sim_dir.iterdir()):
+                raise IoError(self.sim_dir, "not empty",
+                              "output directory already holds a simulation; use --resume to continue "
+                              "it, or choose an empty directory (two runs are never mixed)")
             ensure_dir(self.sim_dir)
 
         self._collective(preflight)
@@ -320,7 +323,7 @@ class SimulationParquetWriter:
                 raise SchemaError(where, "scenario_id",
                                   f"outside 0..{self.config.num_scenarios - 1} (num_scenarios)")
             if sid not in self._owned_set:
-                owner = mpi.owner_rank(sid, self.world_size, self.config.assignment,  # type: ignore[arg-type]
+                owner = mpi.owner_rank(sid, self.world_size, self.config.assignment,
                                        self.config.num_scenarios)
                 raise SchemaError(where, "scenario_id", f"owned by rank {owner}, refused by rank {self.rank}")
             if sid in self._accepted:
@@ -346,7 +349,7 @@ class SimulationParquetWriter:
             try:
                 tables.append((name, build_table(name, vr.tables[name], self.system, self.config.detail,
                                                  name in vr.canonical)))
-            except Exception as exc:  # noqa: BLE001 - Arrow/NumPy failures become SerializationError
+            except Exception as exc:  # Arrow/NumPy failures become SerializationError
                 raise _as_output_error(exc, f"scenario {vr.scenario_id} {name}") from exc
         return _Pending(vr.scenario_id, (vr.scenario_id, vr.total_cost,
                                          *(vr.category_costs[c] for c in COST_COMPONENTS)), tuple(tables))
@@ -520,7 +523,7 @@ class SimulationParquetWriter:
         return manifest, first
 
     # -------------------------------------------------------- context manager
-    def __enter__(self) -> SimulationParquetWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -540,6 +543,6 @@ class SimulationParquetWriter:
         try:
             if getattr(self, "_thread", None) is not None and self._thread.is_alive():
                 self._queue.put_nowait(_STOP)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - best effort in __del__
             pass
 

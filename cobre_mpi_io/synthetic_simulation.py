@@ -46,6 +46,11 @@ def _finite(x: np.ndarray, fallback: float) -> np.ndarray:
     return np.where(np.isfinite(x), x, fallback)
 
 
+def _stage_block_ids(n: int, stage: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ``stage_id`` and ``block_id`` columns of ``n`` rows."""
+    return np.full(n, stage, np.int32), np.full(n, block, np.int32)
+
+
 def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> SimulationScenarioResult:
     """The synthetic result of ``scenario_id`` (deterministic in system, seed, scenario)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, scenario_id, system_seed(system)]))
@@ -159,7 +164,6 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
         for b in range(int(nb[t])):
             hours = float(hm[t, b])
             conv = hours * _M3S_TO_HM3_PER_HOUR
-            key = lambda n: (np.full(n, t, np.int32), np.full(n, b, np.int32))  # noqa: E731
             # pumping
             pflow = rng.uniform(0.0, 0.3, nP) * p_max * on_p[t]
             ppow = pflow * p_pow
@@ -183,7 +187,7 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
             gen = turb * h_prod
             binding = np.where(s_end >= h_max_s - 1e-9, 2, np.where(s_end <= h_min_s + 1e-9, 1, 0)).astype(np.int8)
             wv = 200.0 * (1.0 - s_end / h_max_s) + 1.0
-            s, bb = key(nH)
+            s, bb = _stage_block_ids(nH, t, b)
             for k2, v in (("stage_id", s), ("block_id", bb), ("hydro_id", ids["h"]), ("turbined_m3s", turb),
                           ("spillage_m3s", spill), ("evaporation_m3s", evap), ("incremental_inflow_m3s", inflow),
                           ("inflow_m3s", inflow), ("storage_initial_hm3", s_init), ("storage_final_hm3", s_end),
@@ -219,31 +223,31 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
             excess = np.maximum(resid, 0.0)
             deficit = np.maximum(-resid, 0.0)
             price = np.where(deficit > 0, b_def, rng.uniform(20, 300, nB))
-            s, bb = key(nT)
+            s, bb = _stage_block_ids(nT, t, b)
             for k2, v in (("stage_id", s), ("block_id", bb), ("thermal_id", ids["t"]), ("generation_mw", tgen),
                           ("generation_cost", tcost), ("is_gnl", np.zeros(nT, bool)),
                           ("gnl_committed_mw", np.full(nT, np.nan)), ("gnl_decision_mw", np.full(nT, np.nan))):
                 out_t[k2].append(v)
-            s, bb = key(nL)
+            s, bb = _stage_block_ids(nL, t, b)
             exch_cost = (direct + reverse) * hours * 0.01
             for k2, v in (("stage_id", s), ("block_id", bb), ("line_id", ids["l"]), ("direct_flow_mw", direct),
                           ("reverse_flow_mw", reverse), ("exchange_cost", exch_cost)):
                 out_l[k2].append(v)
-            s, bb = key(nB)
+            s, bb = _stage_block_ids(nB, t, b)
             for k2, v in (("stage_id", s), ("block_id", bb), ("bus_id", ids["b"]), ("load_mw", load),
                           ("deficit_mw", deficit), ("excess_mw", excess), ("spot_price", price)):
                 out_b[k2].append(v)
-            s, bb = key(nP)
+            s, bb = _stage_block_ids(nP, t, b)
             pcost = ppow * hours * 50.0
             for k2, v in (("stage_id", s), ("block_id", bb), ("pumping_station_id", ids["p"]),
                           ("pumped_flow_m3s", pflow), ("power_consumption_mw", ppow), ("pumping_cost", pcost)):
                 out_p[k2].append(v)
-            s, bb = key(nC)
+            s, bb = _stage_block_ids(nC, t, b)
             ccost = cpow * hours * c_price * c_sign
             for k2, v in (("stage_id", s), ("block_id", bb), ("contract_id", ids["c"]), ("power_mw", cpow),
                           ("price_per_mwh", c_price), ("total_cost", ccost)):
                 out_c[k2].append(v)
-            s, bb = key(nN)
+            s, bb = _stage_block_ids(nN, t, b)
             ncost = curt * hours * 0.005
             for k2, v in (("stage_id", s), ("block_id", bb), ("non_controllable_id", ids["n"]),
                           ("generation_mw", ngen), ("available_mw", avail), ("curtailment_mw", curt),
@@ -253,7 +257,7 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
             k = int(viol.sum())
             gslack = rng.uniform(0.1, 10.0, k)
             gcost = gslack * 1000.0
-            s, bb = key(k)
+            s, bb = _stage_block_ids(k, t, b)
             for k2, v in (("stage_id", s), ("block_id", bb), ("constraint_id", ids["g"][viol]),
                           ("slack_value", gslack), ("slack_cost", gcost)):
                 out_g[k2].append(v)
@@ -303,7 +307,7 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
             tables[name] = cat(d)
     if "generic_violations" in tables:
         g = tables["generic_violations"]
-        for k in ("stage_id", "block_id", "constraint_id"):
-            g[k] = g[k].astype(np.int32)
+        for col in ("stage_id", "block_id", "constraint_id"):
+            g[col] = g[col].astype(np.int32)
     _ = rows_total
     return SimulationScenarioResult(scenario_id, total, category, tables)

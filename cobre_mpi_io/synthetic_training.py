@@ -139,14 +139,14 @@ def synthetic_training(system: System, iterations: int, world_size: int, forward
         lp_rank = scen * n_st + scen * (n_st - 1) * openings
         for r in range(world_size):
             ranks[r].append(RankTimingRecord(
-                iteration=k, rank=r, forward_time_ms=int(round(fwd[r])), backward_time_ms=int(round(bwd[r])),
-                communication_time_ms=int(round(comm[r])), idle_time_ms=int(round(idle[r])),
+                iteration=k, rank=r, forward_time_ms=round(fwd[r]), backward_time_ms=round(bwd[r]),
+                communication_time_ms=round(comm[r]), idle_time_ms=round(idle[r]),
                 lp_solves=int(lp_rank[r]), scenarios_processed=int(scen[r])))
-        t_fwd, t_bwd = int(round(fwd.max())), int(round(bwd.max()))
+        t_fwd, t_bwd = round(fwd.max()), round(bwd.max())
         sample = int(1 + forward_passes // 4)
-        cut = int(round(cut_ms_per_stage * (n_st - 1)))
-        select = int(round(0.1 * active / max(n_st, 1))) if k > 5 else 0
-        allreduce, bcast = int(round(comm.max() * 0.7)), int(round(comm.max() * 0.3))
+        cut = round(cut_ms_per_stage * (n_st - 1))
+        select = round(0.1 * active / max(n_st, 1)) if k > 5 else 0
+        allreduce, bcast = round(comm.max() * 0.7), round(comm.max() * 0.3)
         io = int(rng.integers(0, 3))
         total = t_fwd + t_bwd + sample + cut + select + allreduce + bcast + io + 1
         its.append(IterationRecord(

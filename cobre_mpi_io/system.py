@@ -23,22 +23,22 @@ import numpy as np
 from .errors import SchemaError
 
 __all__ = [
-    "Block",
-    "Stage",
-    "Entity",
-    "Bus",
-    "Hydro",
-    "Thermal",
-    "Line",
-    "PumpingStation",
-    "Contract",
-    "NonControllable",
-    "Battery",
-    "GenericConstraint",
-    "System",
-    "RowLayout",
     "ENTITY_KINDS",
     "OPERATIVE_STATE",
+    "Battery",
+    "Block",
+    "Bus",
+    "Contract",
+    "Entity",
+    "GenericConstraint",
+    "Hydro",
+    "Line",
+    "NonControllable",
+    "PumpingStation",
+    "RowLayout",
+    "Stage",
+    "System",
+    "Thermal",
 ]
 
 OPERATIVE_STATE: Final = {"non_existing": 0, "filling_dead_volume": 1, "operating": 2, "decommissioned": 3}
@@ -299,7 +299,8 @@ class System:
     @cached_property
     def stage_hours(self) -> np.ndarray:
         """float64 array (T,): total hours of each stage."""
-        return np.nansum(self.hours_matrix, axis=1)
+        hours: np.ndarray = np.nansum(self.hours_matrix, axis=1)
+        return hours
 
     def entities(self, table: str) -> tuple[Entity, ...]:
         """Entities behind a simulation table (``()`` for ``costs``)."""

@@ -18,7 +18,7 @@ from .payload import NormalizedColumn
 from .schemas import TableSchema, table
 from .system import System
 
-__all__ = ["build_table", "STAGE_DETAIL_TABLES"]
+__all__ = ["STAGE_DETAIL_TABLES", "build_table"]
 
 STAGE_DETAIL_TABLES: Final = ("costs", "hydros")
 """Tables written at the ``stage`` detail level (costs stage rows, hydros per stage)."""
@@ -42,7 +42,8 @@ def _times_hours(src: str) -> _Formula:
 
 
 def _losses(c: Cols, x: _Ctx) -> np.ndarray:
-    return x.system.losses_fraction[x.entity] * (c["direct_flow_mw"] + c["reverse_flow_mw"])
+    losses: np.ndarray = x.system.losses_fraction[x.entity] * (c["direct_flow_mw"] + c["reverse_flow_mw"])
+    return losses
 
 
 # (table, column) -> formula over the payload columns; evaluated in schema order,
@@ -67,7 +68,8 @@ _FORMULAS: Final[dict[tuple[str, str], _Formula]] = {
 
 
 def _operative(c: Cols, x: _Ctx) -> np.ndarray:
-    return x.system.operative_states(x.table)[x.stage, x.entity]
+    codes: np.ndarray = x.system.operative_states(x.table)[x.stage, x.entity]
+    return codes
 
 
 def _aggregate_per_stage(t: TableSchema, cols: dict[str, NormalizedColumn], system: System,

@@ -28,12 +28,12 @@ import pyarrow.parquet as pq
 
 from .atomic import is_temp_name
 from .errors import ManifestError, OutputError
+from .hashing import xxh64_file
 from .layout import MANIFEST_NAME, SIMULATION_DIR, SUCCESS_NAME, parse_partition_file
 from .manifest import SimulationManifest, combined_checksum, read_simulation_manifest
-from .hashing import xxh64_file
 from .schemas import SIMULATION_TABLES, TABLES
 
-__all__ = ["Problem", "ValidationReport", "validate_simulation", "add_validate_arguments", "validate_main"]
+__all__ = ["Problem", "ValidationReport", "add_validate_arguments", "validate_main", "validate_simulation"]
 
 _DIR_TO_TABLE = {TABLES[t].directory: t for t in SIMULATION_TABLES}
 _DIR_TO_TABLE["scenario_totals.parquet"] = "scenario_totals"
@@ -132,7 +132,7 @@ def _row_consistency(sim: Path, manifest: SimulationManifest, pfs: dict[str, Any
             continue
         try:
             costs = pq.read_table(sim / costs_rel, columns=["stage_id", "block_id"])
-        except Exception:  # noqa: BLE001 - already reported by _check_file
+        except Exception:  # noqa: BLE001, S112 - already reported by _check_file
             continue
         n_stages = len(pc.unique(costs["stage_id"]))
         n_blocks = costs.num_rows - costs["block_id"].null_count
@@ -147,7 +147,7 @@ def _row_consistency(sim: Path, manifest: SimulationManifest, pfs: dict[str, Any
             try:
                 cols = [t.entity_column] + (["lag_index"] if tname == "inflow_lags" else [])
                 tbl = pq.read_table(sim / rel, columns=cols)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S112 - unreadable file: already reported by _check_file
                 continue
             ents = pc.unique(tbl[t.entity_column])
             n_ent = len(ents)

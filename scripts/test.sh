@@ -7,9 +7,13 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[mpich,test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[mpich,test,lint]'
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1
+
+echo "== lint: ruff, mypy --strict"
+ruff check cobre_mpi_io tests
+mypy cobre_mpi_io
 
 echo "== serial suite"
 python -m pytest -q -p no:cacheprovider tests

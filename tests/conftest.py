@@ -71,7 +71,7 @@ def run_cli(*args: str, n: int | None = None, timeout: float = 120, check: bool 
     if n is not None:
         cmd = [mpiexec(), "-n", str(n), *cmd]
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc

@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
+from cobre_mpi_io._generated.cobre.policy import StageCuts as GCuts
+from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
+from cobre_mpi_io._generated.cobre.policy import StageVertices as GVertices
 from cobre_mpi_io.checkpoint import (
     PolicyCheckpointer,
     PolicyMetadata,
@@ -31,11 +35,6 @@ from cobre_mpi_io.checkpoint import (
     write_stage_cuts,
 )
 from cobre_mpi_io.errors import ManifestError, SchemaError
-
-from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
-from cobre_mpi_io._generated.cobre.policy import StageCuts as GCuts
-from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
-from cobre_mpi_io._generated.cobre.policy import StageVertices as GVertices
 
 ROOT = Path(__file__).resolve().parents[1]
 SELF = MPI.COMM_SELF

@@ -6,10 +6,9 @@ import json
 
 import pyarrow as pa
 import pytest
+from conftest import DATA
 
 from cobre_mpi_io.schemas import ARROW_TYPES, SIMULATION_TABLES, TABLES, TRAINING_TABLES
-
-from conftest import DATA
 
 SPEC = json.loads((DATA / "spec_columns.json").read_text())
 

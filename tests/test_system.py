@@ -25,8 +25,8 @@ def test_4ree_loads(system_4ree: System) -> None:
 
 @pytest.mark.parametrize("scale,expect", [
     ("small", None),
-    ("production", dict(stages=60, blocks=3, hydros=160, ar=12, thermals=130, buses=6, lines=10, pumping=5,
-                        contracts=5, ncs=10, generic=50)),
+    ("production", {"stages": 60, "blocks": 3, "hydros": 160, "ar": 12, "thermals": 130, "buses": 6,
+                    "lines": 10, "pumping": 5, "contracts": 5, "ncs": 10, "generic": 50}),
 ])
 def test_synthetic_has_every_entity_type(scale: str, expect: dict[str, int] | None) -> None:
     s = System.synthetic(scale)
