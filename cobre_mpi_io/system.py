@@ -174,6 +174,14 @@ ENTITY_KINDS: Final[dict[str, tuple[str, str | None, int | None]]] = {
     "generic_constraint": ("generic_constraints", "generic_violations", None),
 }
 
+# System attribute -> the case file it is loaded from (SPEC §12), for error messages
+_CASE_FILES: Final = {
+    "stages": "stages.json", "buses": "system/buses.json", "hydros": "system/hydros.json",
+    "thermals": "system/thermals.json", "lines": "system/lines.json",
+    "pumping_stations": "system/pumping_stations.json", "contracts": "system/energy_contracts.json",
+    "non_controllables": "system/non_controllable_sources.json",
+}
+
 # simulation table -> System attribute holding its entities
 _TABLE_ENTITIES: Final = {table: attr for attr, table, _ in ENTITY_KINDS.values() if table}
 _TABLE_ENTITIES["inflow_lags"] = "hydros"
@@ -228,52 +236,58 @@ class System:
     # ------------------------------------------------------------------ checks
     def _check(self) -> None:
         src = self.source
+
+        def where(attr: str) -> str:
+            """The case file an entity list comes from (``code: hydros`` for a system built in code)."""
+            if src.startswith(("code", "synthetic:")):
+                return f"{src}: {attr}"
+            return f"{src}/{_CASE_FILES.get(attr, attr + '.json')}"
         if not self.stages:
-            raise SchemaError(f"{src}: stages", None, "the system has no stages")
+            raise SchemaError(where("stages"), None, "the system has no stages")
         for i, st in enumerate(self.stages):
             if st.id != i:
-                raise SchemaError(f"{src}: stages", "id", f"stage ids must be 0..T-1 in order; found {st.id} at {i}")
+                raise SchemaError(where("stages"), "id", f"stage ids must be 0..T-1 in order; found {st.id} at {i}")
             if not st.blocks:
-                raise SchemaError(f"{src}: stages", "blocks", f"stage {st.id} has no blocks")
+                raise SchemaError(where("stages"), "blocks", f"stage {st.id} has no blocks")
             for j, b in enumerate(st.blocks):
                 if b.id != j:
-                    raise SchemaError(f"{src}: stages", "blocks.id",
+                    raise SchemaError(where("stages"), "blocks.id",
                                       f"stage {st.id}: block ids must be 0..B-1 in order; found {b.id}")
                 if not (b.hours > 0 and math.isfinite(b.hours)):
-                    raise SchemaError(f"{src}: stages", "blocks.hours",
+                    raise SchemaError(where("stages"), "blocks.hours",
                                       f"stage {st.id} block {b.id}: hours must be positive, got {b.hours}")
         for kind, (attr, _table, _code) in ENTITY_KINDS.items():
             seen: set[int] = set()
             for e in getattr(self, attr):
                 if e.id in seen:
-                    raise SchemaError(f"{src}: {attr}", "id", f"duplicate {kind} id {e.id}")
+                    raise SchemaError(where(attr), "id", f"duplicate {kind} id {e.id}")
                 if not 0 <= e.id <= 2**31 - 1:
-                    raise SchemaError(f"{src}: {attr}", "id", f"{kind} id {e.id} outside int32 range")
+                    raise SchemaError(where(attr), "id", f"{kind} id {e.id} outside int32 range")
                 seen.add(e.id)
                 for s_attr in ("entry_stage_id", "exit_stage_id"):
                     s = getattr(e, s_attr)
                     if s is not None and not 0 <= s < len(self.stages):
-                        raise SchemaError(f"{src}: {attr}", s_attr, f"{kind} {e.id}: stage {s} does not exist")
+                        raise SchemaError(where(attr), s_attr, f"{kind} {e.id}: stage {s} does not exist")
         bus_ids = {b.id for b in self.buses}
         hydro_ids = {h.id for h in self.hydros}
         for attr in ("hydros", "thermals", "pumping_stations", "contracts", "non_controllables", "batteries"):
             for e in getattr(self, attr):
                 if e.bus_id is None or e.bus_id not in bus_ids:
-                    raise SchemaError(f"{src}: {attr}", "bus_id", f"{attr[:-1]} {e.id} references unknown bus {e.bus_id}")
+                    raise SchemaError(where(attr), "bus_id", f"{attr[:-1]} {e.id} references unknown bus {e.bus_id}")
         for ln in self.lines:
             for a in ("source_bus_id", "target_bus_id"):
                 if getattr(ln, a) not in bus_ids:
-                    raise SchemaError(f"{src}: lines", a, f"line {ln.id} references unknown bus {getattr(ln, a)}")
+                    raise SchemaError(where("lines"), a, f"line {ln.id} references unknown bus {getattr(ln, a)}")
             if not 0 <= ln.losses_percent < 100:
-                raise SchemaError(f"{src}: lines", "losses_percent", f"line {ln.id}: {ln.losses_percent} not in [0, 100)")
+                raise SchemaError(where("lines"), "losses_percent", f"line {ln.id}: {ln.losses_percent} not in [0, 100)")
         for ps in self.pumping_stations:
             for a in ("source_hydro_id", "destination_hydro_id"):
                 if getattr(ps, a) not in hydro_ids:
-                    raise SchemaError(f"{src}: pumping_stations", a,
+                    raise SchemaError(where("pumping_stations"), a,
                                       f"pumping station {ps.id} references unknown hydro {getattr(ps, a)}")
         for h in self.hydros:
             if h.ar_order < 0:
-                raise SchemaError(f"{src}: hydros", "ar_order", f"hydro {h.id}: negative AR order")
+                raise SchemaError(where("hydros"), "ar_order", f"hydro {h.id}: negative AR order")
 
     # ---------------------------------------------------------------- lookups
     @property
