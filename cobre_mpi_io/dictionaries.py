@@ -203,23 +203,26 @@ def written_tables(system: System, config: Any = None, *,
         ``simulation_tables`` is not given.
     simulation_tables : sequence of str, optional
         The simulation tables actually written (e.g. ``SimulationManifest.tables``).
-        Default: from ``config``: none without simulation or at detail
-        ``summary``; ``costs`` and ``hydros`` at detail ``stage``; every table
-        of the system at ``full``.
+        Default: from ``config``: none without simulation;
+        ``scenario_totals`` at detail ``summary``; ``costs`` and ``hydros``
+        at detail ``stage``; every table of the system at ``full``.
     """
     if simulation_tables is None:
         num = int(_cfg(config, "num_scenarios", 0) or 0)
         detail = str(_cfg(config, "detail", "full") or "full")
-        if num <= 0 or detail == "summary":
+        if num <= 0:
             simulation_tables = ()
+        elif detail == "summary":
+            simulation_tables = ("scenario_totals",)
         elif detail == "stage":
             simulation_tables = tuple(t for t in ("costs", "hydros") if system.has_table(t))
         else:
             simulation_tables = system.simulation_tables
-    unknown = [t for t in simulation_tables if t not in SIMULATION_TABLES]
+    known = (*SIMULATION_TABLES, "scenario_totals")
+    unknown = [t for t in simulation_tables if t not in known]
     if unknown:
         raise SchemaError("variables.csv", None, f"unknown simulation tables {unknown}")
-    sim = tuple(t for t in SIMULATION_TABLES if t in set(simulation_tables))
+    sim = tuple(t for t in known if t in set(simulation_tables))
     return TRAINING_TABLES + ("bounds",) + sim
 
 

@@ -282,7 +282,9 @@ class SimulationOutput:
 
     @property
     def tables(self) -> tuple[str, ...]:
-        """Simulation tables written (from the manifest)."""
+        """Simulation tables written (from the manifest); ``scenario_totals`` at detail ``summary``."""
+        if not self.manifest.tables and self.manifest.detail == "summary":
+            return ("scenario_totals",)
         return tuple(self.manifest.tables)
 
 

@@ -69,7 +69,7 @@ def test_all_five_files_and_policy_copy(tmp_path: Path, system: System) -> None:
     (RunConfig(num_scenarios=0), ()),
     (RunConfig(num_scenarios=10, detail="full"), "all"),
     (RunConfig(num_scenarios=10, detail="stage"), ("costs", "hydros")),
-    (RunConfig(num_scenarios=10, detail="summary"), ()),
+    (RunConfig(num_scenarios=10, detail="summary"), ("scenario_totals",)),  # the one file summary writes
     ({"num_scenarios": 3}, "all"),
 ])
 def test_variables_csv_covers_exactly_the_written_tables(tmp_path: Path, system: System, cfg: object,
