@@ -288,6 +288,27 @@ class StageCuts:
         return self
 
 
+def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[str, str]]) -> str:
+    """Shared validation of :class:`StageStates` and :class:`StageVertices` (points in state space).
+
+    Coerces in place ``stage_id``, ``state_dimension``, the ``id_field`` ids (uint64), ``iteration``,
+    ``forward_pass_idx``, ``scenario_idx`` (uint32), ``components`` (n, state_dimension) and the
+    ``extra`` per-point arrays; returns the stage file name used in errors.
+    """
+    file = f"{kind}/{stage_file_name(_u32(obj.stage_id, kind, 'stage_id'))}"
+    obj.stage_id = _u32(obj.stage_id, file, "stage_id")
+    obj.state_dimension = d = _u32(obj.state_dimension, file, "state_dimension")
+    ids = _as_array(getattr(obj, id_field), "<u8", None, file, id_field)
+    setattr(obj, id_field, ids)
+    n = ids.shape[0]
+    for name, dtype in (("iteration", "<u4"), ("forward_pass_idx", "<u4"), ("scenario_idx", "<u4")):
+        setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
+    obj.components = _as_matrix(obj.components, n, d, file, "components")
+    for name, dtype in extra:
+        setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
+    return file
+
+
 @dataclass(eq=False)
 class StageStates:
     """Visited states of one stage, columnar (root table ``StageStates``).
@@ -319,18 +340,7 @@ class StageStates:
 
     def validate(self) -> StageStates:
         """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
-        file = f"states/{stage_file_name(_u32(self.stage_id, 'states', 'stage_id'))}"
-        self.stage_id = _u32(self.stage_id, file, "stage_id")
-        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
-        self.state_ids = _as_array(self.state_ids, "<u8", None, file, "state_ids")
-        n = self.state_ids.shape[0]
-        self.iteration = _as_array(self.iteration, "<u4", n, file, "iteration")
-        self.forward_pass_idx = _as_array(self.forward_pass_idx, "<u4", n, file, "forward_pass_idx")
-        self.scenario_idx = _as_array(self.scenario_idx, "<u4", n, file, "scenario_idx")
-        self.components = _as_matrix(self.components, n, d, file, "components")
-        self.dominating_cut_id = _as_array(self.dominating_cut_id, "<u8", n, file, "dominating_cut_id")
-        self.dominating_objective = _as_array(self.dominating_objective, "<f8", n, file,
-                                              "dominating_objective")
+        _validate_points(self, "states", "state_ids", (("dominating_cut_id", "<u8"), ("dominating_objective", "<f8")))
         return self
 
 
@@ -366,18 +376,8 @@ class StageVertices:
 
     def validate(self) -> StageVertices:
         """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
-        file = f"vertices/{stage_file_name(_u32(self.stage_id, 'vertices', 'stage_id'))}"
-        self.stage_id = _u32(self.stage_id, file, "stage_id")
-        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
-        self.vertex_ids = _as_array(self.vertex_ids, "<u8", None, file, "vertex_ids")
-        n = self.vertex_ids.shape[0]
-        self.iteration = _as_array(self.iteration, "<u4", n, file, "iteration")
-        self.forward_pass_idx = _as_array(self.forward_pass_idx, "<u4", n, file, "forward_pass_idx")
-        self.scenario_idx = _as_array(self.scenario_idx, "<u4", n, file, "scenario_idx")
-        self.components = _as_matrix(self.components, n, d, file, "components")
-        self.upper_bound_value = _as_array(self.upper_bound_value, "<f8", n, file, "upper_bound_value")
-        self.lipschitz_constant = _as_array(self.lipschitz_constant, "<f8", n, file,
-                                            "lipschitz_constant")
+        file = _validate_points(self, "vertices", "vertex_ids",
+                                (("upper_bound_value", "<f8"), ("lipschitz_constant", "<f8")))
         try:
             self.stage_lipschitz = float(self.stage_lipschitz)
         except (TypeError, ValueError) as exc:
