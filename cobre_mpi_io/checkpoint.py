@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import mmap
 import os
@@ -72,7 +71,7 @@ import numpy.typing as npt
 from . import mpi
 from .atomic import atomic_write, ensure_dir, fsync_dir, write_json_atomic
 from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
-from .manifest import utc_now
+from .manifest import read_json_document, utc_now
 
 __all__ = [
     "POLICY_FORMAT_VERSION",
@@ -1266,17 +1265,6 @@ def policy_cut_files(policy_dir: str | os.PathLike[str] | None) -> list[Path]:
     return [p for _sid, p in _stage_files(directory / "cuts")]
 
 
-def _read_json(path: Path, manifest: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ManifestError(manifest, f"{path} is missing") from exc
-    except OSError as exc:
-        raise IoError.from_os_error(path, exc) from exc
-    except ValueError as exc:
-        raise ManifestError(manifest, f"{path} is not valid JSON: {exc}") from exc
-
-
 def read_policy_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -1316,7 +1304,7 @@ def read_policy_checkpoint(
     """
     ckpt = resolve_checkpoint_dir(path)
     meta_path = ckpt / "metadata.json"
-    meta = PolicyMetadata.from_dict(_read_json(meta_path, str(meta_path)), str(meta_path))
+    meta = PolicyMetadata.from_dict(read_json_document(meta_path, str(meta_path)), str(meta_path))
     file = "policy/metadata.json"
     if expected_state_dimension is not None and meta.state_dimension != expected_state_dimension:
         raise SchemaError(file, "state_dimension",
@@ -1352,7 +1340,7 @@ def read_policy_checkpoint(
                 raise SchemaError(f"{kind}/{stage_file_name(it.stage_id)}", "state_dimension",
                                   f"{it.state_dimension} != {meta.state_dimension} in metadata.json")
     sd_path = ckpt / "state_dictionary.json"
-    state_dictionary = _read_json(sd_path, str(sd_path)) if sd_path.is_file() else None
+    state_dictionary = read_json_document(sd_path, str(sd_path)) if sd_path.is_file() else None
     return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, states=states, vertices=vertices,
                             state_dictionary=state_dictionary, path=ckpt)
 

@@ -33,6 +33,7 @@ __all__ = [
     "SimulationManifest",
     "TrainingManifest",
     "combined_checksum",
+    "read_json_document",
     "read_simulation_manifest",
     "read_training_manifest",
     "remove_success_marker",
@@ -286,7 +287,9 @@ class TrainingManifest:
         )
 
 
-def _read_json(path: Path, manifest: str) -> Any:
+def read_json_document(path: Path, manifest: str) -> Any:
+    """Parse a JSON document of the output tree: :class:`ManifestError` (naming ``manifest``) when it is
+    missing or not valid JSON, :class:`IoError` when it cannot be read."""
     try:
         text = path.read_bytes()
     except FileNotFoundError as exc:
@@ -331,7 +334,7 @@ def write_simulation_manifest(path: str | os.PathLike[str], manifest: Simulation
 
 def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest:
     """Read ``simulation/_manifest.json``; :class:`ManifestError` when missing, corrupt or malformed."""
-    return SimulationManifest.from_dict(_read_json(Path(path), "simulation"))
+    return SimulationManifest.from_dict(read_json_document(Path(path), "simulation"))
 
 
 def write_training_manifest(path: str | os.PathLike[str], manifest: TrainingManifest) -> None:
@@ -341,7 +344,7 @@ def write_training_manifest(path: str | os.PathLike[str], manifest: TrainingMani
 
 def read_training_manifest(path: str | os.PathLike[str]) -> TrainingManifest:
     """Read ``training/_manifest.json``; :class:`ManifestError` when missing, corrupt or malformed."""
-    return TrainingManifest.from_dict(_read_json(Path(path), "training"))
+    return TrainingManifest.from_dict(read_json_document(Path(path), "training"))
 
 
 def write_success_marker(directory: str | os.PathLike[str]) -> None:

@@ -24,7 +24,6 @@ Hashes are ``"sha256:<hex>"``:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from .atomic import write_json_atomic
 from .checkpoint import policy_cut_files
 from .errors import IoError, ManifestError
 from .hashing import sha256_file, sha256_files, sha256_json, update_from_file
+from .manifest import read_json_document
 from .system import System
 
 __all__ = [
@@ -112,15 +112,7 @@ def write_metadata(path: str | os.PathLike[str], metadata: RunMetadata | Mapping
 
 def read_metadata(path: str | os.PathLike[str]) -> RunMetadata:
     """Read ``metadata.json``; :class:`ManifestError` when missing or malformed."""
-    p = Path(path)
-    try:
-        return RunMetadata.from_dict(json.loads(p.read_bytes()))
-    except FileNotFoundError as exc:
-        raise ManifestError("metadata", f"{p} does not exist") from exc
-    except OSError as exc:
-        raise IoError.from_os_error(p, exc) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError("metadata", f"{p} is not valid JSON: {exc}") from exc
+    return RunMetadata.from_dict(read_json_document(Path(path), "metadata"))
 
 
 # ------------------------------------------------------------------ hashing
