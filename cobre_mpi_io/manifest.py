@@ -37,6 +37,7 @@ __all__ = [
     "read_simulation_manifest",
     "read_training_manifest",
     "remove_success_marker",
+    "simulation_manifest_text",
     "utc_now",
     "write_simulation_manifest",
     "write_success_marker",
@@ -302,7 +303,7 @@ def read_json_document(path: Path, manifest: str) -> Any:
         raise ManifestError(manifest, f"{path} is not valid JSON: {exc}") from exc
 
 
-def _simulation_manifest_text(manifest: SimulationManifest) -> str:
+def simulation_manifest_text(manifest: SimulationManifest) -> str:
     """JSON text: indented, except ``files`` with one compact entry per line.
 
     Indenting 10^5 file entries with :func:`json.dumps` takes the pure-Python
@@ -329,7 +330,7 @@ def write_simulation_manifest(path: str | os.PathLike[str], manifest: Simulation
     IoError
         Naming ``path`` when the write or rename fails.
     """
-    write_bytes_atomic(path, _simulation_manifest_text(manifest).encode("utf-8"))
+    write_bytes_atomic(path, simulation_manifest_text(manifest).encode("utf-8"))
 
 
 def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest:

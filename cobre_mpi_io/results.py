@@ -48,8 +48,8 @@ from .manifest import (
     Failure,
     SimulationManifest,
     TrainingManifest,
-    read_simulation_manifest,
     remove_success_marker,
+    simulation_manifest_text,
     utc_now,
     write_simulation_manifest,
     write_success_marker,
@@ -514,9 +514,9 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
             if rank != 0 or sm is None:
                 return
             path = sim_dir / "_manifest.json"
-            try:
-                same = read_simulation_manifest(path).to_dict() == sm.to_dict()
-            except ManifestError:
+            try:  # finalize() normally wrote exactly these bytes already: compare, do not re-parse
+                same = path.read_bytes() == simulation_manifest_text(sm).encode("utf-8")
+            except FileNotFoundError:
                 same = False
             if not same:
                 write_simulation_manifest(path, sm)
