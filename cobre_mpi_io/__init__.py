@@ -7,19 +7,8 @@ communicator.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .checkpoint import (
-    PolicyCheckpointer,
-    PolicyMetadata,
-    StageBasis,
-    StageCuts,
-    StageStates,
-    StageVertices,
-    read_policy_checkpoint,
-    write_policy_checkpoint,
-)
-from .dictionaries import write_dictionaries
+from ._version import __version__
+from .config import RunConfig
 from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
 from .manifest import (
     SimulationManifest,
@@ -29,13 +18,27 @@ from .manifest import (
     write_simulation_manifest,
     write_training_manifest,
 )
-from .metadata import write_metadata
 from .parquet import ParquetConfig
-from .payload import SimulationScenarioResult
-from .results import RunConfig, SimulationOutput, TrainingOutput, write_results
-from .simulation import SimulationConfig, SimulationParquetWriter
+from .policy import (
+    PolicyCheckpointer,
+    PolicyMetadata,
+    StageBasis,
+    StageCuts,
+    StageStates,
+    StageVertices,
+    read_policy_checkpoint,
+    write_policy_checkpoint,
+)
+from .results import SimulationOutput, TrainingOutput, write_results
+from .simulation import SimulationConfig, SimulationParquetWriter, SimulationScenarioResult
 from .system import System
-from .training import IterationRecord, RankTimingRecord, TrainingParquetWriter
+from .training import (
+    IterationRecord,
+    RankTimingRecord,
+    TrainingParquetWriter,
+    write_dictionaries,
+    write_metadata,
+)
 from .validate import validate_simulation
 
 __all__ = [

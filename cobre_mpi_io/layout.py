@@ -1,4 +1,5 @@
-"""Where every file lives: pure path builders for the output tree (SPEC §2).
+"""Where every file lives: path builders for the whole output tree (SPEC §2): simulation partitions,
+training, policy checkpoints and markers.
 
 Any process can compute the path of any file from the table name and the
 scenario id, without coordination.
@@ -6,10 +7,12 @@ scenario id, without coordination.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Final
 
+from .errors import ManifestError
 from .schemas import table
 
 __all__ = [
@@ -19,10 +22,15 @@ __all__ = [
     "SIMULATION_DIR",
     "SUCCESS_NAME",
     "TRAINING_DIR",
+    "checkpoint_name",
     "parse_partition_file",
     "partition_dir",
     "partition_file",
+    "policy_cut_files",
+    "resolve_checkpoint_dir",
     "simulation_dir",
+    "stage_file_name",
+    "stage_files",
 ]
 
 SIMULATION_DIR: Final = "simulation"
@@ -56,3 +64,67 @@ def parse_partition_file(relpath: str) -> tuple[str, int] | None:
     if m is None:
         return None
     return m.group("dir"), int(m.group("sid"))
+
+
+# ------------------------------------------------------------------ policy
+CHECKPOINTS_DIR: Final = "checkpoints"
+LATEST_LINK: Final = "latest"
+LINKED_FILES: Final = ("metadata.json", "state_dictionary.json")
+CHECKPOINT_RE: Final = re.compile(r"^iter_(\d+)(?:-(\d+))?$")
+STAGE_FILE_RE: Final = re.compile(r"^stage_(\d+)\.bin$")
+
+
+def stage_file_name(stage_id: int) -> str:
+    """``stage_{stage_id:03d}.bin``, the name of a stage file (SPEC §2)."""
+    return f"stage_{int(stage_id):03d}.bin"
+
+
+
+def checkpoint_name(iteration: int) -> str:
+    """``iter_{iteration:06d}``, the directory name of a checkpoint under ``policy/checkpoints``."""
+    return f"iter_{int(iteration):06d}"
+
+def resolve_checkpoint_dir(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint directory ``path`` designates.
+
+    ``path`` may be a ``policy/`` directory (its ``latest`` pointer is
+    followed) or a checkpoint directory itself.
+
+    Raises
+    ------
+    ManifestError
+        Neither a ``latest`` pointer nor a ``metadata.json`` is found.
+    """
+    p = Path(path)
+    latest = p / LATEST_LINK
+    if latest.is_symlink() or latest.exists():
+        if not latest.exists():
+            raise ManifestError(str(latest), "the latest pointer is dangling")
+        return latest.resolve()
+    if (p / "metadata.json").is_file():
+        return p.resolve()
+    raise ManifestError(str(p), "no policy checkpoint here (no latest pointer, no metadata.json)")
+
+def stage_files(directory: Path) -> list[tuple[int, Path]]:
+    """``(stage id, path)`` of the ``stage_NNN.bin`` files in ``directory``, in stage order."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), directory / name) for name in os.listdir(directory)
+             if (m := STAGE_FILE_RE.match(name))]
+    return sorted(found)
+
+def policy_cut_files(policy_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """``cuts/stage_*.bin`` of the checkpoint ``policy_dir`` designates, in stage order.
+
+    The SHA-256 of their concatenated bytes is ``metadata.json``'s
+    ``policy_hash`` (SPEC §7).  Paths are resolved (they do not change if
+    ``latest`` moves while they are read).  ``[]`` when ``policy_dir`` is
+    None or holds no cut files.
+    """
+    if policy_dir is None:
+        return []
+    try:
+        directory = resolve_checkpoint_dir(policy_dir)
+    except ManifestError:  # no checkpoint pointer: a plain directory of stage files, if any
+        directory = Path(policy_dir).resolve()
+    return [p for _sid, p in stage_files(directory / "cuts")]

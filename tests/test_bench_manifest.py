@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cobre_mpi_io.bench_manifest import add_finalize_bench_arguments, finalize_bench_main
+from cobre_mpi_io.cli.bench_finalize import add_finalize_bench_arguments, finalize_bench_main
 from cobre_mpi_io.manifest import combined_checksum, read_simulation_manifest
 
 KEYS = ("gather_seconds", "assembly_seconds", "write_seconds", "total_seconds", "gather_bytes_total",

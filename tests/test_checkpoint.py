@@ -1,4 +1,4 @@
-"""Serial tests of the FlatBuffers policy checkpoint (cobre_mpi_io.checkpoint)."""
+"""Serial tests of the FlatBuffers policy checkpoint (cobre_mpi_io.policy)."""
 
 from __future__ import annotations
 
@@ -21,20 +21,18 @@ from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
 from cobre_mpi_io._generated.cobre.policy import StageCuts as GCuts
 from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
 from cobre_mpi_io._generated.cobre.policy import StageVertices as GVertices
-from cobre_mpi_io.checkpoint import (
-    PolicyCheckpointer,
-    PolicyMetadata,
-    StageBasis,
-    StageCuts,
-    list_checkpoints,
-    policy_cut_files,
-    read_policy_checkpoint,
-    read_stage_cuts,
-    synthetic_policy,
-    write_policy_checkpoint,
-    write_stage_cuts,
-)
 from cobre_mpi_io.errors import ManifestError, SchemaError
+from cobre_mpi_io.layout import policy_cut_files
+from cobre_mpi_io.policy.checkpoint import (
+    PolicyCheckpointer,
+    list_checkpoints,
+    read_policy_checkpoint,
+    write_policy_checkpoint,
+)
+from cobre_mpi_io.policy.codec import write_stage_cuts
+from cobre_mpi_io.policy.decode import read_stage_cuts
+from cobre_mpi_io.policy.records import PolicyMetadata, StageBasis, StageCuts
+from cobre_mpi_io.testing.policy import synthetic_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 SELF = MPI.COMM_SELF
@@ -313,7 +311,8 @@ def test_retention_keeps_three_and_latest_is_newest(tmp_path: Path) -> None:
 _KILL_DRIVER = textwrap.dedent("""
     import sys
     from mpi4py import MPI
-    from cobre_mpi_io.checkpoint import synthetic_policy, write_policy_checkpoint
+    from cobre_mpi_io.policy import write_policy_checkpoint
+    from cobre_mpi_io.testing.policy import synthetic_policy
     out = sys.argv[1]
     p = synthetic_policy(4, 2, 1)
     write_policy_checkpoint(out, **p.write_kwargs(), comm=MPI.COMM_SELF)
@@ -403,7 +402,8 @@ _SIGTERM_DRIVER = textwrap.dedent("""
     import sys, time
     from mpi4py import MPI
     from cobre_mpi_io.atomic import write_json_atomic
-    from cobre_mpi_io.checkpoint import PolicyCheckpointer, synthetic_policy
+    from cobre_mpi_io.policy import PolicyCheckpointer
+    from cobre_mpi_io.testing.policy import synthetic_policy
     out = sys.argv[1]
     status = "complete"
     with PolicyCheckpointer(out, every=1000, comm=MPI.COMM_WORLD) as ck:

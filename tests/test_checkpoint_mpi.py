@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cobre_mpi_io import checkpoint as ckpt_mod
-from cobre_mpi_io.checkpoint import (
+from cobre_mpi_io.errors import SchemaError
+from cobre_mpi_io.policy import checkpoint as ckpt_mod
+from cobre_mpi_io.policy import codec as codec_mod
+from cobre_mpi_io.policy.checkpoint import (
     PolicyCheckpointer,
     list_checkpoints,
     read_policy_checkpoint,
-    synthetic_policy,
     write_policy_checkpoint,
 )
-from cobre_mpi_io.errors import SchemaError
+from cobre_mpi_io.testing.policy import synthetic_policy
 
 
 def _world() -> Any:
@@ -40,7 +41,7 @@ def test_only_rank_zero_creates_files(mpi_tmp_path: Path, monkeypatch: pytest.Mo
     comm = _world()
     rank = comm.Get_rank()
     created: list[str] = []
-    real_atomic, real_symlink, real_ensure = ckpt_mod.atomic_write, ckpt_mod.os.symlink, ckpt_mod.ensure_dir
+    real_atomic, real_symlink, real_ensure = codec_mod.atomic_write, ckpt_mod.os.symlink, ckpt_mod.ensure_dir
 
     def spy_atomic(path: Any, **kw: Any) -> Any:
         created.append(str(path))
@@ -54,7 +55,7 @@ def test_only_rank_zero_creates_files(mpi_tmp_path: Path, monkeypatch: pytest.Mo
         created.append(str(d))
         return real_ensure(d)
 
-    monkeypatch.setattr(ckpt_mod, "atomic_write", spy_atomic)
+    monkeypatch.setattr(codec_mod, "atomic_write", spy_atomic)
     monkeypatch.setattr(ckpt_mod.os, "symlink", spy_symlink)
     monkeypatch.setattr(ckpt_mod, "ensure_dir", spy_ensure)
     policy = mpi_tmp_path / "policy"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import mpiexec, run_cli
+from conftest import mpiexec_argv, run_cli
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,7 +53,7 @@ def test_demo_writes_the_whole_tree(tmp_path: Path) -> None:
 
 def test_sigterm_during_training_checkpoints_last_iteration(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "cobre_mpi_io", "demo", "--output", str(out),
+    cmd = [*mpiexec_argv(2), sys.executable, "-m", "cobre_mpi_io", "demo", "--output", str(out),
            "--iterations", "200", "--iteration-seconds", "0.05", "--checkpoint-every", "4", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

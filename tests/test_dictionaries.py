@@ -11,17 +11,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cobre_mpi_io.dictionaries import (
+from cobre_mpi_io.config import RunConfig
+from cobre_mpi_io.errors import SchemaError
+from cobre_mpi_io.schemas import SIMULATION_TABLES, table
+from cobre_mpi_io.system import System
+from cobre_mpi_io.system.entities import Hydro
+from cobre_mpi_io.training.dictionaries import (
     BOUND_TYPE,
     bounds_table,
     state_dictionary,
     write_dictionaries,
     written_tables,
 )
-from cobre_mpi_io.errors import SchemaError
-from cobre_mpi_io.results import RunConfig
-from cobre_mpi_io.schemas import SIMULATION_TABLES, table
-from cobre_mpi_io.system import Hydro, System
 
 CASE = Path(__file__).parent / "data" / "4ree"
 

@@ -9,21 +9,22 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
+from cobre_mpi_io.config import RunConfig
 from cobre_mpi_io.errors import ManifestError, SerializationError
-from cobre_mpi_io.metadata import (
+from cobre_mpi_io.hashing import sha256_json
+from cobre_mpi_io.layout import policy_cut_files
+from cobre_mpi_io.results import write_results
+from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.training import synthetic_training
+from cobre_mpi_io.training.metadata import (
     METADATA_SECTIONS,
     RunMetadata,
     detect_environment,
     hash_case_files,
     input_hash,
-    policy_cut_files,
     read_metadata,
-    sha256_json,
     write_metadata,
 )
-from cobre_mpi_io.results import RunConfig, write_results
-from cobre_mpi_io.synthetic_training import synthetic_training
-from cobre_mpi_io.system import System
 
 CASE = Path(__file__).parent / "data" / "4ree"
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cobre_mpi_io.errors import OutputError, SchemaError
-from cobre_mpi_io.payload import SimulationScenarioResult, validate_result
 from cobre_mpi_io.schemas import TABLES
-from cobre_mpi_io.synthetic_simulation import synthetic_result
+from cobre_mpi_io.simulation.payload import SimulationScenarioResult, validate_result
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.simulation import synthetic_result
 
 SYSTEM = System.synthetic("small")
 BASE = synthetic_result(SYSTEM, 3, seed=1)
@@ -145,7 +145,7 @@ def test_property_writer_never_leaves_a_partial_file(col: tuple[str, str], kind:
     import pyarrow.parquet as pq
     from mpi4py import MPI
 
-    from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
+    from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
 
     table, column = col
     r = copy.deepcopy(BASE)

@@ -42,7 +42,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import xxhash
-from conftest import CASE_4REE, mpiexec, run_cli
+from conftest import CASE_4REE, mpiexec_argv, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,7 +102,7 @@ def assert_no_partial_file(out: Path, system: System) -> int:
 
 
 def demo_cmd(out: Path, *extra: str, n: int) -> list[str]:
-    return [mpiexec(), "-n", str(n), PY, "-m", "cobre_mpi_io", "demo", "--output", str(out), "--quiet", *extra]
+    return [*mpiexec_argv(n), PY, "-m", "cobre_mpi_io", "demo", "--output", str(out), "--quiet", *extra]
 
 
 def validate(out: Path) -> subprocess.CompletedProcess[str]:
@@ -290,7 +290,7 @@ from pathlib import Path
 from mpi4py import MPI
 from cobre_mpi_io.errors import IoError, OutputError
 from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
-from cobre_mpi_io.synthetic_simulation import synthetic_result
+from cobre_mpi_io.testing.simulation import synthetic_result
 from cobre_mpi_io.system import System
 
 out, case, seed, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -521,8 +521,8 @@ _DAMAGE = st.lists(st.tuples(st.sampled_from(["delete", "truncate", "flip", "tem
 def serial_clean(tmp_path_factory: pytest.TempPathFactory, small_system: System) -> Path:
     from mpi4py import MPI
 
-    from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
-    from cobre_mpi_io.synthetic_simulation import synthetic_result
+    from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
+    from cobre_mpi_io.testing.simulation import synthetic_result
 
     out = tmp_path_factory.mktemp("serial_clean")
     with SimulationParquetWriter(out, small_system, SimulationConfig(num_scenarios=6), MPI.COMM_SELF) as w:
@@ -539,8 +539,8 @@ def test_resume_repairs_any_damage(tmp_path_factory: pytest.TempPathFactory, ser
                                    drop_manifest: bool) -> None:
     from mpi4py import MPI
 
-    from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
-    from cobre_mpi_io.synthetic_simulation import synthetic_result
+    from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
+    from cobre_mpi_io.testing.simulation import synthetic_result
 
     out = tmp_path_factory.mktemp("damage")
     shutil.rmtree(out)

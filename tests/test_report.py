@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
+from cobre_mpi_io.cli.report import add_report_arguments, report_main
+from cobre_mpi_io.config import RunConfig
 from cobre_mpi_io.manifest import FileEntry, SimulationManifest, utc_now
-from cobre_mpi_io.report import add_report_arguments, report_main
-from cobre_mpi_io.results import RunConfig, SimulationOutput, write_results
-from cobre_mpi_io.synthetic_training import synthetic_training
+from cobre_mpi_io.results import SimulationOutput, write_results
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.training import synthetic_training
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,6 +9,7 @@ import pytest
 import xxhash
 from mpi4py import MPI
 
+from cobre_mpi_io.config import RunConfig
 from cobre_mpi_io.errors import IoError, OutputError
 from cobre_mpi_io.manifest import (
     FileEntry,
@@ -18,10 +19,10 @@ from cobre_mpi_io.manifest import (
     utc_now,
     write_simulation_manifest,
 )
-from cobre_mpi_io.results import RunConfig, SimulationOutput, TrainingOutput, write_results
-from cobre_mpi_io.synthetic_training import synthetic_training
+from cobre_mpi_io.results import SimulationOutput, TrainingOutput, write_results
 from cobre_mpi_io.system import System
-from cobre_mpi_io.training import TrainingParquetWriter
+from cobre_mpi_io.testing.training import synthetic_training
+from cobre_mpi_io.training.writer import TrainingParquetWriter
 
 CASE = Path(__file__).parent / "data" / "4ree"
 SYSTEM = System.synthetic("small")
@@ -182,7 +183,7 @@ def test_run_config_from_the_4ree_config_and_coercion() -> None:
 
 def test_policy_checkpoint_symlinks_are_followed_and_kept(tmp_path: Path) -> None:
     """policy/{cuts,state_dictionary.json} as symlinks into latest/ (the checkpoint layout)."""
-    from cobre_mpi_io.dictionaries import state_dictionary
+    from cobre_mpi_io.training.dictionaries import state_dictionary
 
     ck = tmp_path / "policy" / "checkpoints" / "iter_000008"
     (ck / "cuts").mkdir(parents=True)

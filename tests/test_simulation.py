@@ -18,9 +18,9 @@ from cobre_mpi_io.errors import IoError, ManifestError, OutputError, SchemaError
 from cobre_mpi_io.layout import partition_file
 from cobre_mpi_io.manifest import combined_checksum, read_simulation_manifest
 from cobre_mpi_io.schemas import TABLES
-from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
-from cobre_mpi_io.synthetic_simulation import synthetic_result
+from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.simulation import synthetic_result
 from cobre_mpi_io.validate import validate_simulation
 
 SELF = MPI.COMM_SELF

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from cobre_mpi_io import mpi as mpi_mod
-from cobre_mpi_io import simulation as sim_mod
 from cobre_mpi_io.errors import IoError, OutputError, SchemaError
 from cobre_mpi_io.layout import parse_partition_file, partition_file
 from cobre_mpi_io.manifest import read_simulation_manifest
-from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
-from cobre_mpi_io.synthetic_simulation import synthetic_result
+from cobre_mpi_io.simulation import writer as sim_mod
+from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.simulation import synthetic_result
 from cobre_mpi_io.validate import validate_simulation
 
 SEED = 5

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from cobre_mpi_io.errors import SchemaError
-from cobre_mpi_io.system import OPERATIVE_STATE, System
+from cobre_mpi_io.system import System
+from cobre_mpi_io.system.entities import OPERATIVE_STATE
 
 
 def test_4ree_loads(system_4ree: System) -> None:

@@ -16,9 +16,9 @@ from mpi4py import MPI
 
 from cobre_mpi_io.errors import SchemaError
 from cobre_mpi_io.schemas import table
-from cobre_mpi_io.synthetic_training import synthetic_training
 from cobre_mpi_io.system import System
-from cobre_mpi_io.training import (
+from cobre_mpi_io.testing.training import synthetic_training
+from cobre_mpi_io.training.writer import (
     CONVERGENCE_PATH,
     ITERATION_TIMING_PATH,
     RANK_TIMING_DIR,

@@ -15,14 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 from mpi4py import MPI
 
+from cobre_mpi_io.config import RunConfig
 from cobre_mpi_io.errors import OutputError
+from cobre_mpi_io.hashing import sha256_file
 from cobre_mpi_io.manifest import read_training_manifest
-from cobre_mpi_io.metadata import sha256_file
-from cobre_mpi_io.results import RunConfig, write_results
+from cobre_mpi_io.results import write_results
 from cobre_mpi_io.schemas import table
-from cobre_mpi_io.synthetic_training import synthetic_training
 from cobre_mpi_io.system import System
-from cobre_mpi_io.training import RANK_TIMING_DIR, RankTimingRecord, TrainingParquetWriter
+from cobre_mpi_io.testing.training import synthetic_training
+from cobre_mpi_io.training.writer import RANK_TIMING_DIR, RankTimingRecord, TrainingParquetWriter
 
 pytestmark = [pytest.mark.mpi(min_size=2), pytest.mark.timeout(120)]
 

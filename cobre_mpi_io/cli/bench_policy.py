@@ -1,0 +1,239 @@
+"""Benchmark of the policy checkpoint writer and reader (``cobre-mpi-io bench policy``).
+
+For each stage it generates ``cuts x state_dim`` random coefficients and
+measures, on the same arrays and in the same run:
+
+- ``write``: :func:`~cobre_mpi_io.checkpoint.write_stage_cuts` (validation,
+  NumPy layout, ``writev`` streaming; atomic rename; no fsync, like the
+  baselines);
+- ``tofile``: ``numpy.ndarray.tofile`` of the coefficient array alone;
+- ``builder``: a plain ``flatbuffers.Builder`` loop through the
+  flatc-generated API (``CreateNumpyVector`` + one ``BendersCut`` table per
+  cut), then writing ``Builder.Output()`` to a file;
+- ``read``: :func:`~cobre_mpi_io.checkpoint.read_stage_cuts` to an
+  ``(n_cuts, state_dim)`` array (zero-copy memory map).
+
+Times are medians over stages x repeats; before each timed write the page
+cache is synced (``os.sync``, untimed), both targets are fresh files (as
+in a checkpoint, which writes into a new directory) and the order of ``write`` and
+``tofile`` alternates, so neither pays for the other's writeback.
+``peak_rss_mb`` is the process peak resident set after the write phase
+(which holds one stage's coefficients at a time), before the read phase
+(mapped file pages count as resident) and the builder phase (whose growing
+byte array needs about three times the stage).  Each written file is also
+decoded with the flatc-generated reader (first and last cut) to prove the
+bytes are a valid FlatBuffer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..hashing import peak_rss_mb
+from ..layout import stage_file_name
+from ..policy.codec import write_stage_cuts
+from ..policy.decode import read_stage_cuts
+from ..policy.records import StageCuts
+
+__all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_policy_bench"]
+
+
+def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:
+    rng = np.random.default_rng([seed, stage_id])
+    slots = np.arange(n, dtype=np.uint32)
+    return StageCuts(
+        stage_id=stage_id, state_dimension=d, capacity=n, warm_start_count=0,
+        cut_ids=slots.astype(np.uint64), slot_index=slots, iteration=slots // 50 + 1,
+        forward_pass_idx=slots % 50, scenario_idx=slots % 50, intercepts=rng.standard_normal(n),
+        coefficients=rng.standard_normal((n, d)), is_active=(slots % 5) != 0,
+        domination_count=np.zeros(n, dtype=np.uint32),
+    )
+
+
+def _builder_write(path: Path, sc: StageCuts) -> None:
+    """The plain generated-API loop: one BendersCut table per cut, then write the buffer."""
+    import flatbuffers
+
+    from .._generated.cobre.policy import BendersCut as BC
+    from .._generated.cobre.policy import StageCuts as SC
+
+    n = sc.n_cuts
+    b = flatbuffers.Builder(1024)
+    offsets = []
+    for i in range(n):
+        vec = b.CreateNumpyVector(sc.coefficients[i])
+        BC.Start(b)
+        BC.AddCutId(b, int(sc.cut_ids[i]))
+        BC.AddSlotIndex(b, int(sc.slot_index[i]))
+        BC.AddIteration(b, int(sc.iteration[i]))
+        BC.AddForwardPassIdx(b, int(sc.forward_pass_idx[i]))
+        BC.AddScenarioIdx(b, int(sc.scenario_idx[i]))
+        BC.AddIntercept(b, float(sc.intercepts[i]))
+        BC.AddCoefficients(b, vec)
+        BC.AddIsActive(b, bool(sc.is_active[i]))
+        BC.AddDominationCount(b, int(sc.domination_count[i]))
+        offsets.append(BC.End(b))
+    active = b.CreateNumpyVector(np.asarray(sc.active_cut_indices, dtype=np.uint32))
+    SC.StartCutsVector(b, n)
+    for off in reversed(offsets):
+        b.PrependUOffsetTRelative(off)
+    cuts = b.EndVector()
+    SC.Start(b)
+    SC.AddStageId(b, sc.stage_id)
+    SC.AddStateDimension(b, sc.state_dimension)
+    SC.AddCapacity(b, sc.capacity)
+    SC.AddWarmStartCount(b, sc.warm_start_count)
+    SC.AddCuts(b, cuts)
+    SC.AddActiveCutIndices(b, active)
+    SC.AddPopulatedCount(b, n)
+    b.Finish(SC.End(b))
+    with open(path, "wb") as fh:
+        fh.write(b.Output())
+
+
+def _verify_generated(path: Path, sc: StageCuts) -> bool:
+    """Decode ``path`` with the flatc-generated reader and compare the first and last cut."""
+    from .._generated.cobre.policy import StageCuts as SC
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        root = SC.StageCuts.GetRootAs(data, 0)
+        if root.CutsLength() != sc.n_cuts or root.StateDimension() != sc.state_dimension:
+            return False
+        for i in {0, sc.n_cuts - 1} if sc.n_cuts else set():
+            cut = root.Cuts(i)
+            if cut.SlotIndex() != int(sc.slot_index[i]) or not np.array_equal(
+                    cut.CoefficientsAsNumpy().copy(), sc.coefficients[i]):
+                return False
+    return True
+
+
+def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.PathLike[str],
+                     repeats: int = 3, seed: int = 0, builder: bool = True) -> dict[str, Any]:
+    """Run the policy checkpoint benchmark; returns the result dict (see module docstring).
+
+    Parameters
+    ----------
+    cuts, state_dim, stages : int
+        Stage size and number of stages (production: 15000 x 2080).
+    output : path-like
+        Scratch directory (files are left there for inspection).
+    repeats : int
+        Measurements per stage of write, tofile and read.
+    seed : int
+    builder : bool
+        Also time the plain ``flatbuffers.Builder`` loop (slow, memory-hungry).
+    """
+    out = Path(output)
+    (out / "cuts").mkdir(parents=True, exist_ok=True)
+    (out / "tofile").mkdir(parents=True, exist_ok=True)
+    (out / "builder").mkdir(parents=True, exist_ok=True)
+    write_t: list[float] = []
+    tofile_t: list[float] = []
+    read_t: list[float] = []
+    builder_t: list[float] = []
+    sizes: list[int] = []
+    verified = True
+    zero_copy = True
+    rss_before = peak_rss_mb()
+    for s in range(stages):
+        sc = _stage(s, cuts, state_dim, seed)
+        path = out / "cuts" / stage_file_name(s)
+        raw = out / "tofile" / f"stage_{s:03d}.f64"
+
+        def ours(sc: StageCuts = sc, path: Path = path) -> None:
+            sizes.append(write_stage_cuts(path, sc, durable=False))
+
+        def tofile(sc: StageCuts = sc, raw: Path = raw) -> None:
+            sc.coefficients.tofile(raw)
+
+        for r in range(repeats):
+            # alternate the order and start each from a clean page cache (no dirty pages of the
+            # other writer to flush), so neither pays for the other's writeback
+            runs = ((tofile, tofile_t, raw), (ours, write_t, path))
+            for fn, times, target in runs[:: 1 if (s + r) % 2 == 0 else -1]:
+                target.unlink(missing_ok=True)  # both write fresh files, as a checkpoint does
+                os.sync()
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+        verified = verified and _verify_generated(path, sc)
+        del sc, ours, tofile, runs, fn
+    peak = peak_rss_mb()  # writing phase only: one stage's coefficients alive at a time
+    for s in range(stages):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            back = read_stage_cuts(out / "cuts" / stage_file_name(s))
+            coef = back.coefficients
+            read_t.append(time.perf_counter() - t0)
+            assert coef.shape == (cuts, state_dim)
+            zero_copy = zero_copy and not coef.flags.owndata
+            del back, coef
+    if builder:
+        for s in range(stages):
+            sc = _stage(s, cuts, state_dim, seed)
+            sc.validate()
+            os.sync()
+            t0 = time.perf_counter()
+            _builder_write(out / "builder" / stage_file_name(s), sc)
+            builder_t.append(time.perf_counter() - t0)
+            del sc
+    stage_bytes = cuts * state_dim * 8
+    w = statistics.median(write_t)
+    tf = statistics.median(tofile_t)
+    result: dict[str, Any] = {
+        "cuts": cuts,
+        "state_dim": state_dim,
+        "stages": stages,
+        "repeats": repeats,
+        "write_seconds": w,
+        "read_seconds": statistics.median(read_t),
+        "tofile_seconds": tf,
+        "builder_seconds": statistics.median(builder_t) if builder_t else None,
+        "bytes_per_stage": int(statistics.median(sizes)),
+        "coefficient_bytes_per_stage": stage_bytes,
+        "peak_rss_mb": round(peak, 1),
+        "rss_before_mb": round(rss_before, 1),
+        "peak_rss_over_stage_coefficients": round(peak * 2**20 / stage_bytes, 3) if stage_bytes else None,
+        "write_over_tofile": round(w / tf, 3) if tf else None,
+        "builder_over_write": round(statistics.median(builder_t) / w, 3) if builder_t and w else None,
+        "zero_copy_read": zero_copy,
+        "verified_with_generated_reader": verified,
+        "write_seconds_all": [round(x, 4) for x in write_t],
+        "tofile_seconds_all": [round(x, 4) for x in tofile_t],
+    }
+    return result
+
+
+def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``bench policy`` options to ``parser`` and return it."""
+    parser.add_argument("--cuts", type=int, default=15000, help="cuts per stage (default 15000)")
+    parser.add_argument("--state-dim", type=int, default=2080, help="state dimension (default 2080)")
+    parser.add_argument("--stages", type=int, default=3, help="number of stages (default 3)")
+    parser.add_argument("--output", required=True, help="scratch directory for the files")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per stage (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-builder", action="store_true", help="skip the flatbuffers.Builder baseline")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: also)")
+    return parser
+
+
+def policy_bench_main(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed ``args`` and print one JSON object; returns the exit code."""
+    result = run_policy_bench(args.cuts, args.state_dim, args.stages, args.output,
+                              repeats=args.repeats, seed=args.seed, builder=not args.no_builder)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(policy_bench_main(add_policy_bench_arguments(argparse.ArgumentParser()).parse_args()))

@@ -1,0 +1,243 @@
+"""The demo: a synthetic Cobre run written through the package, under ``mpiexec``.
+
+``cobre-mpi-io demo --output DIR`` builds the system (built-in or
+``--case``) and produces the whole output tree of a run (SPEC §2):
+
+1. training (``--iterations K``): a plausible synthetic convergence history
+   (lower bound rising, upper bound with a shrinking confidence band, cut
+   counts, per-rank timings of the actual ranks) fed to the
+   :class:`~cobre_mpi_io.training.TrainingParquetWriter`, with a FlatBuffers
+   policy checkpoint every ``--checkpoint-every`` iterations, on
+   SIGTERM/SIGINT and at the end (:class:`~cobre_mpi_io.checkpoint.PolicyCheckpointer`);
+2. simulation: every rank generates the synthetic results of the scenarios
+   it owns and streams them through
+   :class:`~cobre_mpi_io.simulation.SimulationParquetWriter` (the bytes of
+   every file depend only on (case, seed, scenario));
+3. :func:`~cobre_mpi_io.results.write_results`: dictionaries, training
+   tables, manifests, metadata and ``_SUCCESS`` markers.
+
+A SIGTERM during training checkpoints the last completed iteration, writes a
+training manifest with status ``interrupted`` and exits with code 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import mpi
+from ..config import RunConfig
+from ..errors import IoError, SchemaError
+from ..manifest import utc_now
+from ..policy.checkpoint import PolicyCheckpointer
+from ..results import SimulationOutput, TrainingOutput, write_results
+from ..simulation.writer import SimulationConfig, SimulationParquetWriter
+from ..system.model import System
+from ..testing.policy import synthetic_policy
+from ..testing.simulation import synthetic_result
+from ..testing.training import synthetic_training
+from ..training.dictionaries import state_dictionary
+from ..training.writer import TrainingParquetWriter
+
+__all__ = [
+    "TrainingResult",
+    "add_demo_arguments",
+    "case_num_scenarios",
+    "check_output_dir",
+    "demo_main",
+    "load_system",
+    "run_config",
+    "run_simulation",
+    "run_training",
+]
+
+
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``cobre-mpi-io demo``."""
+    p.add_argument("--output", "-o", required=True, type=Path, help="output directory (created)")
+    p.add_argument("--case", type=Path, default=None, help="Cobre case directory (default: built-in system)")
+    p.add_argument("--scale", choices=("small", "production"), default="small",
+                   help="built-in system scale (ignored with --case)")
+    p.add_argument("--scenarios", type=int, default=None,
+                   help="number of scenarios (default: the case's simulation.num_scenarios, else 16)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--detail", choices=("full", "stage", "summary"), default="full")
+    p.add_argument("--assignment", choices=("round-robin", "block"), default="round-robin")
+    p.add_argument("--queue-capacity", type=int, default=64)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --output (write only the missing scenarios)")
+    p.add_argument("--fail-rank", type=int, default=None, help="(testing) this rank raises ...")
+    p.add_argument("--fail-after", type=int, default=0, help="(testing) ... after writing this many scenarios")
+    p.add_argument("--slow", type=float, default=0.0,
+                   help="(testing) seconds to sleep per scenario, to make a run last")
+    p.add_argument("--iterations", type=int, default=10, help="training iterations (default 10; 0: no training)")
+    p.add_argument("--forward-passes", type=int, default=None,
+                   help="forward passes per iteration (default: the case's, else 4)")
+    p.add_argument("--no-upper-bound", action="store_true",
+                   help="no upper-bound evaluation (convergence UB and gap columns null)")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="policy checkpoint period (iterations)")
+    p.add_argument("--iteration-seconds", type=float, default=0.0,
+                   help="(testing) seconds each training iteration lasts")
+    p.add_argument("--quiet", action="store_true", help="no summary on stdout")
+
+
+def load_system(case: Path | None, scale: str) -> System:
+    """The case's system, or the built-in one of ``scale``."""
+    return System.from_case(case) if case is not None else System.synthetic(scale)
+
+
+def case_num_scenarios(case: Path | None) -> int | None:
+    """``simulation.num_scenarios`` of the case's ``config.json``, if any."""
+    if case is None or not (case / "config.json").exists():
+        return None
+    try:
+        n = json.loads((case / "config.json").read_text())["simulation"]["num_scenarios"]
+        return int(n)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def check_output_dir(output: Path, resume: bool) -> None:
+    """Refuse to start over an existing run unless resuming (before anything is written).
+
+    Raises
+    ------
+    IoError
+        ``output`` already holds a ``simulation/``, ``training/`` or ``policy/``
+        with files and ``resume`` is False.
+    """
+    if resume:
+        return
+    for sub in ("simulation", "training", "policy"):
+        d = output / sub
+        if d.is_dir() and any(d.iterdir()):
+            raise IoError(d, "not empty",
+                          "output directory already holds a run; use --resume to continue it, or choose an "
+                          "empty directory (two runs are never mixed)")
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration: the case's ``config.json`` (if any) overridden by the options."""
+    doc: dict[str, Any] = {}
+    if args.case is not None and (args.case / "config.json").exists():
+        try:
+            doc = json.loads((args.case / "config.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise SchemaError(str(args.case / "config.json"), None, f"not valid JSON: {exc}") from exc
+    over: dict[str, Any] = {"seed": args.seed, "detail": args.detail,
+                            "upper_bound_evaluation": not args.no_upper_bound,
+                            "num_scenarios": args.scenarios or case_num_scenarios(args.case) or 16}
+    if args.iterations > 0:
+        over["max_iterations"] = args.iterations
+    if args.forward_passes:
+        over["forward_passes"] = args.forward_passes
+    return RunConfig.from_case_config(doc, **over) if doc else RunConfig(
+        **{"forward_passes": 4, **over})
+
+
+@dataclass
+class TrainingResult:
+    """What the demo's training phase hands to :func:`write_results`."""
+
+    output: TrainingOutput
+    interrupted: bool
+
+
+def run_training(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> TrainingResult:
+    """Training phase of the demo (collective): Parquet history and policy checkpoints."""
+    rank, size = mpi.rank_of(comm), mpi.size_of(comm)
+    started = utc_now()
+    st = synthetic_training(system, iterations=args.iterations, world_size=size,
+                            forward_passes=config.forward_passes, seed=config.seed,
+                            upper_bound_evaluation=config.upper_bound_evaluation)
+    writer = TrainingParquetWriter(args.output, comm)
+    timings = st.rank_timing(rank)
+
+    def policy(iteration: int) -> dict[str, Any]:
+        if rank != 0:
+            return {}
+        return synthetic_policy(system.state_dimension, system.num_stages, iteration, config.seed,
+                                forward_passes=config.forward_passes, max_iterations=args.iterations,
+                                config_hash=config.config_hash, system_hash=system.system_hash).write_kwargs()
+
+    done = 0
+    with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
+                            state_dictionary=state_dictionary(system)) as ckpt:
+        for k in range(1, args.iterations + 1):
+            if args.iteration_seconds:
+                time.sleep(args.iteration_seconds)
+            if rank == 0:
+                writer.write_iteration(st.iterations[k - 1])
+            writer.write_rank_timing(timings[k - 1])
+            done = k
+            ckpt.after_iteration(k, functools.partial(policy, k))
+            if ckpt.interrupted:
+                break
+        if done:
+            ckpt.final(**policy(done))
+        interrupted = ckpt.interrupted
+    status = "interrupted" if interrupted else st.status
+    out = st.to_training_output(rank, started_at=started, policy_dir=Path(args.output) / "policy",
+                                writer=writer, status=status,
+                                termination_reason=None if interrupted else st.termination_reason)
+    return TrainingResult(out, interrupted)
+
+
+def run_simulation(args: argparse.Namespace, system: System, comm: Any) -> Any:
+    """Simulation phase of the demo: returns the manifest (collective)."""
+    rank = mpi.rank_of(comm)
+    n = args.scenarios or case_num_scenarios(args.case) or 16
+    cfg = SimulationConfig(num_scenarios=n, detail=args.detail, assignment=args.assignment,
+                           queue_capacity=args.queue_capacity, resume=args.resume)
+    with SimulationParquetWriter(args.output, system, cfg, comm) as writer:
+        for k, sid in enumerate(writer.pending_scenarios()):
+            if args.fail_rank == rank and k >= args.fail_after:
+                raise RuntimeError(f"injected failure on rank {rank} after {k} scenario(s) (--fail-rank)")
+            writer.write_scenario(synthetic_result(system, sid, args.seed))
+            if args.slow:
+                time.sleep(args.slow)
+    return writer.finalize()
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    """Run the demo; collective over ``MPI.COMM_WORLD``."""
+    comm = mpi.resolve_comm(None)
+    rank = mpi.rank_of(comm)
+    system = mpi.run_agreed(comm, lambda: load_system(args.case, args.scale), str(args.case or args.scale))
+    assert system is not None
+    mpi.run_agreed(comm, lambda: check_output_dir(args.output, args.resume) if rank == 0 else None,
+                   str(args.output))
+    config = mpi.run_agreed(comm, lambda: run_config(args), "config")
+    assert config is not None
+    t0 = time.perf_counter()
+    training = run_training(args, system, config, comm) if args.iterations > 0 else None
+    manifest = None
+    if training is None or not training.interrupted:
+        manifest = run_simulation(args, system, comm)
+    results = None
+    if training is not None:
+        results = write_results(args.output, training.output,
+                                SimulationOutput(manifest) if manifest is not None else None,
+                                system, config, comm)
+    if rank == 0 and not args.quiet:
+        summary: dict[str, Any] = {"output": str(args.output), "system": system.name,
+                                   "world_size": mpi.size_of(comm)}
+        if results is not None:
+            tm = results.training_manifest
+            summary["training"] = {"status": tm.status, "iterations": tm.iterations_completed,
+                                   "final_gap_percent": tm.final_gap_percent, "policy": tm.policy_value}
+        if manifest is not None:
+            summary["simulation"] = {
+                "status": manifest.status, "scenarios": manifest.scenarios_completed,
+                "files": len(manifest.files), "bytes": sum(e.bytes for e in manifest.files.values()),
+                "checksum": manifest.checksum_value}
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        print(json.dumps(summary, indent=2))
+        sys.stdout.flush()
+    return 143 if training is not None and training.interrupted else 0

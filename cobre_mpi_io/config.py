@@ -1,0 +1,127 @@
+"""The run configuration (:class:`RunConfig`) and its reading from a Cobre ``config.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import SchemaError
+from .hashing import sha256_json
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The run configuration the output layer records (``configuration_snapshot``).
+
+    Attributes
+    ----------
+    seed : int
+        Scenario sampling seed.
+    forward_passes : int
+        Forward passes (scenarios) per training iteration.
+    stopping_rules : tuple of mapping
+        Cobre's ``training.stopping_rules``, verbatim.
+    stopping_mode : str
+        ``"any"`` or ``"all"`` (how stopping rules combine).
+    cut_selection : mapping, str or None
+        Cut selection settings, verbatim.
+    upper_bound_evaluation : bool
+        Whether an upper bound is estimated (convergence UB columns null otherwise).
+    policy_mode : str
+        ``"fresh"``, ``"warm_start"`` or ``"resume"``.
+    max_iterations : int
+        Iteration limit.
+    num_scenarios : int
+        Simulation scenarios (0 = simulation off).
+    detail : str
+        Simulation detail level ``"full"``, ``"stage"`` or ``"summary"``.
+    """
+
+    seed: int = 0
+    forward_passes: int = 1
+    stopping_rules: tuple[Mapping[str, Any], ...] = ()
+    stopping_mode: str = "any"
+    cut_selection: Mapping[str, Any] | str | None = None
+    upper_bound_evaluation: bool = False
+    policy_mode: str = "fresh"
+    max_iterations: int = 100
+    num_scenarios: int = 0
+    detail: str = "full"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stopping_rules", tuple(dict(r) for r in self.stopping_rules))
+        if isinstance(self.cut_selection, Mapping):
+            object.__setattr__(self, "cut_selection", dict(self.cut_selection))
+        if self.detail not in ("full", "stage", "summary"):
+            raise SchemaError("config", "detail", f"unknown detail level {self.detail!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the configuration snapshot of ``metadata.json``)."""
+        return {
+            "seed": self.seed, "forward_passes": self.forward_passes,
+            "stopping_rules": [dict(r) for r in self.stopping_rules], "stopping_mode": self.stopping_mode,
+            "cut_selection": dict(self.cut_selection) if isinstance(self.cut_selection, Mapping)
+            else self.cut_selection,
+            "upper_bound_evaluation": self.upper_bound_evaluation, "policy_mode": self.policy_mode,
+            "max_iterations": self.max_iterations, "num_scenarios": self.num_scenarios, "detail": self.detail,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_dict`."""
+        return sha256_json(self.to_dict())
+
+    @classmethod
+    def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:
+        """Read Cobre's ``config.json`` shape.
+
+        ``training.forward_passes``, ``training.stopping_rules``,
+        ``training.stopping_mode``, ``training.cut_selection``,
+        ``training.upper_bound_evaluation`` (bool or ``{enabled}``),
+        ``training.scenario_source.seed``, ``policy.mode``,
+        ``simulation.enabled``/``num_scenarios``/``detail``; ``max_iterations``
+        is the ``iteration_limit`` rule's ``limit``. ``overrides`` win.
+        """
+        if not isinstance(doc, Mapping):
+            raise SchemaError("config.json", None, "not a JSON object")
+        tr = doc.get("training") or {}
+        sim = doc.get("simulation") or {}
+        rules = tuple(tr.get("stopping_rules") or ())
+        limit = next((r.get("limit") for r in rules if isinstance(r, Mapping) and r.get("type") == "iteration_limit"),
+                     None)
+        ub = tr.get("upper_bound_evaluation", False)
+        if isinstance(ub, Mapping):
+            ub = ub.get("enabled", False)
+        kw: dict[str, Any] = {
+            "seed": int((tr.get("scenario_source") or {}).get("seed", tr.get("seed", 0)) or 0),
+            "forward_passes": int(tr.get("forward_passes", 1)),
+            "stopping_rules": rules,
+            "stopping_mode": str(tr.get("stopping_mode", "any")),
+            "cut_selection": tr.get("cut_selection"),
+            "upper_bound_evaluation": bool(ub),
+            "policy_mode": str((doc.get("policy") or {}).get("mode", "fresh")),
+            "max_iterations": int(limit) if limit is not None else 100,
+            "num_scenarios": int(sim.get("num_scenarios", 0)) if sim.get("enabled", True) else 0,
+            "detail": str(sim.get("detail", sim.get("output_detail", "full"))),
+        }
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def coerce(cls, config: Any) -> RunConfig:
+        """A :class:`RunConfig` from a RunConfig, a Cobre ``config.json`` dict, a flat mapping or an object."""
+        if isinstance(config, RunConfig):
+            return config
+        if config is None:
+            return cls()
+        names = [f.name for f in fields(cls)]
+        if isinstance(config, Mapping):
+            if "training" in config or "simulation" in config:
+                return cls.from_case_config(config)
+            return cls(**{k: config[k] for k in names if k in config})
+        return cls(**{k: getattr(config, k) for k in names if hasattr(config, k)})
+
+

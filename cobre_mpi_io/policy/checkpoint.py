@@ -1,0 +1,549 @@
+"""The policy checkpoint protocol (SPEC §9): checkpoint directories, ``latest``, retention, periodic checkpoints.
+
+
+In memory a stage is **columnar**: one NumPy array per field, the cut
+coefficients one ``(n_cuts, state_dimension)`` array.  On disk each stage is
+one FlatBuffer per file, schema ``cobre_mpi_io/fbs/policy.fbs`` (namespace
+``cobre.policy``, fields in the corpus order, no file identifier)::
+
+    <checkpoint>/cuts/stage_NNN.bin      root StageCuts
+    <checkpoint>/states/stage_NNN.bin    root StageStates   (when given)
+    <checkpoint>/vertices/stage_NNN.bin  root StageVertices (when given)
+    <checkpoint>/basis/stage_NNN.bin     root StageBasis
+    <checkpoint>/metadata.json           PolicyMetadata, for people to read
+    <checkpoint>/state_dictionary.json   (when given)
+
+
+``policy/checkpoints/``, fsynced, renamed to ``iter_NNNNNN`` and then
+published by atomically replacing the symlink ``policy/latest`` (a new
+symlink renamed over the old one).  ``policy/{cuts,states,vertices,basis,
+metadata.json,state_dictionary.json}`` are fixed symlinks into ``latest``,
+so the SPEC §2 paths (``OUT/policy/cuts/stage_000.bin``) always show one
+complete checkpoint and switch as one.  A crash at any point leaves the
+previous ``latest`` intact; stray temp directories are removed by the next
+checkpoint.  The last ``keep`` (default 3) checkpoints are retained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import mpi
+from ..atomic import ensure_dir, fsync_dir, write_json_atomic
+from ..errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+from ..layout import (
+    CHECKPOINT_RE,
+    CHECKPOINTS_DIR,
+    LATEST_LINK,
+    LINKED_FILES,
+    checkpoint_name,
+    resolve_checkpoint_dir,
+    stage_file_name,
+    stage_files,
+)
+from ..manifest import read_json_document, utc_now
+from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
+from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from .records import (
+    STAGE_SUBDIRS,
+    CheckpointRecord,
+    PolicyCheckpoint,
+    PolicyMetadata,
+    StageBasis,
+    StageCuts,
+    StageStates,
+    StageVertices,
+    _u32,
+)
+
+F64 = npt.NDArray[np.float64]
+
+# --------------------------------------------------------------------------
+# Whole checkpoints
+# --------------------------------------------------------------------------
+
+
+def list_checkpoints(policy_dir: str | os.PathLike[str]) -> list[Path]:
+    """Complete checkpoints under ``policy_dir/checkpoints``, oldest iteration first."""
+    root = Path(policy_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), int(m.group(2) or 0), p) for p in root.iterdir()
+             if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    return [p for _it, _k, p in sorted(found)]
+
+
+def read_policy_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    expected_state_dimension: int | None = None,
+    expected_num_stages: int | None = None,
+    config_hash: str | None = None,
+    system_hash: str | None = None,
+) -> PolicyCheckpoint:
+    """Load a policy checkpoint, memory-mapped and zero-copy where possible.
+
+    Not collective (any rank may read).
+
+    Parameters
+    ----------
+    path : path-like
+        ``OUT/policy`` (follows ``latest``) or a checkpoint directory.
+    expected_state_dimension, expected_num_stages : int, optional
+        The running system's values; a mismatch is a hard error.
+    config_hash, system_hash : str, optional
+        For a resume: must equal the hashes recorded in ``metadata.json``.
+
+    Returns
+    -------
+    PolicyCheckpoint
+
+    Raises
+    ------
+    SchemaError
+        State dimension or stage count differ from the expected values or
+        between ``metadata.json`` and the stage files.
+    ManifestError
+        Missing/corrupt ``metadata.json``, or a config/system hash mismatch.
+    SerializationError
+        A stage file is not a valid FlatBuffer.
+    IoError
+        A file cannot be read.
+    """
+    ckpt = resolve_checkpoint_dir(path)
+    meta_path = ckpt / "metadata.json"
+    meta = PolicyMetadata.from_dict(read_json_document(meta_path, str(meta_path)), str(meta_path))
+    file = "policy/metadata.json"
+    if expected_state_dimension is not None and meta.state_dimension != expected_state_dimension:
+        raise SchemaError(file, "state_dimension",
+                          f"checkpoint has {meta.state_dimension}, the system has {expected_state_dimension}")
+    if expected_num_stages is not None and meta.num_stages != expected_num_stages:
+        raise SchemaError(file, "num_stages",
+                          f"checkpoint has {meta.num_stages} stages, the system has {expected_num_stages}")
+    if config_hash is not None and meta.config_hash != config_hash:
+        raise ManifestError("policy", f"config_hash {meta.config_hash!r} differs from {config_hash!r}: "
+                            "cannot resume with a different configuration")
+    if system_hash is not None and meta.system_hash != system_hash:
+        raise ManifestError("policy", f"system_hash {meta.system_hash!r} differs from {system_hash!r}: "
+                            "cannot resume with a different system")
+    cut_files = stage_files(ckpt / "cuts")
+    if len(cut_files) != meta.num_stages:
+        raise SchemaError("policy/cuts", "num_stages",
+                          f"{len(cut_files)} stage files, metadata.json says {meta.num_stages}")
+    cuts = []
+    for sid, p in cut_files:
+        sc = read_stage_cuts(p)
+        if sc.stage_id != sid:
+            raise SchemaError(f"cuts/{p.name}", "stage_id", f"file holds stage {sc.stage_id}")
+        if sc.state_dimension != meta.state_dimension:
+            raise SchemaError(f"cuts/{p.name}", "state_dimension",
+                              f"{sc.state_dimension} != {meta.state_dimension} in metadata.json")
+        cuts.append(sc)
+    states = [read_stage_states(p) for _s, p in stage_files(ckpt / "states")]
+    vertices = [read_stage_vertices(p) for _s, p in stage_files(ckpt / "vertices")]
+    bases = [read_stage_basis(p) for _s, p in stage_files(ckpt / "basis")]
+    for kind, items in (("states", states), ("vertices", vertices)):
+        for it in items:
+            if it.state_dimension != meta.state_dimension:
+                raise SchemaError(f"{kind}/{stage_file_name(it.stage_id)}", "state_dimension",
+                                  f"{it.state_dimension} != {meta.state_dimension} in metadata.json")
+    sd_path = ckpt / "state_dictionary.json"
+    state_dictionary = read_json_document(sd_path, str(sd_path)) if sd_path.is_file() else None
+    return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, states=states, vertices=vertices,
+                            state_dictionary=state_dictionary, path=ckpt)
+
+
+def _replace_symlink(link: Path, target: str) -> None:
+    """Atomically point ``link`` at ``target`` (new symlink renamed over the old one)."""
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise IoError.from_os_error(link, exc) from exc
+
+
+def _ensure_fixed_links(policy_dir: Path, published: Path) -> None:
+    """Create ``policy/{cuts,...,metadata.json}`` -> ``latest/...`` (they never change).
+
+    ``state_dictionary.json`` is linked only while the published checkpoint has one.
+    """
+    for name in STAGE_SUBDIRS + LINKED_FILES:
+        link = policy_dir / name
+        want = f"{LATEST_LINK}/{name}"
+        if not (published / name).exists():
+            if link.is_symlink():
+                link.unlink()
+            continue
+        if link.is_symlink() and os.readlink(link) == want:
+            continue
+        if link.exists() and not link.is_symlink():
+            raise IoError(link, "exists", "expected a symlink into latest/; remove the stale entry")
+        _replace_symlink(link, want)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_checkpoint_dir(
+    ckpt: Path,
+    stage_cuts: Sequence[StageCuts],
+    stage_bases: Sequence[StageBasis],
+    metadata: PolicyMetadata,
+    stage_states: Sequence[StageStates] | None,
+    stage_vertices: Sequence[StageVertices] | None,
+    state_dictionary: Mapping[str, Any] | None,
+    durable: bool,
+    check_finite: bool,
+) -> dict[str, int]:
+    files: dict[str, int] = {}
+    for sub in STAGE_SUBDIRS:
+        ensure_dir(ckpt / sub)
+    for sc in stage_cuts:
+        rel = f"cuts/{stage_file_name(sc.stage_id)}"
+        files[rel] = write_stage_cuts(ckpt / rel, sc, durable=durable, check_finite=check_finite)
+    for st in stage_states or ():
+        rel = f"states/{stage_file_name(st.stage_id)}"
+        files[rel] = write_stage_states(ckpt / rel, st, durable=durable)
+    for vx in stage_vertices or ():
+        rel = f"vertices/{stage_file_name(vx.stage_id)}"
+        files[rel] = write_stage_vertices(ckpt / rel, vx, durable=durable)
+    for bs in stage_bases:
+        rel = f"basis/{stage_file_name(bs.stage_id)}"
+        files[rel] = write_stage_basis(ckpt / rel, bs, durable=durable)
+    if state_dictionary is not None:
+        files["state_dictionary.json"] = write_json_atomic(ckpt / "state_dictionary.json",
+                                                           dict(state_dictionary),
+                                                           entity="policy/state_dictionary.json")
+    files["metadata.json"] = write_json_atomic(ckpt / "metadata.json", metadata.to_dict(),
+                                               entity="policy/metadata.json")
+    for sub in STAGE_SUBDIRS:
+        fsync_dir(ckpt / sub)
+    fsync_dir(ckpt)
+    return files
+
+
+def _check_policy(stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
+                  metadata: PolicyMetadata, stage_states: Sequence[StageStates] | None,
+                  stage_vertices: Sequence[StageVertices] | None) -> None:
+    file = "policy/metadata.json"
+    if len(stage_cuts) != metadata.num_stages:
+        raise SchemaError(file, "num_stages", f"{len(stage_cuts)} stages of cuts, metadata says "
+                          f"{metadata.num_stages}")
+    groups: list[tuple[str, Sequence[Any]]] = [("cuts", stage_cuts), ("basis", stage_bases),
+                                               ("states", stage_states or ()),
+                                               ("vertices", stage_vertices or ())]
+    cut_ids = set()
+    for kind, items in groups:
+        seen: set[int] = set()
+        for it in items:
+            sid = _u32(it.stage_id, kind, "stage_id")
+            if sid in seen:
+                raise SchemaError(f"{kind}/{stage_file_name(sid)}", "stage_id", "stage given twice")
+            seen.add(sid)
+            dim = getattr(it, "state_dimension", None)
+            if dim is not None and int(dim) != metadata.state_dimension:
+                raise SchemaError(f"{kind}/{stage_file_name(sid)}", "state_dimension",
+                                  f"{dim} != metadata state_dimension {metadata.state_dimension}")
+        if kind == "cuts":
+            cut_ids = seen
+        elif not seen <= cut_ids:
+            extra = min(seen - cut_ids)
+            raise SchemaError(f"{kind}/{stage_file_name(extra)}", "stage_id", "no cuts for this stage")
+
+
+def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int) -> tuple[str, ...]:
+    """Rename the finished temp dir to ``final``, move ``latest``, apply retention."""
+    try:
+        os.rename(ckpt_tmp, final)
+    except OSError as exc:
+        raise IoError.from_os_error(final, exc) from exc
+    fsync_dir(final.parent)
+    _replace_symlink(policy_dir / LATEST_LINK, f"{CHECKPOINTS_DIR}/{final.name}")
+    _ensure_fixed_links(policy_dir, final)
+    fsync_dir(policy_dir)
+    removed = []
+    for p in list_checkpoints(policy_dir)[:-keep] if keep > 0 else []:
+        if p.resolve() != final.resolve():
+            _remove_tree(p)
+            removed.append(str(p))
+    return tuple(removed)
+
+
+def write_policy_checkpoint(
+    path: str | os.PathLike[str],
+    stage_cuts: Sequence[StageCuts],
+    stage_bases: Sequence[StageBasis],
+    metadata: PolicyMetadata,
+    stage_states: Sequence[StageStates] | None = None,
+    stage_vertices: Sequence[StageVertices] | None = None,
+    comm: Any = None,
+    *,
+    state_dictionary: Mapping[str, Any] | None = None,
+    keep: int = 3,
+    durable: bool = True,
+    check_finite: bool = False,
+) -> CheckpointRecord:
+    """Write a complete policy checkpoint and publish it atomically.
+
+    Collective over ``comm``: every rank calls it; after a barrier rank 0
+    alone validates and writes (the arguments of the other ranks are
+    ignored, they may be None), then rank 0's outcome is broadcast and a
+    final barrier is passed.  Every rank gets the same
+    :class:`CheckpointRecord`, or the same error.
+
+    The checkpoint goes to ``path/checkpoints/iter_NNNNNN`` (``NNNNNN`` =
+    ``metadata.completed_iterations``) through a temp directory; then the
+    ``path/latest`` symlink is switched atomically and the
+    ``path/{cuts,states,vertices,basis,metadata.json,state_dictionary.json}``
+    links (into ``latest``) are created if missing.  Only the newest
+    ``keep`` checkpoints are retained.  A crash at any point leaves the
+    previous checkpoint published and complete.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``policy/`` directory of the output tree.
+    stage_cuts : sequence of StageCuts
+        One per stage, ``len == metadata.num_stages``.
+    stage_bases : sequence of StageBasis
+        Cached bases (any subset of the stages, possibly empty).
+    metadata : PolicyMetadata
+    stage_states, stage_vertices : sequences, optional
+    comm : mpi4py communicator, optional
+        Defaults to ``COMM_WORLD``.
+    state_dictionary : mapping, optional
+        Content of ``state_dictionary.json`` (SPEC §8).
+    keep : int
+        Checkpoints retained (default 3; 0 keeps all).
+    durable : bool
+        fsync files and directories (default).
+    check_finite : bool
+        Refuse NaN/inf intercepts and coefficients (see :func:`write_stage_cuts`).
+
+    Returns
+    -------
+    CheckpointRecord
+        On every rank.
+
+    Raises
+    ------
+    SchemaError, SerializationError, IoError
+        On every rank, as raised on rank 0; the previous checkpoint stays
+        published.
+    """
+    comm = mpi.resolve_comm(comm)
+    policy_dir = Path(path)
+    mpi.barrier(comm)
+    outcome: CheckpointRecord | OutputError | None = None
+    if mpi.rank_of(comm) == 0:
+        try:
+            outcome = _write_on_root(policy_dir, stage_cuts, stage_bases, metadata, stage_states,
+                                     stage_vertices, state_dictionary, keep, durable, check_finite)
+        except OutputError as exc:
+            outcome = exc
+        except OSError as exc:
+            outcome = IoError.from_os_error(policy_dir, exc)
+        except Exception as exc:  # noqa: BLE001 - never leave the other ranks blocked in the broadcast
+            outcome = SerializationError("policy checkpoint", f"unexpected {exc!r}")
+    outcome = mpi.bcast_from_root(comm, outcome)
+    mpi.barrier(comm)
+    if isinstance(outcome, OutputError):
+        raise mpi.mark_agreed(outcome)
+    assert outcome is not None
+    return outcome
+
+
+def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
+                   metadata: PolicyMetadata, stage_states: Sequence[StageStates] | None,
+                   stage_vertices: Sequence[StageVertices] | None,
+                   state_dictionary: Mapping[str, Any] | None, keep: int, durable: bool,
+                   check_finite: bool) -> CheckpointRecord:
+    _check_policy(stage_cuts, stage_bases, metadata, stage_states, stage_vertices)
+    root = ensure_dir(policy_dir / CHECKPOINTS_DIR)
+    for stale in root.iterdir():  # leftovers of interrupted checkpoints
+        if stale.name.startswith("."):
+            _remove_tree(stale)
+    if not metadata.created_at:
+        metadata = dataclasses.replace(metadata, created_at=utc_now())
+    name = checkpoint_name(metadata.completed_iterations)
+    final = root / name
+    k = 1
+    while final.exists():  # same iteration checkpointed again: never touch the published one
+        final = root / f"{name}-{k}"
+        k += 1
+    tmp = root / f".{final.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        files = _write_checkpoint_dir(tmp, stage_cuts, stage_bases, metadata, stage_states,
+                                      stage_vertices, state_dictionary, durable, check_finite)
+        removed = _publish(policy_dir, tmp, final, keep)
+    finally:
+        if tmp.exists():
+            _remove_tree(tmp)
+    return CheckpointRecord(policy_dir=str(policy_dir), checkpoint_dir=str(final),
+                            iteration=int(metadata.completed_iterations), files=files, removed=removed)
+
+
+# --------------------------------------------------------------------------
+# Periodic checkpoints
+# --------------------------------------------------------------------------
+
+PolicyFn = Callable[[], Mapping[str, Any]]
+
+
+class PolicyCheckpointer:
+    """Periodic, on-signal and final policy checkpoints (SPEC §9).
+
+    Collective over ``comm``: every rank makes the same calls in the same
+    order.  ``after_iteration`` checkpoints every ``every`` iterations or
+    when a SIGTERM/SIGINT has been received on any rank (the rank flags are
+    agreed with an allreduce, so all ranks stop together); the caller then
+    stops iterating (check :attr:`interrupted`) and reports the run as
+    interrupted.  ``final`` checkpoints the last iteration unless it is
+    already the published one.  Each checkpoint moves ``policy/latest``
+    atomically and keeps the newest ``keep``; afterwards
+    ``training_writer.checkpoint()`` is called on every rank (when given) so
+    the training history is persisted at the same point.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The run's output directory; checkpoints go to ``output_dir/policy``.
+    every : int
+        Checkpoint period in iterations (default 10; 0 disables periodic).
+    keep : int
+        Checkpoints retained (default 3).
+    comm : communicator, optional
+    training_writer : object, optional
+        Anything with a ``checkpoint()`` method.
+    install_signal_handlers : bool
+        Catch SIGTERM/SIGINT (main thread only) until :meth:`close`; a
+        second signal restores the previous handler and re-delivers.
+    state_dictionary : mapping, optional
+        Written as ``policy/state_dictionary.json`` with every checkpoint.
+    durable : bool
+        fsync (default).
+
+    Examples
+    --------
+    >>> with PolicyCheckpointer(out, every=10) as ckpt:      # doctest: +SKIP
+    ...     for it in range(1, max_iter + 1):
+    ...         run_iteration(it)
+    ...         ckpt.after_iteration(it, lambda: policy_kwargs(it))
+    ...         if ckpt.interrupted:
+    ...             break
+    ...     ckpt.final(policy_kwargs(ckpt.last_completed_iteration))
+    """
+
+    def __init__(self, output_dir: str | os.PathLike[str], every: int = 10, keep: int = 3,
+                 comm: Any = None, training_writer: Any = None, install_signal_handlers: bool = True,
+                 state_dictionary: Mapping[str, Any] | None = None, durable: bool = True) -> None:
+        if every < 0 or keep < 0:
+            raise ValueError("every and keep must be >= 0")
+        self.policy_dir = Path(output_dir) / "policy"
+        self.every = int(every)
+        self.keep = int(keep)
+        self.comm = mpi.resolve_comm(comm)
+        self.training_writer = training_writer
+        self.state_dictionary = state_dictionary
+        self.durable = durable
+        self.last_completed_iteration: int | None = None
+        self.last_checkpoint_iteration: int | None = None
+        self.records: list[CheckpointRecord] = []
+        self.signal_received: int | None = None
+        self._interrupted = False
+        self._previous: dict[int, Any] = {}
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal_received is not None:  # second signal: give up gracefully handling it
+            prev = self._previous.get(signum, signal.SIG_DFL)
+            signal.signal(signum, prev)
+            signal.raise_signal(signum)
+            return
+        self.signal_received = signum
+
+    @property
+    def interrupted(self) -> bool:
+        """True once a signal has been agreed on (after :meth:`after_iteration`): stop iterating."""
+        return self._interrupted
+
+    def after_iteration(self, iteration: int, policy_fn: PolicyFn) -> CheckpointRecord | None:
+        """Record ``iteration`` as completed; checkpoint it when due or interrupted.
+
+        Collective over ``comm`` (one allreduce every call, plus the
+        checkpoint when due).  ``policy_fn()`` is called only when a
+        checkpoint is written and returns the keyword arguments of
+        :func:`write_policy_checkpoint` (``stage_cuts``, ``stage_bases``,
+        ``metadata``, optionally ``stage_states``, ``stage_vertices``,
+        ``state_dictionary``); on ranks other than 0 it may return ``{}``.
+
+        Returns
+        -------
+        CheckpointRecord or None
+            The record when a checkpoint was written (every rank).
+        """
+        self.last_completed_iteration = int(iteration)
+        self._interrupted = not mpi.all_agree(self.comm, self.signal_received is None)
+        due = self.every > 0 and iteration % self.every == 0
+        if due or self._interrupted:
+            return self.checkpoint(iteration, **dict(policy_fn()))
+        return None
+
+    def checkpoint(self, iteration: int, **policy: Any) -> CheckpointRecord:
+        """Write a checkpoint of ``iteration`` now (collective; see :func:`write_policy_checkpoint`)."""
+        if self.state_dictionary is not None:
+            policy.setdefault("state_dictionary", self.state_dictionary)
+        for key in ("stage_cuts", "stage_bases", "metadata"):
+            policy.setdefault(key, None)
+        record = write_policy_checkpoint(self.policy_dir, comm=self.comm, keep=self.keep,
+                                         durable=self.durable, **policy)
+        self.last_checkpoint_iteration = int(iteration)
+        self.records.append(record)
+        if self.training_writer is not None:
+            self.training_writer.checkpoint()
+        return record
+
+    def final(self, **policy: Any) -> CheckpointRecord | None:
+        """Checkpoint the last completed iteration at the end of training (collective).
+
+        Skipped (returns None) when nothing was completed or that iteration
+        is already the published checkpoint.
+        """
+        it = self.last_completed_iteration
+        if it is None or it == self.last_checkpoint_iteration:
+            return None
+        return self.checkpoint(it, **policy)
+
+    def close(self) -> None:
+        """Restore the signal handlers that were installed before."""
+        for sig, prev in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, prev)
+        self._previous.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

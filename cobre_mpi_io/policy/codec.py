@@ -1,0 +1,484 @@
+"""Encoding policy stage files: a NumPy FlatBuffer layout engine streamed with ``os.writev``.
+
+--------
+The buffer is laid out with NumPy instead of ``flatbuffers.Builder``: the
+small tables (root table, one shared vtable, one fixed-size table per cut)
+are a structured array, and each coefficient vector is streamed with
+``os.writev`` straight from the caller's array (no copy into a byte array).
+Objects are placed front to back so every ``uoffset`` points forward, every
+vector is length-prefixed and every ``double`` 8-byte aligned: the vectors
+of one stage are ``8 + 8*state_dimension`` bytes apart, which is what lets
+the reader expose them as one constant-stride 2-D view.  The files decode
+with the flatc-generated code in ``cobre_mpi_io/_generated`` (the tests
+check it, independently of this module).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..atomic import atomic_write
+from ..errors import SchemaError, SerializationError
+from ..layout import stage_file_name
+from .records import _MAX_FLATBUFFER, StageBasis, StageCuts, StageStates, StageVertices, _check_finite
+
+F64 = npt.NDArray[np.float64]
+
+# --------------------------------------------------------------------------
+# FlatBuffer layout engine (NumPy, front to back, forward offsets)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    slot: int
+    name: str  # attribute of the in-memory type
+    dtype: str  # numpy dtype string, little-endian
+    default: float | int | bool = 0
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    slot: int
+    name: str  # attribute: (n, state_dimension) float64, or None -> field absent
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A vector of tables, all sharing one vtable and one fixed inline layout."""
+
+    slot: int
+    n_slots: int
+    scalars: tuple[_Scalar, ...]
+    matrices: tuple[_Matrix, ...]
+
+
+@dataclass(frozen=True)
+class _Root:
+    n_slots: int
+    scalars: tuple[_Scalar, ...]
+    child: _Child | None
+    tails: tuple[_Scalar, ...]  # vectors of scalars: name -> 1-D array, dtype = element type
+
+
+def _size(dtype: str) -> int:
+    return np.dtype(dtype).itemsize
+
+
+def _inline_layout(fields: Sequence[tuple[int, int]]) -> tuple[dict[int, int], int]:
+    """Offsets (from the table start) of ``(slot, size)`` fields and the padded inline size.
+
+    The table starts with its 4-byte soffset; 8-byte fields land on 8-aligned
+    offsets (tables themselves start 8-aligned).
+    """
+    by_size: dict[int, list[int]] = {8: [], 4: [], 1: []}
+    for slot, size in fields:
+        by_size[size].append(slot)
+    offsets: dict[int, int] = {}
+    cursor = 4
+    fours = list(by_size[4])
+    if fours:
+        offsets[fours.pop(0)] = 4
+        cursor = 8
+    cursor = (cursor + 7) & ~7
+    for slot in by_size[8]:
+        offsets[slot] = cursor
+        cursor += 8
+    for slot in fours:
+        offsets[slot] = cursor
+        cursor += 4
+    for slot in by_size[1]:
+        offsets[slot] = cursor
+        cursor += 1
+    return offsets, max(8, (cursor + 7) & ~7)
+
+
+def _vtable(n_slots: int, offsets: Mapping[int, int], table_size: int) -> bytes:
+    entries = [offsets.get(s, 0) for s in range(n_slots)]
+    raw = struct.pack(f"<HH{n_slots}H", 4 + 2 * n_slots, table_size, *entries)
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def _align(pos: int, n: int) -> int:
+    return (pos + n - 1) & ~(n - 1)
+
+
+_PAD = bytes(8)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A block of equal-length double vectors, one per row of ``arr``: ``[pad 4][len 4][row]`` each.
+
+    Streamed by :func:`_write_chunks` straight from ``arr`` (no copy); when
+    ``check`` is ``(file, column)`` each batch of rows is checked for
+    NaN/inf just before it is written, while it is still in cache.
+    """
+
+    arr: F64
+    check: tuple[str, str] | None
+
+
+_Chunk = bytes | memoryview | _Rows
+
+
+def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
+            check_finite: bool = False) -> list[_Chunk]:
+    """Lay out ``obj`` as a FlatBuffer; returns the chunks to write in order.
+
+    The big per-element double vectors are returned as :class:`_Rows`
+    blocks over the caller's arrays (no copy).
+    """
+    d = state_dimension
+    chunks: list[_Chunk] = []
+    pos = 0
+
+    def emit(b: bytes | memoryview) -> None:
+        nonlocal pos
+        chunks.append(b)
+        pos += len(b)
+
+    def pad_to(n: int) -> None:
+        gap = _align(pos, n) - pos
+        if gap:
+            emit(_PAD[:gap])
+
+    # root layout
+    root_fields = [(s.slot, _size(s.dtype)) for s in spec.scalars]
+    root_fields += [(t.slot, 4) for t in spec.tails]
+    if spec.child is not None:
+        root_fields.append((spec.child.slot, 4))
+    root_off, root_size = _inline_layout(root_fields)
+    root_vt = _vtable(spec.n_slots, root_off, root_size)
+    vt_pos = 4
+    root_pos = _align(vt_pos + len(root_vt), 8)
+    header_len = root_pos + root_size
+    child = spec.child
+    n = 0
+    child_vec_pos = child_vt_pos = 0
+    child_vt = b""
+    child_off: dict[int, int] = {}
+    child_size = 0
+    if child is not None:
+        n = int(getattr(obj, child.scalars[0].name).shape[0])
+        cfields = [(s.slot, _size(s.dtype)) for s in child.scalars] + [(m.slot, 4) for m in child.matrices]
+        child_off, child_size = _inline_layout(cfields)
+        present = {m.slot for m in child.matrices if getattr(obj, m.name) is not None}
+        child_vt = _vtable(child.n_slots, {k: v for k, v in child_off.items()
+                                           if k in present or k not in {m.slot for m in child.matrices}},
+                           child_size)
+        child_vt_pos = header_len
+        child_vec_pos = child_vt_pos + len(child_vt)  # 4-aligned
+        header_len = child_vec_pos + 4 + 4 * n
+    tables_pos = _align(header_len, 8)
+    pos_after_tables = tables_pos + n * child_size
+    # matrix blocks: record i = [pad 4][len 4][d doubles] at block + i*stride
+    stride = 8 + 8 * d
+    blocks: list[tuple[_Matrix, int, F64]] = []
+    cursor = pos_after_tables
+    if child is not None:
+        for m in child.matrices:
+            arr = getattr(obj, m.name)
+            if arr is None:
+                continue
+            cursor = _align(cursor, 8)
+            blocks.append((m, cursor, arr))
+            cursor += n * stride
+    # tail vectors
+    tails: list[tuple[_Scalar, int, np.ndarray]] = []
+    for t in spec.tails:
+        arr = np.ascontiguousarray(getattr(obj, t.name), dtype=t.dtype)
+        cursor = _align(cursor, 4)
+        tails.append((t, cursor, arr))
+        cursor += 4 + arr.nbytes
+    total = _align(cursor, 4)
+    if total > _MAX_FLATBUFFER:
+        raise SerializationError(entity, f"{total} bytes exceed the 2 GiB FlatBuffers limit")
+
+    # header: root offset, root vtable, root table, child vtable, child offset vector
+    head = bytearray(header_len)
+    struct.pack_into("<I", head, 0, root_pos)
+    head[vt_pos:vt_pos + len(root_vt)] = root_vt
+    struct.pack_into("<i", head, root_pos, root_pos - vt_pos)
+    for s in spec.scalars:
+        struct.pack_into("<" + np.dtype(s.dtype).char, head, root_pos + root_off[s.slot],
+                         np.asarray(getattr(obj, s.name)).astype(s.dtype).item())
+    for t, tpos, _arr in tails:
+        fpos = root_pos + root_off[t.slot]
+        struct.pack_into("<I", head, fpos, tpos - fpos)
+    if child is not None:
+        fpos = root_pos + root_off[child.slot]
+        struct.pack_into("<I", head, fpos, child_vec_pos - fpos)
+        head[child_vt_pos:child_vt_pos + len(child_vt)] = child_vt
+        struct.pack_into("<I", head, child_vec_pos, n)
+        elem = child_vec_pos + 4 + 4 * np.arange(n, dtype=np.int64)
+        table = tables_pos + child_size * np.arange(n, dtype=np.int64)
+        head[child_vec_pos + 4:] = (table - elem).astype("<u4").tobytes()
+    emit(bytes(head))
+    if child is not None:
+        pad_to(8)
+        names = ["_soffset"] + [s.name for s in child.scalars] + [m.name for m in child.matrices]
+        formats = ["<i4"] + [s.dtype for s in child.scalars] + ["<u4"] * len(child.matrices)
+        offs = [0] + [child_off[s.slot] for s in child.scalars] + [child_off[m.slot] for m in child.matrices]
+        rec = np.zeros(n, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs,
+                                          "itemsize": child_size}))
+        table = tables_pos + child_size * np.arange(n, dtype=np.int64)
+        rec["_soffset"] = (table - child_vt_pos).astype("<i4")
+        for s in child.scalars:
+            rec[s.name] = getattr(obj, s.name)
+        for m, bpos, _arr in blocks:
+            field_pos = table + child_off[m.slot]
+            rec[m.name] = (bpos + 4 + stride * np.arange(n, dtype=np.int64) - field_pos).astype("<u4")
+        emit(rec.view(np.uint8).data)
+        assert pos == pos_after_tables
+        for m, bpos, arr in blocks:
+            pad_to(8)
+            assert pos == bpos
+            chunks.append(_Rows(arr, (entity, m.name) if check_finite else None))
+            pos += n * stride
+    for _t, tpos, arr in tails:
+        pad_to(4)
+        assert pos == tpos
+        emit(struct.pack("<I", arr.shape[0]))
+        if arr.nbytes:
+            emit(arr.view(np.uint8).data)
+    pad_to(4)
+    assert pos == total
+    return chunks
+
+
+def _iov_max() -> int:
+    try:
+        return max(16, min(int(os.sysconf("SC_IOV_MAX")), 1024))
+    except (AttributeError, ValueError, OSError):
+        return 1024
+
+
+_IOV_MAX = _iov_max()
+
+
+_ROWS_PER_BATCH = 512  # IOV_MAX (1024) iovecs, ~8 MB at production size: fewest writev calls
+
+
+def _write_chunks(fd: int, chunks: Sequence[_Chunk]) -> int:
+    """Write ``chunks`` in order to ``fd`` with ``os.writev``; returns the bytes written.
+
+    :class:`_Rows` blocks are streamed in batches of rows, each row preceded
+    by its 8-byte ``[pad][length]`` header, straight from the array.
+    """
+    total = 0
+    pending: list[bytes | memoryview] = []
+    for chunk in chunks:
+        if not isinstance(chunk, _Rows):
+            pending.append(chunk)
+            continue
+        n, d = chunk.arr.shape
+        header = struct.pack("<II", 0, d)
+        row_bytes = 8 * d
+        flat = chunk.arr.reshape(-1).view(np.uint8).data
+        if pending:
+            total += _writev_all(fd, pending)
+        for start in range(0, n, _ROWS_PER_BATCH):
+            stop = min(n, start + _ROWS_PER_BATCH)
+            if chunk.check is not None and not np.isfinite(chunk.arr[start:stop]).all():
+                raise SchemaError(chunk.check[0], chunk.check[1], "holds NaN or infinite values")
+            pending = [header] * (2 * (stop - start))
+            pending[1::2] = [flat[i:i + row_bytes] for i in range(start * row_bytes, stop * row_bytes, row_bytes)]
+            total += _writev_all(fd, pending, (stop - start) * (8 + row_bytes))
+        pending = []
+    return total + _writev_all(fd, pending)
+
+
+def _writev_all(fd: int, chunks: Sequence[bytes | memoryview], nbytes: int | None = None) -> int:
+    """``os.writev`` of ``chunks`` (``nbytes`` in all, if known) in batches of IOV_MAX.
+
+    Handles short writes by finishing the batch chunk by chunk.
+    """
+    total = 0
+    writev = getattr(os, "writev", None)
+    i = 0
+    while i < len(chunks):
+        batch = chunks[i:i + _IOV_MAX]
+        i += len(batch)
+        if nbytes is not None and len(batch) == len(chunks):
+            want = nbytes
+        else:
+            want = sum(len(b) for b in batch)
+        if writev is None:
+            done = 0
+        else:
+            done = writev(fd, batch)
+            total += done
+            if done == want:
+                continue
+        # short write (or no writev): finish this batch chunk by chunk
+        for b in batch:
+            if done >= len(b):
+                done -= len(b)
+                continue
+            rest = memoryview(b)[done:]
+            done = 0
+            while rest:
+                k = os.write(fd, rest)
+                rest = rest[k:]
+                total += k
+    return total
+
+
+def _write_flatbuffer(path: str | os.PathLike[str], chunks: Sequence[_Chunk],
+                      durable: bool) -> int:
+    with atomic_write(path, durable=durable) as fh:
+        fh.flush()
+        return _write_chunks(fh.fileno(), chunks)
+
+
+_CUT_SPEC = _Root(
+    n_slots=7,
+    scalars=(
+        _Scalar(0, "stage_id", "<u4"),
+        _Scalar(1, "state_dimension", "<u4"),
+        _Scalar(2, "capacity", "<u4"),
+        _Scalar(3, "warm_start_count", "<u4"),
+        _Scalar(6, "populated_count", "<u4"),
+    ),
+    child=_Child(
+        slot=4,
+        n_slots=10,
+        scalars=(
+            _Scalar(0, "cut_ids", "<u8"),
+            _Scalar(1, "slot_index", "<u4"),
+            _Scalar(2, "iteration", "<u4"),
+            _Scalar(3, "forward_pass_idx", "<u4"),
+            _Scalar(4, "scenario_idx", "<u4"),
+            _Scalar(5, "intercepts", "<f8"),
+            _Scalar(8, "is_active", "u1", True),
+            _Scalar(9, "domination_count", "<u4", 0),
+        ),
+        matrices=(_Matrix(6, "coefficients"), _Matrix(7, "states_at_generation", optional=True)),
+    ),
+    tails=(_Scalar(5, "active_cut_indices", "<u4"),),
+)
+
+_STATES_SPEC = _Root(
+    n_slots=3,
+    scalars=(_Scalar(0, "stage_id", "<u4"), _Scalar(1, "state_dimension", "<u4")),
+    child=_Child(
+        slot=2,
+        n_slots=7,
+        scalars=(
+            _Scalar(0, "state_ids", "<u8"),
+            _Scalar(1, "iteration", "<u4"),
+            _Scalar(2, "forward_pass_idx", "<u4"),
+            _Scalar(3, "scenario_idx", "<u4"),
+            _Scalar(5, "dominating_cut_id", "<u8"),
+            _Scalar(6, "dominating_objective", "<f8"),
+        ),
+        matrices=(_Matrix(4, "components"),),
+    ),
+    tails=(),
+)
+
+_VERTICES_SPEC = _Root(
+    n_slots=4,
+    scalars=(_Scalar(0, "stage_id", "<u4"), _Scalar(1, "state_dimension", "<u4"),
+             _Scalar(3, "stage_lipschitz", "<f8")),
+    child=_Child(
+        slot=2,
+        n_slots=7,
+        scalars=(
+            _Scalar(0, "vertex_ids", "<u8"),
+            _Scalar(1, "iteration", "<u4"),
+            _Scalar(2, "forward_pass_idx", "<u4"),
+            _Scalar(3, "scenario_idx", "<u4"),
+            _Scalar(5, "upper_bound_value", "<f8"),
+            _Scalar(6, "lipschitz_constant", "<f8"),
+        ),
+        matrices=(_Matrix(4, "components"),),
+    ),
+    tails=(),
+)
+
+_BASIS_SPEC = _Root(
+    n_slots=7,
+    scalars=(
+        _Scalar(0, "stage_id", "<u4"),
+        _Scalar(1, "iteration", "<u4"),
+        _Scalar(2, "num_columns", "<u4"),
+        _Scalar(3, "num_rows", "<u4"),
+        _Scalar(6, "num_cut_rows", "<u4"),
+    ),
+    child=None,
+    tails=(_Scalar(4, "column_status", "u1"), _Scalar(5, "row_status", "u1")),
+)
+
+
+def write_stage_cuts(path: str | os.PathLike[str], cuts: StageCuts, *, durable: bool = True,
+                     check_finite: bool = False) -> int:
+    """Validate ``cuts`` and write it atomically as a ``StageCuts`` FlatBuffer.
+
+    Not collective: call on the writing rank only.
+
+    Parameters
+    ----------
+    path : path-like
+        Final file path.
+    cuts : StageCuts
+    durable : bool
+        fsync file and directory (default).
+    check_finite : bool
+        Refuse NaN/inf intercepts and coefficients (:class:`SchemaError`).
+        Off by default: the pool is persisted bit for bit, and the check
+        costs about 20 ms per production stage (a third of the raw write);
+        coefficients are checked batch by batch while they are streamed.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    SchemaError
+        Invalid input (see :meth:`StageCuts.validate`); nothing is written.
+    SerializationError
+        The stage exceeds the 2 GiB FlatBuffers limit.
+    IoError
+        The write failed; any previous file at ``path`` is untouched.
+    """
+    cuts.validate(check_finite=False)
+    file = f"cuts/{stage_file_name(cuts.stage_id)}"
+    if check_finite:
+        _check_finite(cuts.intercepts, file, "intercepts")
+    # coefficients are checked batch by batch while they are streamed (in cache)
+    chunks = _encode(cuts, _CUT_SPEC, cuts.state_dimension, file, check_finite=check_finite)
+    return _write_flatbuffer(path, chunks, durable)
+
+
+def write_stage_states(path: str | os.PathLike[str], states: StageStates, *, durable: bool = True) -> int:
+    """Validate and atomically write a ``StageStates`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    states.validate()
+    return _write_flatbuffer(path, _encode(states, _STATES_SPEC, states.state_dimension, str(path)), durable)
+
+
+def write_stage_vertices(path: str | os.PathLike[str], vertices: StageVertices, *,
+                         durable: bool = True) -> int:
+    """Validate and atomically write a ``StageVertices`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    vertices.validate()
+    return _write_flatbuffer(path, _encode(vertices, _VERTICES_SPEC, vertices.state_dimension, str(path)),
+                             durable)
+
+
+def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durable: bool = True) -> int:
+    """Validate and atomically write a ``StageBasis`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    basis.validate()
+    return _write_flatbuffer(path, _encode(basis, _BASIS_SPEC, 0, str(path)), durable)
+
+

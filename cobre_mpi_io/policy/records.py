@@ -1,0 +1,462 @@
+"""In-memory policy records (SPEC §9): the columnar stage types, metadata and their validation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ManifestError, SchemaError
+from ..layout import stage_file_name
+
+F64 = npt.NDArray[np.float64]
+
+POLICY_FORMAT_VERSION = "1.0.0"
+STAGE_SUBDIRS = ("cuts", "states", "vertices", "basis")
+_MAX_FLATBUFFER = 2**31 - 1
+
+
+
+def _as_array(value: Any, dtype: Any, n: int | None, file: str, column: str, *,
+              default: Any = None) -> np.ndarray:
+    """Coerce ``value`` to a 1-D array of ``dtype`` of length ``n`` or raise SchemaError."""
+    if value is None:
+        if default is None or n is None:
+            raise SchemaError(file, column, "is required")
+        return np.full(n, default, dtype=dtype)
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise SchemaError(file, column, f"must be 1-D, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise SchemaError(file, column, f"has {arr.shape[0]} entries, expected {n}")
+    target = np.dtype(dtype)
+    if arr.dtype != target:
+        if arr.size and target.kind in "ui":
+            if arr.dtype.kind not in "uib":
+                raise SchemaError(file, column, f"must be integer, got {arr.dtype}")
+            info = np.iinfo(target)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < info.min or hi > info.max:
+                raise SchemaError(file, column, f"values {lo}..{hi} outside {target} range")
+        if target.kind == "b" and arr.dtype.kind not in "bui":
+            raise SchemaError(file, column, f"must be boolean, got {arr.dtype}")
+        if target.kind == "f" and arr.dtype.kind not in "fiu":
+            raise SchemaError(file, column, f"must be numeric, got {arr.dtype}")
+        arr = arr.astype(target)
+    return arr
+
+
+def _as_matrix(value: Any, n: int, d: int, file: str, column: str) -> F64:
+    """Coerce to a C-contiguous little-endian float64 ``(n, d)`` array or raise SchemaError."""
+    arr = np.asarray(value)
+    if arr.ndim != 2 or arr.shape != (n, d):
+        raise SchemaError(file, column, f"must have shape ({n}, {d}), got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise SchemaError(file, column, f"must be numeric, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype="<f8")
+
+
+def _check_finite(arr: np.ndarray, file: str, column: str, rows: int = 4096) -> None:
+    """SchemaError if ``arr`` holds NaN/inf (checked in row chunks to bound memory)."""
+    for start in range(0, arr.shape[0], rows):
+        if not np.isfinite(arr[start:start + rows]).all():
+            raise SchemaError(file, column, "holds NaN or infinite values")
+
+
+def _u32(value: Any, file: str, column: str) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(file, column, f"must be an integer, got {value!r}") from exc
+    if not 0 <= v < 2**32:
+        raise SchemaError(file, column, f"{v} outside uint32 range")
+    return v
+
+
+@dataclass(eq=False)
+class StageCuts:
+    """The cut pool of one stage, columnar (root table ``StageCuts``).
+
+    Row ``i`` of every per-cut array describes the same cut; rows are written
+    in this order.  Arrays are coerced to their on-disk dtypes and checked by
+    :meth:`validate` (called by the writers).
+
+    Parameters
+    ----------
+    stage_id, state_dimension, capacity, warm_start_count : int
+        Stage header. ``capacity`` is the number of slots of the pool.
+    cut_ids : array of uint64, shape (n_cuts,)
+    slot_index : array of uint32
+        Pool slot of each cut: unique, ``< capacity``.
+    iteration, forward_pass_idx, scenario_idx : arrays of uint32
+    intercepts : array of float64
+    coefficients : array of float64, shape (n_cuts, state_dimension)
+    states_at_generation : array of float64, same shape, optional
+    is_active : array of bool, optional (default all True)
+    domination_count : array of uint32, optional (default 0)
+    active_cut_indices : array of uint32, optional
+        Slot indices of the active cuts; derived from ``is_active`` (sorted)
+        when omitted. Must be exactly the slots whose ``is_active`` is set.
+    """
+
+    stage_id: int
+    state_dimension: int
+    capacity: int
+    warm_start_count: int
+    cut_ids: Any
+    slot_index: Any
+    iteration: Any
+    forward_pass_idx: Any
+    scenario_idx: Any
+    intercepts: Any
+    coefficients: Any
+    states_at_generation: Any = None
+    is_active: Any = None
+    domination_count: Any = None
+    active_cut_indices: Any = None
+
+    @property
+    def n_cuts(self) -> int:
+        """Number of cuts (the populated count)."""
+        return int(np.asarray(self.cut_ids).shape[0])
+
+    @property
+    def populated_count(self) -> int:
+        """Populated slots of the pool, ``n_cuts``."""
+        return self.n_cuts
+
+    def validate(self, *, check_finite: bool = True) -> StageCuts:
+        """Coerce arrays in place and check shapes, ranges and consistency.
+
+        Raises
+        ------
+        SchemaError
+            Naming ``cuts/stage_NNN.bin`` and the field: wrong shape or
+            dtype, populated count above capacity, slot index out of range
+            or repeated, active indices out of range or disagreeing with
+            ``is_active``, NaN/inf in intercepts or coefficients.
+        """
+        file = f"cuts/{stage_file_name(_u32(self.stage_id, 'cuts', 'stage_id'))}"
+        self.stage_id = _u32(self.stage_id, file, "stage_id")
+        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
+        self.capacity = _u32(self.capacity, file, "capacity")
+        self.warm_start_count = _u32(self.warm_start_count, file, "warm_start_count")
+        self.cut_ids = _as_array(self.cut_ids, "<u8", None, file, "cut_ids")
+        n = self.cut_ids.shape[0]
+        if n > self.capacity:
+            raise SchemaError(file, "populated_count", f"{n} cuts exceed capacity {self.capacity}")
+        self.slot_index = _as_array(self.slot_index, "<u4", n, file, "slot_index")
+        self.iteration = _as_array(self.iteration, "<u4", n, file, "iteration")
+        self.forward_pass_idx = _as_array(self.forward_pass_idx, "<u4", n, file, "forward_pass_idx")
+        self.scenario_idx = _as_array(self.scenario_idx, "<u4", n, file, "scenario_idx")
+        self.intercepts = _as_array(self.intercepts, "<f8", n, file, "intercepts")
+        self.is_active = _as_array(self.is_active, np.bool_, n, file, "is_active", default=True)
+        self.domination_count = _as_array(self.domination_count, "<u4", n, file, "domination_count",
+                                          default=0)
+        self.coefficients = _as_matrix(self.coefficients, n, d, file, "coefficients")
+        if self.states_at_generation is not None:
+            self.states_at_generation = _as_matrix(self.states_at_generation, n, d, file,
+                                                   "states_at_generation")
+        if n and int(self.slot_index.max()) >= self.capacity:
+            raise SchemaError(file, "slot_index",
+                              f"slot {int(self.slot_index.max())} outside 0..{self.capacity - 1}")
+        if np.unique(self.slot_index).shape[0] != n:
+            raise SchemaError(file, "slot_index", "slot indices are not unique")
+        active_slots = np.sort(self.slot_index[self.is_active])
+        if self.active_cut_indices is None:
+            self.active_cut_indices = active_slots.astype("<u4")
+        else:
+            self.active_cut_indices = _as_array(self.active_cut_indices, "<u4", None, file,
+                                                "active_cut_indices")
+            aci = self.active_cut_indices
+            if aci.size and int(aci.max()) >= self.capacity:
+                raise SchemaError(file, "active_cut_indices",
+                                  f"index {int(aci.max())} outside 0..{self.capacity - 1}")
+            if not np.array_equal(np.sort(aci), active_slots):
+                raise SchemaError(file, "active_cut_indices",
+                                  "must list exactly the slot indices of the cuts with is_active set")
+        if check_finite:
+            _check_finite(self.intercepts, file, "intercepts")
+            _check_finite(self.coefficients, file, "coefficients")
+        return self
+
+
+def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[str, str]]) -> str:
+    """Shared validation of :class:`StageStates` and :class:`StageVertices` (points in state space).
+
+    Coerces in place ``stage_id``, ``state_dimension``, the ``id_field`` ids (uint64), ``iteration``,
+    ``forward_pass_idx``, ``scenario_idx`` (uint32), ``components`` (n, state_dimension) and the
+    ``extra`` per-point arrays; returns the stage file name used in errors.
+    """
+    file = f"{kind}/{stage_file_name(_u32(obj.stage_id, kind, 'stage_id'))}"
+    obj.stage_id = _u32(obj.stage_id, file, "stage_id")
+    obj.state_dimension = d = _u32(obj.state_dimension, file, "state_dimension")
+    ids = _as_array(getattr(obj, id_field), "<u8", None, file, id_field)
+    setattr(obj, id_field, ids)
+    n = ids.shape[0]
+    for name, dtype in (("iteration", "<u4"), ("forward_pass_idx", "<u4"), ("scenario_idx", "<u4")):
+        setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
+    obj.components = _as_matrix(obj.components, n, d, file, "components")
+    for name, dtype in extra:
+        setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
+    return file
+
+
+@dataclass(eq=False)
+class StageStates:
+    """Visited states of one stage, columnar (root table ``StageStates``).
+
+    Parameters
+    ----------
+    stage_id, state_dimension : int
+    state_ids : array of uint64, shape (n_states,)
+    iteration, forward_pass_idx, scenario_idx : arrays of uint32
+    components : array of float64, shape (n_states, state_dimension)
+    dominating_cut_id : array of uint64
+    dominating_objective : array of float64
+    """
+
+    stage_id: int
+    state_dimension: int
+    state_ids: Any
+    iteration: Any
+    forward_pass_idx: Any
+    scenario_idx: Any
+    components: Any
+    dominating_cut_id: Any
+    dominating_objective: Any
+
+    @property
+    def n_states(self) -> int:
+        """Number of visited states."""
+        return int(np.asarray(self.state_ids).shape[0])
+
+    def validate(self) -> StageStates:
+        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
+        _validate_points(self, "states", "state_ids", (("dominating_cut_id", "<u8"), ("dominating_objective", "<f8")))
+        return self
+
+
+@dataclass(eq=False)
+class StageVertices:
+    """Inner-approximation vertices of one stage (root table ``StageVertices``).
+
+    Parameters
+    ----------
+    stage_id, state_dimension : int
+    vertex_ids : array of uint64, shape (n_vertices,)
+    iteration, forward_pass_idx, scenario_idx : arrays of uint32
+    components : array of float64, shape (n_vertices, state_dimension)
+    upper_bound_value, lipschitz_constant : arrays of float64
+    stage_lipschitz : float
+    """
+
+    stage_id: int
+    state_dimension: int
+    vertex_ids: Any
+    iteration: Any
+    forward_pass_idx: Any
+    scenario_idx: Any
+    components: Any
+    upper_bound_value: Any
+    lipschitz_constant: Any
+    stage_lipschitz: float = 0.0
+
+    @property
+    def n_vertices(self) -> int:
+        """Number of vertices."""
+        return int(np.asarray(self.vertex_ids).shape[0])
+
+    def validate(self) -> StageVertices:
+        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
+        file = _validate_points(self, "vertices", "vertex_ids",
+                                (("upper_bound_value", "<f8"), ("lipschitz_constant", "<f8")))
+        try:
+            self.stage_lipschitz = float(self.stage_lipschitz)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(file, "stage_lipschitz", f"must be a number, got {self.stage_lipschitz!r}") from exc
+        return self
+
+
+@dataclass(eq=False)
+class StageBasis:
+    """The cached LP basis of one stage (root table ``StageBasis``).
+
+    Parameters
+    ----------
+    stage_id, iteration : int
+    num_columns, num_rows : int
+        LP size; ``column_status`` has ``num_columns`` entries and
+        ``row_status`` ``num_rows`` entries.
+    column_status, row_status : arrays of uint8
+    num_cut_rows : int
+        How many of the rows are cut rows (``<= num_rows``).
+    """
+
+    stage_id: int
+    iteration: int
+    num_columns: int
+    num_rows: int
+    column_status: Any
+    row_status: Any
+    num_cut_rows: int = 0
+
+    def validate(self) -> StageBasis:
+        """Coerce arrays in place and check lengths; :class:`SchemaError` naming the field."""
+        file = f"basis/{stage_file_name(_u32(self.stage_id, 'basis', 'stage_id'))}"
+        self.stage_id = _u32(self.stage_id, file, "stage_id")
+        self.iteration = _u32(self.iteration, file, "iteration")
+        self.num_columns = _u32(self.num_columns, file, "num_columns")
+        self.num_rows = _u32(self.num_rows, file, "num_rows")
+        self.num_cut_rows = _u32(self.num_cut_rows, file, "num_cut_rows")
+        self.column_status = _as_array(self.column_status, "u1", self.num_columns, file, "column_status")
+        self.row_status = _as_array(self.row_status, "u1", self.num_rows, file, "row_status")
+        if self.num_cut_rows > self.num_rows:
+            raise SchemaError(file, "num_cut_rows", f"{self.num_cut_rows} exceeds num_rows {self.num_rows}")
+        return self
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """``policy/metadata.json`` (SPEC §9), written as JSON for people to read.
+
+    ``best_upper_bound`` may be None (not evaluated); non-finite floats are
+    written as null.
+    """
+
+    completed_iterations: int
+    state_dimension: int
+    num_stages: int
+    last_forward_pass: int = 0
+    final_lower_bound: float | None = None
+    best_upper_bound: float | None = None
+    max_iterations: int = 0
+    forward_passes: int = 0
+    warm_start_cuts: int = 0
+    rng_seed: int = 0
+    rng_state: tuple[int, ...] = ()
+    config_hash: str = ""
+    system_hash: str = ""
+    cobre_version: str = ""
+    created_at: str = ""
+    version: str = POLICY_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, keys in the SPEC §9 order."""
+
+        def num(x: float | None) -> float | None:
+            return None if x is None or not math.isfinite(float(x)) else float(x)
+
+        return {
+            "version": self.version,
+            "cobre_version": self.cobre_version,
+            "created_at": self.created_at,
+            "completed_iterations": int(self.completed_iterations),
+            "last_forward_pass": int(self.last_forward_pass),
+            "final_lower_bound": num(self.final_lower_bound),
+            "best_upper_bound": num(self.best_upper_bound),
+            "max_iterations": int(self.max_iterations),
+            "forward_passes": int(self.forward_passes),
+            "warm_start_cuts": int(self.warm_start_cuts),
+            "rng_seed": int(self.rng_seed),
+            "rng_state": [int(x) for x in self.rng_state],
+            "state_dimension": int(self.state_dimension),
+            "num_stages": int(self.num_stages),
+            "config_hash": self.config_hash,
+            "system_hash": self.system_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "policy/metadata.json") -> PolicyMetadata:
+        """Rebuild from :meth:`to_dict` output; :class:`ManifestError` if a field is missing/bad."""
+        try:
+            return cls(
+                version=str(data["version"]),
+                cobre_version=str(data.get("cobre_version", "")),
+                created_at=str(data.get("created_at", "")),
+                completed_iterations=int(data["completed_iterations"]),
+                last_forward_pass=int(data.get("last_forward_pass", 0)),
+                final_lower_bound=data.get("final_lower_bound"),
+                best_upper_bound=data.get("best_upper_bound"),
+                max_iterations=int(data.get("max_iterations", 0)),
+                forward_passes=int(data.get("forward_passes", 0)),
+                warm_start_cuts=int(data.get("warm_start_cuts", 0)),
+                rng_seed=int(data.get("rng_seed", 0)),
+                rng_state=tuple(int(x) for x in data.get("rng_state", ())),
+                state_dimension=int(data["state_dimension"]),
+                num_stages=int(data["num_stages"]),
+                config_hash=str(data.get("config_hash", "")),
+                system_hash=str(data.get("system_hash", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(source, f"invalid policy metadata: {exc!r}") from exc
+
+
+@dataclass
+class PolicyCheckpoint:
+    """A whole policy checkpoint in memory (what :func:`read_policy_checkpoint` returns).
+
+    Attributes
+    ----------
+    metadata : PolicyMetadata
+    cuts, bases, states, vertices : lists, in stage order
+        ``states``/``vertices`` are empty when the checkpoint has none.
+    state_dictionary : dict or None
+    path : Path or None
+        The resolved checkpoint directory it was read from.
+    """
+
+    metadata: PolicyMetadata
+    cuts: list[StageCuts]
+    bases: list[StageBasis] = field(default_factory=list)
+    states: list[StageStates] = field(default_factory=list)
+    vertices: list[StageVertices] = field(default_factory=list)
+    state_dictionary: dict[str, Any] | None = None
+    path: Path | None = None
+
+    def write_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`write_policy_checkpoint` that rewrite this checkpoint."""
+        return {
+            "stage_cuts": self.cuts,
+            "stage_bases": self.bases,
+            "metadata": self.metadata,
+            "stage_states": self.states or None,
+            "stage_vertices": self.vertices or None,
+            "state_dictionary": self.state_dictionary,
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """What :func:`write_policy_checkpoint` wrote (the same on every rank).
+
+    Attributes
+    ----------
+    policy_dir : str
+        The ``policy/`` directory (holding ``latest`` and ``checkpoints/``).
+    checkpoint_dir : str
+        The published checkpoint, ``policy/checkpoints/iter_NNNNNN``.
+    iteration : int
+    files : dict
+        Path relative to the checkpoint directory -> bytes.
+    removed : tuple of str
+        Older checkpoints deleted by retention.
+    """
+
+    policy_dir: str
+    checkpoint_dir: str
+    iteration: int
+    files: dict[str, int]
+    removed: tuple[str, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the sizes of the written files."""
+        return sum(self.files.values())
+
+

@@ -1,0 +1,548 @@
+"""The streaming, per-rank simulation Parquet writer (SPEC §4, §6).
+
+Each rank owns a set of scenarios (round-robin by default) and writes their
+Hive partitions ``{table}/scenario_id={id:04d}/data.parquet`` from one
+background I/O thread draining a bounded queue.  :meth:`finalize` is the
+commit point: every rank contributes the record of what it wrote, rank 0
+assembles ``simulation/_manifest.json`` and writes ``_SUCCESS`` only when
+the run is complete, and every rank learns the outcome.
+
+Example
+-------
+>>> with SimulationParquetWriter(out, system, SimulationConfig(num_scenarios=100)) as w:
+...     for sid in w.pending_scenarios():
+...         w.write_scenario(simulate(sid))
+... # leaving the block calls finalize() (collective)
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+
+from .. import mpi
+from ..atomic import ensure_dir, remove_stray_temps, sync_filesystem
+from ..errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
+from ..layout import MANIFEST_NAME, partition_file, simulation_dir
+from ..manifest import (
+    Failure,
+    FileEntry,
+    SimulationManifest,
+    remove_success_marker,
+    utc_now,
+    write_simulation_manifest,
+    write_success_marker,
+)
+from ..parquet import FileRecord, ParquetConfig, write_parquet
+from ..schemas import COST_COMPONENTS, table
+from ..system.model import System
+from .payload import DETAIL_LEVELS, SimulationScenarioResult, ValidatedResult, validate_result
+from .recovery import read_previous_manifest, scan_scenarios
+from .tables import STAGE_DETAIL_TABLES, build_table
+
+__all__ = ["RankPart", "SimulationConfig", "SimulationParquetWriter", "rows_for_detail", "tables_for_detail"]
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Settings of a simulation output run.
+
+    Attributes
+    ----------
+    num_scenarios : int
+        Total scenarios of the run (ids ``0..num_scenarios-1``).
+    detail : {"full", "stage", "summary"}
+        ``full``: every table. ``stage``: ``costs`` with only its stage-level
+        rows and ``hydros`` aggregated per (stage, hydro) (``block_id`` null;
+        rates hours-weighted, energies and costs summed, initial storage of
+        the first block, final storage/water value/codes of the last block).
+        ``summary``: no partitions; ``scenario_totals.parquet`` (one row per
+        scenario, total and 14 component costs) written by rank 0.
+    assignment : {"round-robin", "block"}
+        Scenario → rank (``scenario_id % world_size`` or contiguous blocks).
+    queue_capacity : int
+        Results waiting for the I/O thread (backpressure beyond it).
+    parquet : ParquetConfig
+        Encoding settings (SPEC §3).
+    resume : bool
+        Continue an interrupted run in the same directory.
+    durability : {"commit", "file", "none"}
+        Every file is always written atomically (temp + rename), so a
+        crash never leaves a partial file visible. ``"commit"`` (default):
+        each rank flushes the filesystem once (``syncfs``) at
+        :meth:`~SimulationParquetWriter.finalize`, before the manifest (the
+        commit point, always fsynced) is written, so every file a
+        ``complete`` manifest lists is on stable storage. ``"file"``: fsync
+        every file and its directory as it is written (also survives power
+        loss mid-run, at a large cost on slow disks). ``"none"``: no flush
+        (benchmarks of the encoder).
+    """
+
+    num_scenarios: int
+    detail: str = "full"
+    assignment: mpi.Assignment = "round-robin"
+    queue_capacity: int = 64
+    parquet: ParquetConfig = field(default_factory=ParquetConfig)
+    resume: bool = False
+    durability: str = "commit"
+
+    def __post_init__(self) -> None:
+        if self.detail not in DETAIL_LEVELS:
+            raise SchemaError("simulation config", "detail", f"unknown detail level {self.detail!r}")
+        if self.assignment not in ("round-robin", "block"):
+            raise SchemaError("simulation config", "assignment", f"unknown assignment {self.assignment!r}")
+        if not isinstance(self.num_scenarios, int) or self.num_scenarios < 1:
+            raise SchemaError("simulation config", "num_scenarios", "must be a positive integer")
+        if self.durability not in ("commit", "file", "none"):
+            raise SchemaError("simulation config", "durability", f"unknown durability {self.durability!r}")
+        if self.queue_capacity < 1:
+            raise SchemaError("simulation config", "queue_capacity", "must be >= 1")
+
+
+def tables_for_detail(system: System, detail: str) -> tuple[str, ...]:
+    """Partitioned tables written per scenario at ``detail``."""
+    if detail == "full":
+        return system.simulation_tables
+    if detail == "stage":
+        return STAGE_DETAIL_TABLES
+    return ()
+
+
+def rows_for_detail(system: System, name: str, detail: str) -> int | None:
+    """Rows of one partition of ``name`` at ``detail`` (None when variable)."""
+    if detail == "stage":
+        return system.num_stages * (1 if name == "costs" else len(system.hydros))
+    return system.expected_rows(name)
+
+
+@dataclass(frozen=True)
+class RankPart:
+    """One rank's record of what it wrote: gathered by rank 0 at finalize (records, never data)."""
+
+    rank: int
+    files: tuple[FileRecord, ...]
+    scenarios_written: tuple[int, ...]
+    scenarios_resumed: tuple[int, ...]
+    failures: tuple[Failure, ...]
+    errors: tuple[OutputError, ...]
+    aborted: bool
+    totals: tuple[tuple[Any, ...], ...]
+    io_seconds: float
+    bytes: int
+    rows: int
+
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A scenario waiting for the I/O thread: its Arrow tables and its totals row."""
+
+    scenario_id: int
+    totals: tuple[Any, ...]
+    tables: tuple[tuple[str, pa.Table], ...]
+
+
+def _as_output_error(exc: BaseException, what: str) -> OutputError:
+    if isinstance(exc, (OutputError, OSError, pa.ArrowException, ValueError, TypeError, MemoryError)):
+        return as_output_error(exc, what)
+    # an exception of the caller (e.g. the producer of results): keep its text, kind "output"
+    err = OutputError(f"{what}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+class SimulationParquetWriter:
+    """Write the simulation results of the scenarios this rank owns.
+
+    Construction is collective over ``comm``: rank 0 checks the output
+    directory (a non-empty one is refused unless ``config.resume``), and
+    writes a ``running`` manifest before any partition is written; on
+    resume every rank finds which of its scenarios are already complete.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        Run output root; files go below ``output_dir/simulation``.
+    system : System
+        Entities, stages and block hours (derived columns, validation).
+    config : SimulationConfig
+        Run settings.
+    comm : mpi4py communicator, optional
+        Defaults to ``MPI.COMM_WORLD``; ``MPI.COMM_SELF`` for a serial run.
+
+    Raises
+    ------
+    OutputError
+        The same error on every rank when the directory is refused or the
+        running manifest cannot be written.
+    """
+
+    def __init__(self, output_dir: str | Path, system: System, config: SimulationConfig, comm: Any = None) -> None:
+        self.system = system
+        self.config = config
+        self.comm = mpi.resolve_comm(comm)
+        self.rank = mpi.rank_of(self.comm)
+        self.world_size = mpi.size_of(self.comm)
+        self.output_dir = Path(output_dir)
+        self.sim_dir = simulation_dir(self.output_dir)
+        self.tables = tables_for_detail(system, config.detail)
+        self.started_at = utc_now()
+        self._owned = mpi.owned_scenarios(config.num_scenarios, self.rank, self.world_size, config.assignment)
+        self._owned_set = frozenset(self._owned)
+        self._done: frozenset[int] = frozenset()
+        self._resumed_files: tuple[FileRecord, ...] = ()
+        self._accepted: set[int] = set()
+        self._files: list[FileRecord] = []
+        self._written: list[int] = []
+        self._failures: list[Failure] = []
+        self._errors: list[OutputError] = []
+        self._pending_error: OutputError | None = None
+        self._totals: list[tuple[Any, ...]] = []
+        self._io_seconds = 0.0
+        self._bytes = 0
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._manifest: SimulationManifest | None = None
+        self._start()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_capacity)
+        self._thread = threading.Thread(target=self._drain, name=f"cobre-io-rank{self.rank}", daemon=True)
+        self._thread.start()
+
+    # --------------------------------------------------------------- start
+    def _collective(self, fn: Any) -> Any:
+        return mpi.run_agreed(self.comm, fn, str(self.sim_dir))
+
+    def _start(self) -> None:
+        cfg = self.config
+
+        def preflight() -> None:
+            if self.rank != 0:
+                return
+            if self.sim_dir.exists() and not cfg.resume and any(self.sim_dir.iterdir()):
+                raise IoError(self.sim_dir, "not empty",
+                              "output directory already holds a simulation; use --resume to continue "
+                              "it, or choose an empty directory (two runs are never mixed)")
+            ensure_dir(self.sim_dir)
+
+        self._collective(preflight)
+
+        if cfg.resume and self.tables:
+            def scan() -> None:
+                prev = read_previous_manifest(self.sim_dir)
+                if prev is not None and (prev.detail != cfg.detail or prev.scenarios_total != cfg.num_scenarios):
+                    raise ManifestError(str(self.sim_dir / MANIFEST_NAME),
+                                        f"cannot resume: the existing run has detail={prev.detail!r} and "
+                                        f"{prev.scenarios_total} scenarios, this one detail={cfg.detail!r} and "
+                                        f"{cfg.num_scenarios}")
+                expected = {t: rows_for_detail(self.system, t, cfg.detail) for t in self.tables}
+                res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected)
+                self._done = res.done
+                self._resumed_files = res.files
+
+            self._collective(scan)
+        mpi.barrier(self.comm)  # everyone has read the previous manifest before rank 0 replaces it
+
+        def running() -> None:
+            if self.rank != 0:
+                return
+            if cfg.resume:
+                remove_stray_temps(self.sim_dir)
+            remove_success_marker(self.sim_dir)
+            write_simulation_manifest(self.sim_dir / MANIFEST_NAME, SimulationManifest(
+                status="running", started_at=self.started_at, scenarios_total=cfg.num_scenarios,
+                world_size=self.world_size, detail=cfg.detail, tables=self.tables))
+
+        self._collective(running)
+
+    # ------------------------------------------------------------ producer
+    @property
+    def owned_scenarios(self) -> list[int]:
+        """Scenario ids this rank owns, ascending."""
+        return list(self._owned)
+
+    def pending_scenarios(self) -> list[int]:
+        """Owned scenarios still to write (all of them unless resuming)."""
+        return [s for s in self._owned if s not in self._done]
+
+    def _raise_pending(self) -> None:
+        with self._lock:
+            err, self._pending_error = self._pending_error, None
+        if err is not None:
+            raise err
+
+    def record_failure(self, scenario_id: int | None, exc: BaseException) -> None:
+        """Record that ``scenario_id`` could not be produced (the run becomes ``partial``)."""
+        err = _as_output_error(exc, f"scenario {scenario_id}")
+        with self._lock:
+            self._failures.append(Failure(self.rank, scenario_id, err.kind, str(err)))
+            self._errors.append(err)
+
+    def write_scenario(self, result: SimulationScenarioResult) -> bool:
+        """Validate ``result`` and queue it for the I/O thread.
+
+        Blocks while the queue is full (backpressure). The writer takes
+        ownership of the arrays: do not modify them after the call.
+
+        Returns
+        -------
+        bool
+            True when queued, False when the scenario was already complete
+            on disk (resume) and is skipped.
+
+        Raises
+        ------
+        SchemaError
+            Bad payload (nothing of it is written), a scenario this rank
+            does not own, outside ``0..num_scenarios-1``, or given twice.
+        OutputError
+            An error of the I/O thread from an earlier scenario (each one
+            is raised once, here or at :meth:`finalize`).
+        """
+        if self._closed:
+            raise OutputError("write_scenario after finalize")
+        self._raise_pending()
+        sid = result.scenario_id
+        where = f"scenario_id={sid:04d}" if isinstance(sid, int) else f"scenario {sid!r}"
+        try:
+            if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
+                raise SchemaError(where, "scenario_id", "scenario id must be an integer")
+            sid = int(sid)
+            if not 0 <= sid < self.config.num_scenarios:
+                raise SchemaError(where, "scenario_id",
+                                  f"outside 0..{self.config.num_scenarios - 1} (num_scenarios)")
+            if sid not in self._owned_set:
+                owner = mpi.owner_rank(sid, self.world_size, self.config.assignment,
+                                       self.config.num_scenarios)
+                raise SchemaError(where, "scenario_id", f"owned by rank {owner}, refused by rank {self.rank}")
+            if sid in self._accepted:
+                raise SchemaError(where, "scenario_id", "scenario given twice")
+            if sid in self._done:
+                self._accepted.add(sid)
+                return False
+            validated = validate_result(result, self.system, self.config.detail)
+            pending = self._build(validated)
+        except OutputError as exc:
+            if isinstance(sid, int) and sid in self._owned_set and sid not in self._accepted:
+                self.record_failure(sid, exc)
+            raise
+        self._accepted.add(sid)
+        self._queue.put(pending)
+        return True
+
+    def _build(self, vr: ValidatedResult) -> _Pending:
+        """Arrow tables of a validated result (derived columns computed), on the producer's thread,
+        so the I/O thread only encodes and writes."""
+        tables = []
+        for name in self.tables:
+            try:
+                tables.append((name, build_table(name, vr.tables[name], self.system, self.config.detail,
+                                                 name in vr.canonical)))
+            except Exception as exc:  # Arrow/NumPy failures become SerializationError
+                raise _as_output_error(exc, f"scenario {vr.scenario_id} {name}") from exc
+        return _Pending(vr.scenario_id, (vr.scenario_id, vr.total_cost,
+                                         *(vr.category_costs[c] for c in COST_COMPONENTS)), tuple(tables))
+
+    # ----------------------------------------------------------- I/O thread
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            t0 = time.perf_counter()
+            try:
+                self._write(item)
+            except BaseException as exc:  # noqa: BLE001 - surfaced on the producer side
+                err = _as_output_error(exc, f"scenario {item.scenario_id}")
+                with self._lock:
+                    self._failures.append(Failure(self.rank, item.scenario_id, err.kind, str(err)))
+                    self._errors.append(err)
+                    if self._pending_error is None:
+                        self._pending_error = err
+            finally:
+                self._io_seconds += time.perf_counter() - t0
+
+    def _write(self, item: _Pending) -> None:
+        for name, tbl in item.tables:
+            rel = partition_file(name, item.scenario_id)
+            rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
+                                root=self.sim_dir, durable=self.config.durability == "file",
+                                start_writeback=self.config.durability == "commit")
+            # record every file as soon as it exists, so the manifest accounts for the files of a
+            # scenario that fails part-way (disk full on a later table); the scenario itself only
+            # counts as written, below, once all its tables are
+            with self._lock:
+                self._files.append(rec)
+                self._bytes += rec.bytes
+                self._rows += rec.rows
+        with self._lock:
+            self._written.append(item.scenario_id)
+            self._totals.append(item.totals)
+
+    # ------------------------------------------------------------- finalize
+    @property
+    def rank_part(self) -> RankPart:
+        """This rank's record of what it wrote so far."""
+        with self._lock:
+            return RankPart(self.rank, tuple(self._resumed_files) + tuple(self._files), tuple(self._written),
+                            tuple(sorted(self._done)), tuple(self._failures), tuple(self._errors),
+                            False, tuple(self._totals), self._io_seconds, self._bytes, self._rows)
+
+    def _stop_thread(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def finalize(self, error: BaseException | None = None) -> SimulationManifest:
+        """Drain the queue and commit the run. Collective over ``comm``.
+
+        Every rank contributes its :class:`RankPart`; rank 0 assembles and
+        atomically writes ``simulation/_manifest.json`` (status ``complete``,
+        ``partial`` or ``failed``) and then, only when complete, ``_SUCCESS``.
+
+        Parameters
+        ----------
+        error : exception, optional
+            Why this rank stopped early (the context manager passes the
+            exception that left the ``with`` block): the run is ``failed``.
+
+        Returns
+        -------
+        SimulationManifest
+            On rank 0 the full manifest; on the other ranks the same
+            manifest with ``files`` holding only this rank's files.
+
+        Raises
+        ------
+        OutputError
+            On every rank, the same error, when the status is not
+            ``complete`` (the first failure, lowest rank first) or the
+            manifest cannot be written.
+        """
+        if self._manifest is not None:
+            return self._manifest
+        self._closed = True
+        self._stop_thread()
+        if self.config.durability == "commit" and self._files:
+            try:
+                sync_filesystem(self.sim_dir)
+            except OutputError as exc:
+                self.record_failure(None, exc)
+        part = self.rank_part
+        if error is not None:
+            err = _as_output_error(error, f"rank {self.rank}")
+            part = replace(part, aborted=True, errors=part.errors + (err,),
+                           failures=part.failures + (Failure(self.rank, None, err.kind, str(err)),))
+        parts = mpi.gather_to_root(self.comm, part)
+        outcome: tuple[SimulationManifest | None, OutputError | None] = (None, None)
+        if self.rank == 0:
+            assert parts is not None
+            try:
+                outcome = self._commit(parts)
+            except Exception as exc:  # noqa: BLE001 - agreed below
+                outcome = (None, _as_output_error(exc, str(self.sim_dir / MANIFEST_NAME)))
+        # broadcast the outcome without the file list (it can hold 10^5 entries): every rank
+        # learns status, counts and checksum; non-root ranks then list only their own files
+        full = outcome[0]
+        manifest, err_out = mpi.bcast_from_root(
+            self.comm, (replace(full, files={}) if full is not None else None, outcome[1]))
+        if self.rank == 0:
+            manifest = full
+        elif manifest is not None:
+            manifest = replace(manifest, files={r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for r in part.files})
+        if manifest is not None:
+            self._manifest = manifest
+        if err_out is not None:
+            raise mpi.mark_agreed(err_out)
+        assert manifest is not None
+        return manifest
+
+    def _commit(self, parts: list[RankPart]) -> tuple[SimulationManifest, OutputError | None]:
+        cfg = self.config
+        files = {r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for p in parts for r in p.files}
+        failures = sorted((f for p in parts for f in p.failures),
+                          key=lambda f: (f.rank, -1 if f.scenario_id is None else f.scenario_id))
+        errors = [e for p in sorted(parts, key=lambda p: p.rank) for e in p.errors]
+        present = {s for p in parts for s in p.scenarios_written + p.scenarios_resumed}
+        if self.tables:
+            complete = sorted(s for s in present
+                              if all(partition_file(t, s) in files for t in self.tables))
+        else:
+            complete = sorted(present)
+        failed_ids = {f.scenario_id for f in failures if f.scenario_id is not None} - set(complete)
+        if cfg.detail == "summary":
+            totals = sorted((t for p in parts for t in p.totals), key=lambda t: t[0])
+            if totals:
+                cols = list(zip(*totals))
+                st = table("scenario_totals")
+                tbl = pa.Table.from_arrays(
+                    [pa.array(np.asarray(c, dtype=col.numpy_dtype)) for c, col in zip(cols, st.columns)],
+                    schema=st.arrow_schema)
+                rec = write_parquet(self.sim_dir / "scenario_totals.parquet", tbl, st, cfg.parquet,
+                                    root=self.sim_dir, durable=cfg.durability != "none")
+                files[rec.path] = FileEntry(rec.rows, rec.bytes, rec.xxhash64)
+        aborted = any(p.aborted for p in parts)
+        missing = cfg.num_scenarios - len(complete)
+        if aborted:
+            status = "failed"
+        elif missing:
+            status = "partial"
+            never = missing - len(failed_ids)
+            if never > 0:
+                failures.append(Failure(-1, None, "manifest", f"{never} scenario(s) were never written"))
+        else:
+            status = "complete"
+        manifest = SimulationManifest(
+            status=status, started_at=self.started_at, completed_at=utc_now(),
+            scenarios_total=cfg.num_scenarios, scenarios_completed=len(complete),
+            scenarios_failed=len(failed_ids),
+            partitions_written=tuple(f"scenario_id={s:04d}/" for s in complete) if self.tables else (),
+            world_size=self.world_size,
+            ranks_participated=sum(1 for p in parts if p.scenarios_written or p.scenarios_resumed or p.files),
+            failures=tuple(failures), detail=cfg.detail, tables=self.tables,
+        ).with_files(files)
+        write_simulation_manifest(self.sim_dir / MANIFEST_NAME, manifest)
+        if status == "complete":
+            write_success_marker(self.sim_dir)
+            return manifest, None
+        first = copy.copy(errors[0]) if errors else ManifestError("simulation", "run incomplete")
+        first.message = (f"simulation {status}: {len(failed_ids)} scenario(s) failed, "
+                         f"{missing} of {cfg.num_scenarios} incomplete; first error: {first.message}")
+        first.args = (first.message,)
+        return manifest, first
+
+    # -------------------------------------------------------- context manager
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._manifest is not None:
+            return
+        if exc is None:
+            self.finalize()
+        else:
+            try:
+                self.finalize(error=exc)
+            except OutputError as agreed:
+                if agreed is not exc:
+                    raise agreed from exc
+
+    def __del__(self) -> None:  # pragma: no cover - best effort: do not leave the thread blocked
+        try:
+            if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+                self._queue.put_nowait(_STOP)
+        except Exception:  # noqa: BLE001, S110 - best effort in __del__
+            pass
+

@@ -1,0 +1,46 @@
+"""The power system the writers need (SPEC §12): entities, the :class:`System` model and case loading.
+
+- :mod:`.entities`: the entity types and kinds;
+- :mod:`.model`: :class:`System` (lookups, row layouts of each simulation table);
+- :mod:`.case`: loading a Cobre case directory;
+- :mod:`.synthetic`: the built-in synthetic systems.
+"""
+
+from __future__ import annotations
+
+from .entities import (
+    ENTITY_KINDS,
+    OPERATIVE_STATE,
+    Battery,
+    Block,
+    Bus,
+    Contract,
+    Entity,
+    GenericConstraint,
+    Hydro,
+    Line,
+    NonControllable,
+    PumpingStation,
+    Stage,
+    Thermal,
+)
+from .model import RowLayout, System
+
+__all__ = [
+    "ENTITY_KINDS",
+    "OPERATIVE_STATE",
+    "Battery",
+    "Block",
+    "Bus",
+    "Contract",
+    "Entity",
+    "GenericConstraint",
+    "Hydro",
+    "Line",
+    "NonControllable",
+    "PumpingStation",
+    "RowLayout",
+    "Stage",
+    "System",
+    "Thermal",
+]

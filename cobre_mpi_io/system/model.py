@@ -1,0 +1,404 @@
+"""The description of the power system that the writers need (SPEC §12).
+
+A :class:`System` holds entity ids, names and buses, the stages with their
+blocks and block hours, line losses, hydro AR orders, entity entry/exit
+stages and bounds.  It is built in code, loaded from a Cobre case directory
+with :meth:`System.from_case`, or taken from the built-in synthetic systems
+with :meth:`System.synthetic` (``"small"`` and ``"production"``).
+
+The writers only use the precomputed NumPy lookups (:meth:`hours_matrix`,
+:meth:`ids`, :meth:`operative_states`), so deriving columns is columnar.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from ..errors import SchemaError
+from .entities import (
+    ENTITY_KINDS,
+    OPERATIVE_STATE,
+    Battery,
+    Bus,
+    Contract,
+    Entity,
+    GenericConstraint,
+    Hydro,
+    Line,
+    NonControllable,
+    PumpingStation,
+    Stage,
+    Thermal,
+)
+
+__all__ = ["RowLayout", "System"]
+
+# System attribute -> the case file it is loaded from (SPEC §12), for error messages
+_CASE_FILES: Final = {
+    "stages": "stages.json", "buses": "system/buses.json", "hydros": "system/hydros.json",
+    "thermals": "system/thermals.json", "lines": "system/lines.json",
+    "pumping_stations": "system/pumping_stations.json", "contracts": "system/energy_contracts.json",
+    "non_controllables": "system/non_controllable_sources.json",
+}
+
+# simulation table -> System attribute holding its entities
+_TABLE_ENTITIES: Final = {table: attr for attr, table, _ in ENTITY_KINDS.values() if table}
+_TABLE_ENTITIES["inflow_lags"] = "hydros"
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Key columns of a partition in canonical order, with per-row hours and entity positions."""
+
+    stage_id: np.ndarray
+    block_id: np.ndarray | None
+    block_null: np.ndarray | None
+    entity_index: np.ndarray | None
+    entity_id: np.ndarray | None
+    lag_index: np.ndarray | None
+    hours: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return int(self.stage_id.size)
+
+
+@dataclass(frozen=True)
+class System:
+    """What the writers need to know about the system (SPEC §12).
+
+    Build one in code, with :meth:`from_case` or :meth:`synthetic`.
+    Construction checks ids are unique and every reference resolves, raising
+    :class:`~cobre_mpi_io.errors.SchemaError` naming the entity otherwise.
+    """
+
+    stages: tuple[Stage, ...]
+    buses: tuple[Bus, ...]
+    hydros: tuple[Hydro, ...] = ()
+    thermals: tuple[Thermal, ...] = ()
+    lines: tuple[Line, ...] = ()
+    pumping_stations: tuple[PumpingStation, ...] = ()
+    contracts: tuple[Contract, ...] = ()
+    non_controllables: tuple[NonControllable, ...] = ()
+    batteries: tuple[Battery, ...] = ()
+    generic_constraints: tuple[GenericConstraint, ...] = ()
+    name: str = "system"
+    source: str = field(default="code", compare=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("stages", "buses", "hydros", "thermals", "lines", "pumping_stations", "contracts",
+                     "non_controllables", "batteries", "generic_constraints"):
+            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        self._check()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self) -> None:
+        src = self.source
+
+        def where(attr: str) -> str:
+            """The case file an entity list comes from (``code: hydros`` for a system built in code)."""
+            if src.startswith(("code", "synthetic:")):
+                return f"{src}: {attr}"
+            return f"{src}/{_CASE_FILES.get(attr, attr + '.json')}"
+        if not self.stages:
+            raise SchemaError(where("stages"), None, "the system has no stages")
+        for i, st in enumerate(self.stages):
+            if st.id != i:
+                raise SchemaError(where("stages"), "id", f"stage ids must be 0..T-1 in order; found {st.id} at {i}")
+            if not st.blocks:
+                raise SchemaError(where("stages"), "blocks", f"stage {st.id} has no blocks")
+            for j, b in enumerate(st.blocks):
+                if b.id != j:
+                    raise SchemaError(where("stages"), "blocks.id",
+                                      f"stage {st.id}: block ids must be 0..B-1 in order; found {b.id}")
+                if not (b.hours > 0 and math.isfinite(b.hours)):
+                    raise SchemaError(where("stages"), "blocks.hours",
+                                      f"stage {st.id} block {b.id}: hours must be positive, got {b.hours}")
+        for kind, (attr, _table, _code) in ENTITY_KINDS.items():
+            seen: set[int] = set()
+            for e in getattr(self, attr):
+                if e.id in seen:
+                    raise SchemaError(where(attr), "id", f"duplicate {kind} id {e.id}")
+                if not 0 <= e.id <= 2**31 - 1:
+                    raise SchemaError(where(attr), "id", f"{kind} id {e.id} outside int32 range")
+                seen.add(e.id)
+                for s_attr in ("entry_stage_id", "exit_stage_id"):
+                    s = getattr(e, s_attr)
+                    if s is not None and not 0 <= s < len(self.stages):
+                        raise SchemaError(where(attr), s_attr, f"{kind} {e.id}: stage {s} does not exist")
+        bus_ids = {b.id for b in self.buses}
+        hydro_ids = {h.id for h in self.hydros}
+        for attr in ("hydros", "thermals", "pumping_stations", "contracts", "non_controllables", "batteries"):
+            for e in getattr(self, attr):
+                if e.bus_id is None or e.bus_id not in bus_ids:
+                    raise SchemaError(where(attr), "bus_id", f"{attr[:-1]} {e.id} references unknown bus {e.bus_id}")
+        for ln in self.lines:
+            for a in ("source_bus_id", "target_bus_id"):
+                if getattr(ln, a) not in bus_ids:
+                    raise SchemaError(where("lines"), a, f"line {ln.id} references unknown bus {getattr(ln, a)}")
+            if not 0 <= ln.losses_percent < 100:
+                raise SchemaError(where("lines"), "losses_percent", f"line {ln.id}: {ln.losses_percent} not in [0, 100)")
+        for ps in self.pumping_stations:
+            for a in ("source_hydro_id", "destination_hydro_id"):
+                if getattr(ps, a) not in hydro_ids:
+                    raise SchemaError(where("pumping_stations"), a,
+                                      f"pumping station {ps.id} references unknown hydro {getattr(ps, a)}")
+        for h in self.hydros:
+            if h.ar_order < 0:
+                raise SchemaError(where("hydros"), "ar_order", f"hydro {h.id}: negative AR order")
+
+    # ---------------------------------------------------------------- lookups
+    @property
+    def num_stages(self) -> int:
+        """Number of stages T."""
+        return len(self.stages)
+
+    @cached_property
+    def blocks_per_stage(self) -> np.ndarray:
+        """int64 array (T,): number of blocks of each stage."""
+        return np.array([len(s.blocks) for s in self.stages], dtype=np.int64)
+
+    @cached_property
+    def hours_matrix(self) -> np.ndarray:
+        """float64 array (T, max B): block hours, NaN where a block does not exist."""
+        m = np.full((self.num_stages, int(self.blocks_per_stage.max())), np.nan)
+        for s in self.stages:
+            for b in s.blocks:
+                m[s.id, b.id] = b.hours
+        m.setflags(write=False)
+        return m
+
+    @cached_property
+    def stage_hours(self) -> np.ndarray:
+        """float64 array (T,): total hours of each stage."""
+        hours: np.ndarray = np.nansum(self.hours_matrix, axis=1)
+        return hours
+
+    def entities(self, table: str) -> tuple[Entity, ...]:
+        """Entities behind a simulation table (``()`` for ``costs``)."""
+        attr = _TABLE_ENTITIES.get(table)
+        return getattr(self, attr) if attr else ()
+
+    def ids(self, table: str) -> np.ndarray:
+        """Sorted int32 ids of the entities behind ``table``."""
+        return self._ids[table] if table in self._ids else np.empty(0, np.int32)
+
+    @cached_property
+    def _ids(self) -> dict[str, np.ndarray]:
+        out = {}
+        for table in _TABLE_ENTITIES:
+            a = np.array(sorted(e.id for e in self.entities(table)), dtype=np.int32)
+            a.setflags(write=False)
+            out[table] = a
+        return out
+
+    def index_of(self, table: str, ids: np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` in :meth:`ids` (int64), ``-1`` for an id the system does not have.
+
+        A dense lookup table when ids are compact (the usual case), a binary
+        search otherwise.
+        """
+        known = self.ids(table)
+        lut = self._luts.get(table)
+        if lut is not None:
+            out = np.full(ids.shape, -1, np.int64)
+            ok = (ids >= 0) & (ids < lut.size)
+            out[ok] = lut[ids[ok]]
+            return out
+        pos = np.searchsorted(known, ids).astype(np.int64)
+        inside = pos < known.size
+        hit = np.zeros(ids.shape, bool)
+        hit[inside] = known[pos[inside]] == ids[inside]
+        return np.where(hit, pos, -1)
+
+    @cached_property
+    def _luts(self) -> dict[str, np.ndarray]:
+        out = {}
+        for table in _TABLE_ENTITIES:
+            ids = self.ids(table)
+            if ids.size and int(ids.max()) < 4 * ids.size + 1024:
+                lut = np.full(int(ids.max()) + 1, -1, np.int64)
+                lut[ids] = np.arange(ids.size)
+                lut.setflags(write=False)
+                out[table] = lut
+        return out
+
+    def operative_states(self, table: str) -> np.ndarray:
+        """int8 array (T, n_entities) of operative state codes, entities in id order."""
+        return self._operative[table]
+
+    @cached_property
+    def _operative(self) -> dict[str, np.ndarray]:
+        out = {}
+        t = np.arange(self.num_stages)[:, None]
+        for table in _TABLE_ENTITIES:
+            ents = sorted(self.entities(table), key=lambda e: e.id)
+            entry = np.array([e.entry_stage_id if e.entry_stage_id is not None else 0 for e in ents], np.int64)
+            exit_ = np.array([e.exit_stage_id if e.exit_stage_id is not None else self.num_stages for e in ents],
+                             np.int64)
+            m = np.full((self.num_stages, len(ents)), OPERATIVE_STATE["operating"], np.int8)
+            m[t < entry[None, :]] = OPERATIVE_STATE["non_existing"]
+            m[t > exit_[None, :]] = OPERATIVE_STATE["decommissioned"]
+            m.setflags(write=False)
+            out[table] = m
+        return out
+
+    def canonical_layout(self, table: str) -> RowLayout | None:
+        """The row layout of a ``full`` partition of ``table`` in canonical order, or None.
+
+        Canonical order: by stage, then block (``costs``: the stage-level row
+        first), then entity id (``inflow_lags``: by stage, hydro id, lag).
+        A payload in this order is validated by comparing its key columns
+        with these arrays, and its derived columns use the precomputed
+        per-row hours and entity positions (the fast path); any other order
+        is checked and derived row by row (vectorized) instead.
+        """
+        return self._layouts.get(table)
+
+    @cached_property
+    def _layouts(self) -> dict[str, RowLayout]:
+        out: dict[str, RowLayout] = {}
+        T = self.num_stages
+        nb = self.blocks_per_stage
+        hm = self.hours_matrix
+        # costs: per stage, the stage-level row (block null) then one row per block
+        stage = np.repeat(np.arange(T), nb + 1)
+        block = np.concatenate([np.arange(-1, int(b)) for b in nb])
+        null = block < 0
+        hours = np.where(null, self.stage_hours[stage], hm[stage, np.where(null, 0, block)])
+        out["costs"] = RowLayout(stage.astype(np.int32), np.where(null, 0, block).astype(np.int32), null,
+                                 None, None, None, hours)
+        for table in _TABLE_ENTITIES:
+            n = len(self.entities(table))
+            if not n or table == "generic_violations":
+                continue
+            if table == "inflow_lags":
+                orders = self.ar_orders
+                if not orders.sum():
+                    continue
+                per_stage_ent = np.repeat(np.arange(n), orders)
+                per_stage_lag = np.concatenate([np.arange(1, int(o) + 1) for o in orders])
+                k = per_stage_ent.size
+                stage = np.repeat(np.arange(T), k)
+                ent = np.tile(per_stage_ent, T)
+                out[table] = RowLayout(stage.astype(np.int32), None, None, ent,
+                                       self.ids(table)[ent], np.tile(per_stage_lag, T).astype(np.int32),
+                                       self.stage_hours[stage])
+                continue
+            stage = np.repeat(np.arange(T), nb * n)
+            block = np.concatenate([np.repeat(np.arange(int(b)), n) for b in nb])
+            ent = np.tile(np.arange(n), int(nb.sum()))
+            out[table] = RowLayout(stage.astype(np.int32), block.astype(np.int32), None, ent,
+                                   self.ids(table)[ent], None, hm[stage, block])
+        for lay in out.values():
+            for a in (lay.stage_id, lay.block_id, lay.block_null, lay.entity_index, lay.entity_id, lay.lag_index,
+                      lay.hours):
+                if a is not None:
+                    a.setflags(write=False)
+        return out
+
+    @cached_property
+    def losses_fraction(self) -> np.ndarray:
+        """float64 array (n_lines,): losses_percent/100 of each line, in id order."""
+        lines = sorted(self.lines, key=lambda e: e.id)
+        return np.array([ln.losses_percent / 100.0 for ln in lines], dtype=np.float64)
+
+    @cached_property
+    def ar_orders(self) -> np.ndarray:
+        """int64 array (n_hydros,): AR order of each hydro, in id order."""
+        return np.array([h.ar_order for h in sorted(self.hydros, key=lambda e: e.id)], dtype=np.int64)
+
+    @property
+    def state_dimension(self) -> int:
+        """Number of state variables: one storage per hydro plus every inflow lag."""
+        return len(self.hydros) + int(self.ar_orders.sum())
+
+    def has_table(self, table: str) -> bool:
+        """Whether a simulation table is written for this system (SPEC §2)."""
+        if table == "costs":
+            return True
+        if table == "inflow_lags":
+            return bool((self.ar_orders > 0).any())
+        return len(self.entities(table)) > 0
+
+    @property
+    def simulation_tables(self) -> tuple[str, ...]:
+        """Simulation tables this system produces, in spec order."""
+        from ..schemas import SIMULATION_TABLES
+
+        return tuple(t for t in SIMULATION_TABLES if self.has_table(t))
+
+    def expected_rows(self, table: str) -> int | None:
+        """Rows of one ``full`` scenario partition (SPEC §4); None when variable."""
+        nb = int(self.blocks_per_stage.sum())
+        if table == "costs":
+            return self.num_stages + nb
+        if table == "generic_violations":
+            return None
+        if table == "inflow_lags":
+            return self.num_stages * int(self.ar_orders.sum())
+        return nb * len(self.entities(table))
+
+    # ----------------------------------------------------------- description
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON description (used for hashing and by dictionaries)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v
+
+        d = asdict(self)
+        d.pop("source", None)
+        return clean(d)  # type: ignore[no-any-return]
+
+    @cached_property
+    def system_hash(self) -> str:
+        """``sha256:<hex>`` of the canonical JSON description."""
+        from ..hashing import sha256_json
+
+        return sha256_json(self.to_dict())
+
+    # --------------------------------------------------------------- loaders
+    @classmethod
+    def from_case(cls, path: str | Path) -> System:
+        """Load the system of a Cobre case directory (SPEC §12).
+
+        Raises
+        ------
+        SchemaError
+            Naming the file and entity for a missing file or field, a bad
+            value or a dangling id.
+        IoError
+            When a file exists but cannot be read.
+        """
+        from .case import load_case
+
+        return cls(**load_case(Path(path)))
+
+    @classmethod
+    def synthetic(cls, scale: str = "small") -> System:
+        """A built-in system with every entity type.
+
+        Parameters
+        ----------
+        scale : {"small", "production"}
+            ``small``: 4 stages (2 blocks), 6 hydros (AR orders 0-3), for tests
+            and the default demo. ``production``: 60 stages × 3 blocks, 160
+            hydros with AR order 12, 130 thermals, 6 buses, 10 lines, 5
+            pumping stations, 5 contracts, 10 non-controllables, 50 generic
+            constraints.
+        """
+        from .synthetic import synthetic_system_fields
+
+        return cls(**synthetic_system_fields(scale))

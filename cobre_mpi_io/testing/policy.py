@@ -1,0 +1,107 @@
+"""Deterministic synthetic policy (demo, tests, benchmark)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..policy.records import (
+    PolicyCheckpoint,
+    PolicyMetadata,
+    StageBasis,
+    StageCuts,
+    StageStates,
+    StageVertices,
+)
+
+# --------------------------------------------------------------------------
+# Deterministic synthetic policy (demo, tests, benchmark)
+# --------------------------------------------------------------------------
+
+
+def synthetic_policy(
+    state_dimension: int,
+    num_stages: int,
+    iteration: int,
+    seed: int = 0,
+    cuts_per_stage: int | None = None,
+    *,
+    forward_passes: int = 4,
+    max_iterations: int | None = None,
+    config_hash: str = "",
+    system_hash: str = "",
+    with_states: bool = True,
+    with_vertices: bool = False,
+) -> PolicyCheckpoint:
+    """A deterministic, valid policy as it would stand after ``iteration`` iterations.
+
+    Each iteration adds ``forward_passes`` cuts per stage in slots
+    ``(k-1)*forward_passes + j``; the pool capacity is
+    ``forward_passes * max_iterations``.  The same arguments always give
+    the same arrays, and the cuts of iteration ``k`` are identical in every
+    later snapshot (so consecutive checkpoints share a prefix).  Some cuts
+    are inactive.  ``cuts_per_stage`` overrides the count (capacity grows
+    to fit).
+
+    Returns
+    -------
+    PolicyCheckpoint
+        Write it with ``write_policy_checkpoint(path, **p.write_kwargs(), comm=comm)``.
+    """
+    d = int(state_dimension)
+    max_it = max(int(max_iterations or iteration), int(iteration), 1)
+    n = int(cuts_per_stage) if cuts_per_stage is not None else int(iteration) * forward_passes
+    capacity = max(n, forward_passes * max_it)
+    cuts: list[StageCuts] = []
+    states: list[StageStates] = []
+    vertices: list[StageVertices] = []
+    bases: list[StageBasis] = []
+    slots = np.arange(n, dtype=np.uint32)
+    it_of = (slots // max(forward_passes, 1) + 1).astype(np.uint32)
+    fp_of = (slots % max(forward_passes, 1)).astype(np.uint32)
+    for t in range(num_stages):
+        rng = np.random.default_rng([seed, t])
+        coef = rng.standard_normal((n, d))
+        intercept = 1000.0 * (num_stages - t) + rng.standard_normal(n)
+        rng2 = np.random.default_rng([seed, t, 1])
+        active = rng2.random(n) > 0.2
+        cuts.append(StageCuts(
+            stage_id=t, state_dimension=d, capacity=capacity, warm_start_count=0,
+            cut_ids=(t * capacity + slots).astype(np.uint64), slot_index=slots, iteration=it_of,
+            forward_pass_idx=fp_of, scenario_idx=(fp_of + 7 * it_of) % 1000, intercepts=intercept,
+            coefficients=coef, states_at_generation=None, is_active=active,
+            domination_count=(~active).astype(np.uint32) * 3,
+        ))
+        if with_states:
+            m = min(n, forward_passes)
+            states.append(StageStates(
+                stage_id=t, state_dimension=d, state_ids=np.arange(m, dtype=np.uint64),
+                iteration=np.full(m, iteration, np.uint32), forward_pass_idx=np.arange(m, dtype=np.uint32),
+                scenario_idx=np.arange(m, dtype=np.uint32), components=np.abs(coef[:m]) * 100.0,
+                dominating_cut_id=(t * capacity + np.arange(m)).astype(np.uint64),
+                dominating_objective=intercept[:m].copy(),
+            ))
+        if with_vertices:
+            m = min(n, forward_passes)
+            vertices.append(StageVertices(
+                stage_id=t, state_dimension=d, vertex_ids=np.arange(m, dtype=np.uint64),
+                iteration=np.full(m, iteration, np.uint32), forward_pass_idx=np.arange(m, dtype=np.uint32),
+                scenario_idx=np.arange(m, dtype=np.uint32), components=np.abs(coef[:m]),
+                upper_bound_value=intercept[:m] + 10.0, lipschitz_constant=np.full(m, 5.0),
+                stage_lipschitz=5.0,
+            ))
+        ncols, nrows = 3 * d + 8, 2 * d + 4 + n
+        bases.append(StageBasis(
+            stage_id=t, iteration=iteration, num_columns=ncols, num_rows=nrows,
+            column_status=(np.arange(ncols) % 4).astype(np.uint8),
+            row_status=(np.arange(nrows) % 3).astype(np.uint8), num_cut_rows=n,
+        ))
+    metadata = PolicyMetadata(
+        completed_iterations=int(iteration), state_dimension=d, num_stages=int(num_stages),
+        last_forward_pass=max(forward_passes - 1, 0),
+        final_lower_bound=float(1000.0 * num_stages - 100.0 / (iteration + 1)),
+        best_upper_bound=float(1000.0 * num_stages + 100.0 / (iteration + 1)),
+        max_iterations=max_it, forward_passes=forward_passes, warm_start_cuts=0, rng_seed=int(seed),
+        rng_state=(int(seed), int(iteration)), config_hash=config_hash, system_hash=system_hash,
+        cobre_version="cobre_mpi_io", created_at="",
+    )
+    return PolicyCheckpoint(metadata=metadata, cuts=cuts, bases=bases, states=states, vertices=vertices)
