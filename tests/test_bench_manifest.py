@@ -46,8 +46,10 @@ def test_finalize_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                                         / "_manifest.json").stat().st_size
 
 
-def test_finalize_bench_rejects_too_many_tables(tmp_path: Path) -> None:
-    args = add_finalize_bench_arguments(argparse.ArgumentParser()).parse_args(
-        ["--scenarios", "2", "--tables", "99", "--output", str(tmp_path), "--repeats", "1"])
-    with pytest.raises(ValueError, match="--tables"):
-        finalize_bench_main(args)
+def test_finalize_bench_rejects_too_many_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = add_finalize_bench_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit) as exc:  # refused while parsing, before any work
+        parser.parse_args(["--scenarios", "2", "--tables", "99", "--output", str(tmp_path), "--repeats", "1"])
+    assert exc.value.code == 2
+    assert "--tables: must be an integer from 1 to 10" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

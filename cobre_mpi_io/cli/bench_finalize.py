@@ -63,6 +63,7 @@ from ..parquet import FileRecord
 from ..schemas import COST_COMPONENTS
 from ..simulation.writer import RankPart, SimulationConfig, SimulationParquetWriter
 from ..system.model import System
+from .args import int_in_range, positive_int
 
 __all__ = ["add_finalize_bench_arguments", "fabricate_rank_part", "finalize_bench_main", "run_finalize_bench"]
 
@@ -293,11 +294,14 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
 
 def add_finalize_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``cobre-mpi-io bench finalize``."""
-    parser.add_argument("--scenarios", type=int, default=2000, help="total scenarios (default 2000)")
-    parser.add_argument("--tables", type=int, default=10, help="partitioned tables per scenario, 1..10 (default 10)")
+    parser.add_argument("--scenarios", type=positive_int, default=2000, metavar="N",
+                        help="total scenarios, >= 1 (default 2000)")
+    parser.add_argument("--tables", type=int_in_range(1, 10), default=10, metavar="N",
+                        help="partitioned tables per scenario, 1..10 (default 10)")
     parser.add_argument("--output", "-o", type=Path, required=True,
                         help="scratch directory (its bench_finalize subdirectory is emptied)")
-    parser.add_argument("--repeats", type=int, default=5, help="measurements (default 5)")
+    parser.add_argument("--repeats", type=positive_int, default=5, metavar="N",
+                        help="measurements, >= 1 (default 5)")
     parser.add_argument("--json", action="store_true", help="print compact JSON (default: indented)")
     return parser
 

@@ -44,6 +44,7 @@ from ..layout import stage_file_name
 from ..policy.codec import write_stage_cuts
 from ..policy.decode import read_stage_cuts
 from ..policy.records import StageCuts
+from .args import non_negative_int, positive_int
 
 __all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_policy_bench"]
 
@@ -216,12 +217,17 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
 
 def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``bench policy`` options to ``parser`` and return it."""
-    parser.add_argument("--cuts", type=int, default=15000, help="cuts per stage (default 15000)")
-    parser.add_argument("--state-dim", type=int, default=2080, help="state dimension (default 2080)")
-    parser.add_argument("--stages", type=int, default=3, help="number of stages (default 3)")
+    parser.add_argument("--cuts", type=positive_int, default=15000, metavar="N",
+                        help="cuts per stage, >= 1 (default 15000)")
+    parser.add_argument("--state-dim", type=positive_int, default=2080, metavar="N",
+                        help="state dimension, >= 1 (default 2080)")
+    parser.add_argument("--stages", type=positive_int, default=3, metavar="N",
+                        help="number of stages, >= 1 (default 3)")
     parser.add_argument("--output", required=True, help="scratch directory for the files")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per stage (default 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=positive_int, default=3, metavar="N",
+                        help="measurements per stage, >= 1 (default 3)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                        help="random seed of the synthetic cuts, >= 0 (default 0)")
     parser.add_argument("--no-builder", action="store_true", help="skip the flatbuffers.Builder baseline")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: also)")
     return parser

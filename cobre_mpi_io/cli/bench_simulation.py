@@ -48,18 +48,25 @@ from ..simulation.tables import build_table
 from ..simulation.writer import SimulationConfig, SimulationParquetWriter, tables_for_detail
 from ..system.model import System
 from ..testing.simulation import synthetic_result
+from .args import non_negative_int, positive_int
 
 __all__ = ["add_simulation_bench_arguments", "simulation_bench_main"]
 
 
 def add_simulation_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``cobre-mpi-io bench simulation``."""
-    p.add_argument("--scale", choices=("small", "production"), default="production")
-    p.add_argument("--scenarios", type=int, default=16)
+    p.add_argument("--scale", choices=("small", "production"), default="production",
+                   help="built-in system size (default production: 60 stages x 3 blocks, 160 hydros)")
+    p.add_argument("--scenarios", type=positive_int, default=16, metavar="N",
+                   help="scenarios written per measurement, >= 1 (default 16)")
     p.add_argument("--output", "-o", type=Path, required=True, help="scratch directory (emptied)")
-    p.add_argument("--mode", choices=("write", "stream", "overlap"), default="write")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--mode", choices=("write", "stream", "overlap"), default="write",
+                   help="write: the writer against pyarrow baselines; stream: peak memory while streaming; "
+                        "overlap: producer and I/O thread overlap (default write)")
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
+                   help="measurements, >= 1 (default 3)")
+    p.add_argument("--seed", type=non_negative_int, default=7, metavar="N",
+                   help="random seed of the synthetic results, >= 0 (default 7)")
     p.add_argument("--durability", choices=("commit", "file", "none"), default="commit",
                    help="writer durability mode (default commit: one syncfs per rank before the manifest)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..config import RunConfig
 from ..errors import IoError, SchemaError
 from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
+from ..progress import ProgressReporter
 from ..results import SimulationOutput, TrainingOutput, write_results
 from ..simulation.writer import SimulationConfig, SimulationParquetWriter
 from ..system.model import System
@@ -44,6 +46,7 @@ from ..testing.simulation import synthetic_result
 from ..testing.training import synthetic_training
 from ..training.dictionaries import state_dictionary
 from ..training.writer import TrainingParquetWriter
+from .args import non_negative_float, non_negative_int, positive_int
 
 __all__ = [
     "TrainingResult",
@@ -57,34 +60,60 @@ __all__ = [
     "run_training",
 ]
 
+_log = logging.getLogger(__name__)
+
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``cobre-mpi-io demo``."""
-    p.add_argument("--output", "-o", required=True, type=Path, help="output directory (created)")
-    p.add_argument("--case", type=Path, default=None, help="Cobre case directory (default: built-in system)")
-    p.add_argument("--scale", choices=("small", "production"), default="small",
-                   help="built-in system scale (ignored with --case)")
-    p.add_argument("--scenarios", type=int, default=None,
-                   help="number of scenarios (default: the case's simulation.num_scenarios, else 16)")
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument("--detail", choices=("full", "stage", "summary"), default="full")
-    p.add_argument("--assignment", choices=("round-robin", "block"), default="round-robin")
-    p.add_argument("--queue-capacity", type=int, default=64)
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --output (write only the missing scenarios)")
-    p.add_argument("--fail-rank", type=int, default=None, help="(testing) this rank raises ...")
-    p.add_argument("--fail-after", type=int, default=0, help="(testing) ... after writing this many scenarios")
-    p.add_argument("--slow", type=float, default=0.0,
-                   help="(testing) seconds to sleep per scenario, to make a run last")
-    p.add_argument("--iterations", type=int, default=10, help="training iterations (default 10; 0: no training)")
-    p.add_argument("--forward-passes", type=int, default=None,
-                   help="forward passes per iteration (default: the case's, else 4)")
-    p.add_argument("--no-upper-bound", action="store_true",
-                   help="no upper-bound evaluation (convergence UB and gap columns null)")
-    p.add_argument("--checkpoint-every", type=int, default=10, help="policy checkpoint period (iterations)")
-    p.add_argument("--iteration-seconds", type=float, default=0.0,
-                   help="(testing) seconds each training iteration lasts")
-    p.add_argument("--quiet", action="store_true", help="no summary on stdout")
+    """Options of ``cobre-mpi-io demo`` (every number checked while parsing: exit 2, nothing written)."""
+    run = p.add_argument_group("run")
+    run.add_argument("--output", "-o", required=True, type=Path, metavar="DIR",
+                     help="output directory (created; must not hold a run unless --resume)")
+    run.add_argument("--case", type=Path, default=None, metavar="DIR",
+                     help="Cobre case directory (default: the built-in system)")
+    run.add_argument("--scale", choices=("small", "production"), default="small",
+                     help="size of the built-in system (default small; ignored with --case)")
+    run.add_argument("--scenarios", type=positive_int, default=None, metavar="N",
+                     help="simulation scenarios, >= 1 (default: the case's simulation.num_scenarios, else 16)")
+    run.add_argument("--seed", type=non_negative_int, default=42, metavar="N",
+                     help="random seed of the synthetic results, >= 0 (default 42)")
+    run.add_argument("--detail", choices=("full", "stage", "summary"), default="full",
+                     help="simulation detail: full (every table, every block), stage (stage-level costs and "
+                          "hydros) or summary (one row of totals per scenario); default full")
+    run.add_argument("--assignment", choices=("round-robin", "block"), default="round-robin",
+                     help="how scenarios are shared among ranks: round-robin (scenario_id modulo the number "
+                          "of ranks) or block (contiguous ranges); default round-robin")
+    run.add_argument("--queue-capacity", type=positive_int, default=64, metavar="N",
+                     help="results each rank may queue for its I/O thread before the producer waits, >= 1 "
+                          "(default 64)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run in --output (write only the missing scenarios)")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--iterations", type=non_negative_int, default=10, metavar="N",
+                       help="training iterations, >= 0 (default 10; 0: no training phase)")
+    train.add_argument("--forward-passes", type=positive_int, default=None, metavar="N",
+                       help="forward passes per iteration, >= 1 (default: the case's, else 4)")
+    train.add_argument("--no-upper-bound", action="store_true",
+                       help="no upper-bound evaluation (convergence upper bound and gap columns null)")
+    train.add_argument("--checkpoint-every", type=non_negative_int, default=10, metavar="N",
+                       help="policy checkpoint period in iterations, >= 0 (default 10; 0: only at the end)")
+
+    out = p.add_argument_group("progress")
+    out.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
+                     help="how rank 0 shows progress on stderr: a bar, log lines, or auto (a bar when stderr "
+                          "is a terminal, else lines); default auto")
+    out.add_argument("--progress-interval", type=non_negative_float, default=10.0, metavar="SECONDS",
+                     help="seconds between two progress log lines, >= 0 (default 10; 0: every update)")
+
+    test = p.add_argument_group("testing (fault injection and slow runs)")
+    test.add_argument("--fail-rank", type=non_negative_int, default=None, metavar="RANK",
+                      help="this rank raises an error during the simulation ...")
+    test.add_argument("--fail-after", type=non_negative_int, default=0, metavar="N",
+                      help="... after writing this many scenarios, >= 0 (default 0)")
+    test.add_argument("--slow", type=non_negative_float, default=0.0, metavar="SECONDS",
+                      help="seconds to sleep after each scenario, >= 0 (default 0)")
+    test.add_argument("--iteration-seconds", type=non_negative_float, default=0.0, metavar="SECONDS",
+                      help="seconds each training iteration lasts, >= 0 (default 0)")
 
 
 def load_system(case: Path | None, scale: str) -> System:
@@ -167,6 +196,8 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
                                 config_hash=config.config_hash, system_hash=system.system_hash).write_kwargs()
 
     done = 0
+    # Rank 0 reports the iterations (every rank runs all of them); checkpoints log themselves.
+    progress = ProgressReporter("training", args.iterations, "iterations") if rank == 0 else None
     with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
                             state_dictionary=state_dictionary(system)) as ckpt:
         for k in range(1, args.iterations + 1):
@@ -176,12 +207,19 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
                 writer.write_iteration(st.iterations[k - 1])
             writer.write_rank_timing(timings[k - 1])
             done = k
+            if progress is not None:
+                progress.update(k)
             ckpt.after_iteration(k, functools.partial(policy, k))
             if ckpt.interrupted:
                 break
+        if progress is not None:
+            progress.close()
         if done:
             ckpt.final(**policy(done))
         interrupted = ckpt.interrupted
+    if interrupted and rank == 0:
+        _log.warning("training stopped by a signal after iteration %d of %d; the policy of iteration %d is "
+                     "checkpointed", done, args.iterations, done)
     status = "interrupted" if interrupted else st.status
     out = st.to_training_output(rank, started_at=started, policy_dir=Path(args.output) / "policy",
                                 writer=writer, status=status,

@@ -1,7 +1,16 @@
 """The ``cobre-mpi-io`` command line (also ``python -m cobre_mpi_io``).
 
 Subcommands: ``demo`` (the main job, under ``mpiexec``), ``bench simulation``,
-``bench policy``, ``validate`` and ``report`` (read-only, no MPI).
+``bench finalize``, ``bench policy``, ``validate`` and ``report`` (read-only,
+no MPI).  Every number is checked while parsing: a bad one exits with status
+2 before any work is done or anything is written.
+
+Logging: the library logs through ``logging`` (loggers under
+``cobre_mpi_io``) and never prints; this entry point sends the records to
+stderr — rank 0 at INFO (``-q``: warnings only, ``-v``: debug), the other
+ranks warnings and errors only.  Progress (see :mod:`cobre_mpi_io.progress`)
+shows on rank 0 as a tqdm bar when stderr is a terminal, else as a log line
+every ``--progress-interval`` seconds.
 
 The entry point never leaves peers hanging: an error every rank agreed on
 exits non-zero on every rank (printed once, by rank 0); any other exception
@@ -11,12 +20,123 @@ is printed and aborts the whole MPI job (``MPI_Abort``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, NoReturn
 
 from ..errors import OutputError
+from ..progress import ProgressDefaults, ProgressEvent, using_progress_defaults
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "configure_logging", "main"]
+
+_FORMATTER: Final = argparse.RawDescriptionHelpFormatter
+
+DESCRIPTION: Final = """\
+Write, check and inspect the output of Cobre SDDP runs: Hive-partitioned Parquet
+simulation results, training history, manifests, metadata and dictionaries, and
+FlatBuffers policy checkpoints, written in parallel under MPI and crash-safe."""
+
+EPILOG: Final = """\
+examples:
+  mpiexec -n 4 cobre-mpi-io demo --output out     write a whole synthetic run on 4 ranks
+  cobre-mpi-io validate out                       check it (exit 0 when valid)
+  cobre-mpi-io report out --section convergence   summarize it
+  cobre-mpi-io demo --help                        options and examples of one command
+
+Numbers are checked before anything runs: a bad value exits with status 2 and
+writes nothing."""
+
+_EPILOGS: Final[dict[str, str]] = {
+    "demo": """\
+examples:
+  mpiexec -n 4 cobre-mpi-io demo --output out
+  mpiexec -n 4 cobre-mpi-io demo --output out --case path/to/case --scenarios 2000
+  mpiexec -n 4 cobre-mpi-io demo --output out --scenarios 2000 --resume
+      (after a run that was killed or hit its time limit: writes only what is missing)
+  cobre-mpi-io demo --output out --iterations 0 --detail summary
+      (one process, simulation only)
+
+progress: rank 0 reports on stderr, as a bar when stderr is a terminal, else as a
+log line every --progress-interval seconds, e.g.
+  simulation 1200/2000 scenarios (60%), 14.2/s, ETA 56 s
+mpiexec passes the ranks' output through a pipe: add --progress bar to get the bar
+in a terminal. -q shows warnings and errors only.
+
+exit status: 0 done; 1 error (the message names the file, table or scenario);
+2 bad arguments (nothing written); 143 stopped by SIGTERM or SIGINT during training
+(the last completed iteration is checkpointed).""",
+    "validate": """\
+examples:
+  cobre-mpi-io validate out
+  cobre-mpi-io validate out/simulation --json
+
+Prints one line per problem, naming the file. exit status: 0 valid, 1 problems found.""",
+    "report": """\
+examples:
+  cobre-mpi-io report out
+  cobre-mpi-io report out --section convergence
+  cobre-mpi-io report out --plot convergence.png     (needs matplotlib: the plot extra)""",
+    "bench": """\
+examples:
+  mpiexec -n 2 cobre-mpi-io bench simulation --scale production --scenarios 32 --output /tmp/bw --json
+  mpiexec -n 2 cobre-mpi-io bench finalize --scenarios 2000 --output /tmp/bf --json
+  cobre-mpi-io bench policy --cuts 15000 --state-dim 2080 --stages 3 --output /tmp/bp --json""",
+    "bench simulation": """\
+examples:
+  mpiexec -n 2 cobre-mpi-io bench simulation --scale production --scenarios 32 --repeats 7 --output /tmp/bw --json
+  mpiexec -n 1 cobre-mpi-io bench simulation --mode stream --scale small --scenarios 512 --output /tmp/bs
+  mpiexec -n 1 cobre-mpi-io bench simulation --mode overlap --scale production --scenarios 32 --output /tmp/bo
+
+The scratch directory is emptied first.""",
+    "bench finalize": """\
+examples:
+  mpiexec -n 2 cobre-mpi-io bench finalize --scenarios 2000 --tables 10 --output /tmp/bf --repeats 5 --json
+  mpiexec -n 2 cobre-mpi-io bench finalize --scenarios 20000 --output /tmp/bf --repeats 3""",
+    "bench policy": """\
+examples:
+  cobre-mpi-io bench policy --cuts 15000 --state-dim 2080 --stages 3 --repeats 5 --output /tmp/bp --json
+  cobre-mpi-io bench policy --cuts 1000 --state-dim 100 --output /tmp/bp --no-builder""",
+}
+
+
+def _launcher_rank() -> int | None:
+    """This process's rank as the MPI launcher tells it (environment), without initializing MPI."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Under ``mpiexec`` every rank parses the same bad command line: only rank 0 prints the error."""
+
+    def error(self, message: str) -> NoReturn:
+        if (_launcher_rank() or 0) == 0:
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """``-q`` / ``-v``, shared by every subcommand."""
+    p = _Parser(add_help=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only warnings and errors on stderr (no progress); demo: no summary on stdout")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
+    return p
+
+
+def _sub(sub: Any, name: str, help: str, epilog_key: str | None = None,
+         parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=help[0].upper() + help[1:] + ".", parents=list(parents),
+        epilog=_EPILOGS.get(epilog_key or name), formatter_class=_FORMATTER)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,38 +144,39 @@ def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
     from .demo import add_demo_arguments
 
-    p = argparse.ArgumentParser(prog="cobre-mpi-io", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"cobre-mpi-io {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    common = _common_options()
+    p = _Parser(prog="cobre-mpi-io", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=_FORMATTER)
+    p.add_argument("--version", action="version", version=f"cobre-mpi-io {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="synthetic Cobre run written through the package (run under mpiexec)")
-    add_demo_arguments(demo)
+    add_demo_arguments(_sub(sub, "demo", "write a synthetic Cobre run through the package (run under mpiexec)",
+                            parents=[common]))
 
-    bench = sub.add_parser("bench", help="benchmarks")
-    bsub = bench.add_subparsers(dest="bench", required=True)
+    bench = _sub(sub, "bench", "benchmarks of the writers (simulation, finalize, policy)")
+    bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     from .bench_simulation import add_simulation_bench_arguments
 
-    add_simulation_bench_arguments(bsub.add_parser("simulation", help="simulation writer vs pyarrow baselines"))
+    add_simulation_bench_arguments(_sub(bsub, "simulation", "time the simulation writer against pyarrow baselines",
+                                        "bench simulation", [common]))
     from .bench_finalize import add_finalize_bench_arguments
 
-    add_finalize_bench_arguments(bsub.add_parser("finalize", help="manifest gather/assembly/write at scale"))
-    try:
-        from .bench_policy import add_policy_bench_arguments
-    except ImportError:  # pragma: no cover - policy module not installed
-        pass
-    else:
-        add_policy_bench_arguments(bsub.add_parser("policy", help="policy checkpoint writer/reader vs tofile"))
+    add_finalize_bench_arguments(_sub(bsub, "finalize", "time the manifest gather, assembly and write at scale",
+                                      "bench finalize", [common]))
+    from .bench_policy import add_policy_bench_arguments
 
-    val = sub.add_parser("validate", help="check an output directory against the spec and its manifest")
+    add_policy_bench_arguments(_sub(bsub, "policy", "time the policy checkpoint writer and reader against tofile",
+                                    "bench policy", [common]))
+
     from ..validate import add_validate_arguments
 
-    add_validate_arguments(val)
-    try:
-        from .report import add_report_arguments
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        add_report_arguments(sub.add_parser("report", help="print manifests, metadata and summaries"))
+    add_validate_arguments(_sub(sub, "validate", "check an output directory against its schemas and manifest",
+                                parents=[common]))
+    from .report import add_report_arguments
+
+    add_report_arguments(_sub(sub, "report", "summarize a run's manifests, metadata and convergence",
+                              parents=[common]))
     return p
 
 
@@ -91,28 +212,168 @@ def _uses_mpi(args: argparse.Namespace) -> bool:
     return args.command in ("demo", "bench")
 
 
+# --------------------------------------------------------------------------
+# Logging and progress display
+# --------------------------------------------------------------------------
+
+_PACKAGE_LOGGER: Final = "cobre_mpi_io"
+
+
+class _Formatter(logging.Formatter):
+    """``2025-01-31 12:00:00 [rank 1] WARNING: message`` (level shown unless INFO)."""
+
+    def __init__(self, rank_prefix: str, with_names: bool) -> None:
+        super().__init__(datefmt="%Y-%m-%d %H:%M:%S")
+        self.rank_prefix = rank_prefix
+        self.with_names = with_names
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname}: "
+        name = f"{record.name}: " if self.with_names else ""
+        head = f"{self.formatTime(record, self.datefmt)} {self.rank_prefix}{level}{name}"
+        text = head + record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the *current* ``sys.stderr`` (so redirections and test captures see it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
+
+class _BarAwareHandler(logging.Handler):
+    """Writes records above the progress bars (``tqdm.write``); drops the progress lines the bars show."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "progress", None) is not None:
+            return
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
+
+class TqdmBars:
+    """A progress callback drawing one tqdm bar per phase on stderr."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(event.phase)
+        if bar is None:
+            bar = tqdm(total=event.total, initial=event.initial, desc=event.phase, unit=f" {event.unit}",
+                       file=sys.stderr, dynamic_ncols=True, leave=True)
+            self._bars[event.phase] = bar
+        bar.update(event.done - bar.n)
+        if event.final:
+            bar.close()
+            del self._bars[event.phase]
+
+    def close(self) -> None:
+        """Close the bars still open."""
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def _want_bar(args: argparse.Namespace, rank: int) -> bool:
+    if rank != 0 or args.quiet:
+        return False
+    mode = getattr(args, "progress", "auto")
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "lines"
+    if mode != "bar":
+        return False
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:  # pragma: no cover - tqdm is a dependency; fall back to log lines
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def configure_logging(args: argparse.Namespace, rank: int = 0, size: int = 1) -> Iterator[None]:
+    """Send the package's log records to stderr for the duration of a command.
+
+    Rank 0: INFO (``args.quiet``: WARNING, ``args.verbose``: DEBUG); other
+    ranks: WARNING, prefixed ``[rank N]``.  On rank 0, progress shows as a
+    tqdm bar when ``args.progress`` is ``bar`` (or ``auto`` and stderr is a
+    terminal), else as log lines every ``args.progress_interval`` seconds.
+    Everything is restored on exit.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command line (``quiet``, ``verbose``; optionally ``progress``,
+        ``progress_interval``).
+    rank, size : int
+        This process's rank and the world size.
+    """
+    logger = logging.getLogger(_PACKAGE_LOGGER)
+    saved = (logger.level, logger.propagate)
+    if rank == 0:
+        level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    else:
+        level = logging.WARNING
+    bar = _want_bar(args, rank)
+    handler: logging.Handler = _BarAwareHandler() if bar else _StderrHandler()
+    handler.setFormatter(_Formatter(f"[rank {rank}] " if size > 1 and rank != 0 else "",
+                                    with_names=bool(args.verbose)))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    bars = TqdmBars() if bar else None
+    interval = getattr(args, "progress_interval", None)
+    defaults = ProgressDefaults(interval_s=10.0 if interval is None else interval, callback=bars)
+    try:
+        with using_progress_defaults(defaults):
+            yield
+    finally:
+        if bars is not None:
+            bars.close()
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Under MPI, an :class:`OutputError` that every rank agreed on (marked
     ``agreed``) exits with code 1 on every rank and is printed by rank 0
-    only; any other exception aborts the whole job.
+    only; any other exception aborts the whole job.  Bad arguments exit with
+    code 2 (``SystemExit``) before any work.
     """
     args = build_parser().parse_args(argv)
     if not _uses_mpi(args):
-        try:
-            return _run(args)
-        except OutputError as exc:
-            print(f"cobre-mpi-io: error: {exc}", file=sys.stderr)
-            return 1
+        with configure_logging(args):
+            try:
+                return _run(args)
+            except OutputError as exc:
+                print(f"cobre-mpi-io: error: {exc}", file=sys.stderr)
+                return 1
     from .. import mpi
 
+    comm = mpi.resolve_comm(None)
+    rank = mpi.rank_of(comm)
     try:
-        return _run(args)
+        with configure_logging(args, rank, mpi.size_of(comm)):
+            return _run(args)
     except OutputError as exc:
         if getattr(exc, "agreed", False):
-            comm = mpi.resolve_comm(None)
-            if mpi.rank_of(comm) == 0:
+            if rank == 0:
                 print(f"cobre-mpi-io: error: {exc}", file=sys.stderr)
             return 1
         mpi.abort_job(exc, 1)

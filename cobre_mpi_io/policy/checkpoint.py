@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import secrets
 import shutil
@@ -55,6 +56,7 @@ from ..layout import (
     stage_files,
 )
 from ..manifest import read_json_document, utc_now
+from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
 from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from .records import (
@@ -70,6 +72,7 @@ from .records import (
 )
 
 F64 = npt.NDArray[np.float64]
+_log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # Whole checkpoints
@@ -518,6 +521,10 @@ class PolicyCheckpointer:
                                          durable=self.durable, **policy)
         self.last_checkpoint_iteration = int(iteration)
         self.records.append(record)
+        if mpi.rank_of(self.comm) == 0:
+            _log.info("checkpoint %s written (%d stages, %s)", Path(record.checkpoint_dir).name,
+                      sum(1 for f in record.files if f.startswith("cuts/")),
+                      format_bytes(sum(record.files.values())))
         if self.training_writer is not None:
             self.training_writer.checkpoint()
         return record
