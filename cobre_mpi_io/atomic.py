@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "ensure_dir",
     "fsync_dir",
     "is_temp_name",
+    "missing_files",
     "remove_stray_temps",
     "sync_filesystem",
     "temp_name",
@@ -74,7 +75,7 @@ def ensure_dir(directory: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
-                 start_writeback: bool = False) -> Iterator[IO[bytes]]:
+                 start_writeback: bool = False, exclusive: bool = False) -> Iterator[IO[bytes]]:
     """Write a file atomically: yields a binary file object on a temp file.
 
     Parameters
@@ -89,6 +90,11 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
         When not ``durable``: ask the kernel to start writing the file back
         now, asynchronously (``posix_fadvise(DONTNEED)``), so a later
         :func:`sync_filesystem` has little left to wait for.
+    exclusive : bool
+        Publish with ``link`` instead of ``rename``: fails (``IoError`` with
+        cause ``"exists"``) when ``path`` already exists, so of several
+        writers exactly one succeeds, and its complete content is what the
+        others see (a lock file; safe on NFS, unlike ``O_EXCL`` on old ones).
 
     Raises
     ------
@@ -116,7 +122,13 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
         finally:
             fh.close()
         try:
-            os.replace(tmp, final)
+            if exclusive:
+                os.link(tmp, final)
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, final)
+        except FileExistsError as exc:
+            raise IoError(final, "exists", "already exists") from exc
         except OSError as exc:
             err = IoError.from_os_error(final, exc)
             err.cause = "rename"
@@ -211,3 +223,20 @@ def _libc() -> Any:
         except OSError:
             _LIBC.append(None)
     return _LIBC[0]
+
+
+def missing_files(root: str | os.PathLike[str], sizes: Mapping[str, int]) -> list[str]:
+    """Paths of ``sizes`` (relative to ``root``) that are absent or of another size, as this process sees them.
+
+    One ``stat`` per file: the commit's check that what a manifest lists
+    is really there (cheap: about a second per 10^5 files on a local disk).
+    """
+    base = os.fspath(root)
+    lost = []
+    for rel, size in sizes.items():
+        try:
+            if os.stat(os.path.join(base, rel)).st_size != size:
+                lost.append(rel)
+        except OSError:
+            lost.append(rel)
+    return lost

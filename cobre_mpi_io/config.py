@@ -8,6 +8,8 @@ from typing import Any
 
 from .errors import SchemaError
 from .hashing import sha256_json
+from .identity import RunIdentity
+from .system.model import System
 
 __all__ = ["RunConfig"]
 
@@ -73,6 +75,10 @@ class RunConfig:
     def config_hash(self) -> str:
         """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_dict`."""
         return sha256_json(self.to_dict())
+
+    def identity(self, system: System) -> RunIdentity:
+        """The run identity of this configuration on ``system`` (:mod:`cobre_mpi_io.identity`)."""
+        return RunIdentity(system.system_hash, self.config_hash, self.detail, self.num_scenarios)
 
     @classmethod
     def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:

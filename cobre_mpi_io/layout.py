@@ -16,6 +16,7 @@ from .errors import ManifestError
 from .schemas import table
 
 __all__ = [
+    "CLAIM_NAME",
     "DATA_FILE",
     "MANIFEST_NAME",
     "POLICY_DIR",
@@ -38,6 +39,8 @@ TRAINING_DIR: Final = "training"
 POLICY_DIR: Final = "policy"
 MANIFEST_NAME: Final = "_manifest.json"
 SUCCESS_NAME: Final = "_SUCCESS"
+CLAIM_NAME: Final = "_claim.json"
+"""At the output root while a run holds the directory (see :mod:`cobre_mpi_io.claim`)."""
 DATA_FILE: Final = "data.parquet"
 
 _PARTITION_RE: Final = re.compile(r"^(?P<dir>.+)/scenario_id=(?P<sid>\d{4,})/data\.parquet$")

@@ -11,7 +11,10 @@ file.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,17 +25,37 @@ import xxhash
 
 from .atomic import write_bytes_atomic, write_json_atomic
 from .errors import IoError, ManifestError
+from .schemas import SIMULATION_TABLES
 
 __all__ = [
+    "HEX16",
+    "IDENTITY_FIELDS",
+    "INT_MAX",
     "MANIFEST_VERSION",
+    "SHA256",
+    "SIMULATION_MANIFEST_SCHEMA",
     "SIMULATION_STATUSES",
     "TERMINATION_REASONS",
+    "TRAINING_MANIFEST_SCHEMA",
     "TRAINING_STATUSES",
+    "Anything",
+    "Bool",
     "Failure",
     "FileEntry",
+    "Int",
+    "MapOf",
+    "Node",
+    "Num",
+    "Obj",
+    "Opt",
+    "RelPath",
+    "Seq",
     "SimulationManifest",
+    "Str",
     "TrainingManifest",
+    "check_document",
     "combined_checksum",
+    "parse_json_document",
     "read_json_document",
     "read_simulation_manifest",
     "read_training_manifest",
@@ -71,13 +94,264 @@ def combined_checksum(files: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
-def _need(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in d:
-        raise ManifestError(where, f"missing field {key!r}")
-    v = d[key]
-    if not isinstance(v, kind) or (kind in (int, (int, type(None))) and isinstance(v, bool)):
-        raise ManifestError(where, f"field {key!r} has the wrong type ({type(v).__name__})")
-    return v
+# ------------------------------------------------------------------ schema check
+# A small declarative check of the JSON documents of the output tree (manifests, metadata.json): a
+# schema is a tree of the nodes below; ``check_document`` walks a parsed document against it and
+# raises one ManifestError naming the file and the field path (``failures[2].rank: expected int,
+# got str``).  Objects keep the keys they do not describe (forward compatible); every described key
+# is checked.  Every ``from_dict`` of a manifest type and ``metadata.json`` go through it, so a
+# document that parses is one the code can use without a TypeError later.
+
+INT_MAX: Final = 2**63 - 1
+"""Largest integer a document may hold (int64, the widest integer of the Parquet files it describes)."""
+
+
+class _Mismatch(Exception):
+    """Internal: a field that does not match its schema (path, what is wrong)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(path, message)
+        self.path = path
+        self.message = message
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(path: str, key: str) -> str:
+    if key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _utf8(value: str, path: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Mismatch(path, "not valid UTF-8 text (lone surrogate)") from exc
+    return value
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer (not a bool) in ``lo..hi``."""
+
+    lo: int = 0
+    hi: int = INT_MAX
+
+    def check(self, value: Any, path: str) -> int:
+        """``value`` if it matches, else :class:`_Mismatch`."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Mismatch(path, f"expected int, got {_type_name(value)}")
+        if value < self.lo:
+            raise _Mismatch(path, f"expected int >= {self.lo}, got {_show(value)}")
+        if value > self.hi:
+            raise _Mismatch(path, f"expected int <= {self.hi}, got {_show(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Num:
+    """A finite number (int or float, not a bool), at least ``lo`` when given."""
+
+    lo: float | None = None
+
+    def check(self, value: Any, path: str) -> float | int:
+        """``value`` if it matches, else :class:`_Mismatch`."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Mismatch(path, f"expected number, got {_type_name(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Mismatch(path, f"expected a finite number, got {value!r}")
+        if isinstance(value, int) and abs(value) > INT_MAX:
+            raise _Mismatch(path, f"number out of range: {_show(value)}")
+        if self.lo is not None and value < self.lo:
+            raise _Mismatch(path, f"expected number >= {self.lo}, got {_show(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string: one of ``choices`` when given, matching ``pattern`` (described by ``what``) when given."""
+
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    what: str = ""
+
+    def check(self, value: Any, path: str) -> str:
+        """``value`` if it matches, else :class:`_Mismatch`."""
+        if not isinstance(value, str):
+            raise _Mismatch(path, f"expected str, got {_type_name(value)}")
+        if self.choices and value not in self.choices:
+            raise _Mismatch(path, f"expected one of {', '.join(self.choices)}; got {_show(value)}")
+        if self.pattern is not None and self.pattern.fullmatch(value) is None:
+            raise _Mismatch(path, f"expected {self.what or self.pattern.pattern}, got {_show(value)}")
+        return _utf8(value, path)
+
+
+@dataclass(frozen=True)
+class RelPath:
+    """A relative POSIX path inside the document's directory (no ``..``, no absolute path, no ``\\``)."""
+
+    def check(self, value: Any, path: str) -> str:
+        """``value`` if it matches, else :class:`_Mismatch`."""
+        if not isinstance(value, str):
+            raise _Mismatch(path, f"expected a relative path (str), got {_type_name(value)}")
+        parts = value.split("/")
+        if (not value or value.startswith("/") or "\\" in value or "\0" in value
+                or any(p in ("", ".", "..") for p in parts)):
+            raise _Mismatch(path, f"expected a relative path below the directory, got {_show(value)}")
+        return _utf8(value, path)
+
+
+@dataclass(frozen=True)
+class Bool:
+    """``true`` or ``false``."""
+
+    def check(self, value: Any, path: str) -> bool:
+        """``value`` if it matches, else :class:`_Mismatch`."""
+        if not isinstance(value, bool):
+            raise _Mismatch(path, f"expected bool, got {_type_name(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Anything:
+    """Any JSON value (free-form content, e.g. a configuration snapshot)."""
+
+    def check(self, value: Any, path: str) -> Any:
+        """``value``."""
+        return value
+
+
+@dataclass(frozen=True)
+class Opt:
+    """``null`` or ``node``."""
+
+    node: Node
+
+    def check(self, value: Any, path: str) -> Any:
+        """``value`` (checked by ``node`` unless null), else :class:`_Mismatch`."""
+        return None if value is None else self.node.check(value, path)
+
+
+@dataclass(frozen=True)
+class Seq:
+    """A list of ``item`` (parsed to a tuple); its items distinct when ``unique``, non-empty when ``nonempty``."""
+
+    item: Node
+    unique: bool = False
+    nonempty: bool = False
+
+    def check(self, value: Any, path: str) -> tuple[Any, ...]:
+        """The checked items as a tuple, else :class:`_Mismatch`."""
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch(path, f"expected list, got {_type_name(value)}")
+        if self.nonempty and not value:
+            raise _Mismatch(path, "expected a non-empty list, got []")
+        out = tuple(self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value))
+        if self.unique:
+            seen: set[Any] = set()
+            for i, v in enumerate(out):
+                if v in seen:
+                    raise _Mismatch(f"{path}[{i}]", f"duplicate {_show(v)}")
+                seen.add(v)
+        return out
+
+
+@dataclass(frozen=True)
+class Obj:
+    """An object with the described ``fields`` (those in ``optional`` may be absent); other keys are kept."""
+
+    fields: Mapping[str, Node] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset()
+
+    def check(self, value: Any, path: str) -> dict[str, Any]:
+        """A dict of the checked fields plus the undescribed ones, else :class:`_Mismatch`."""
+        if not isinstance(value, Mapping):
+            raise _Mismatch(path, f"expected object, got {_type_name(value)}")
+        out = dict(value)
+        for name, node in self.fields.items():
+            if name in value:
+                out[name] = node.check(value[name], _key(path, name))
+            elif name not in self.optional:
+                raise _Mismatch(_key(path, name), "missing")
+        return out
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """An object used as a map: every key checked by ``key``, every value by ``value``."""
+
+    key: Node
+    value: Node
+
+    def check(self, value: Any, path: str) -> dict[str, Any]:
+        """The checked map, else :class:`_Mismatch`."""
+        if not isinstance(value, Mapping):
+            raise _Mismatch(path, f"expected object, got {_type_name(value)}")
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            sub = f"{path}[{json.dumps(k) if isinstance(k, str) else _show(k)}]"
+            self.key.check(k, sub)
+            out[k] = self.value.check(v, sub)
+        return out
+
+
+Node = Int | Num | Str | RelPath | Bool | Anything | Opt | Seq | Obj | MapOf
+"""A schema node: anything with ``check(value, path)``."""
+
+
+def check_document(schema: Node, document: Any, where: str) -> Any:
+    """Check a parsed JSON ``document`` against ``schema``; return the checked value.
+
+    Parameters
+    ----------
+    schema : Node
+        The expected shape.
+    document : Any
+        The parsed document (or a ``to_dict`` result).
+    where : str
+        The file (or manifest kind) named in the error.
+
+    Raises
+    ------
+    ManifestError
+        Naming ``where``, the field path and what is wrong.
+    """
+    try:
+        return schema.check(document, "")
+    except _Mismatch as exc:
+        raise ManifestError(where, f"{exc.path}: {exc.message}" if exc.path else exc.message) from None
+
+
+def _fail(where: str, path: str, message: str) -> ManifestError:
+    return ManifestError(where, f"{path}: {message}")
+
+
+HEX16: Final = re.compile(r"[0-9a-f]{16}")
+SHA256: Final = re.compile(r"sha256:[0-9a-f]{64}")
+_VERSION: Final = Str(pattern=re.compile(r"2\.\d+\.\d+"), what="a 2.x.y format version")
+_XXH64: Final = Str(pattern=HEX16, what="16 lowercase hex digits")
+_PARTITION: Final = re.compile(r"scenario_id=(\d{4,})/")
+IDENTITY_FIELDS: Final[Mapping[str, Node]] = {
+    "run_fingerprint": Opt(Str(pattern=SHA256, what="sha256:<64 hex digits>")),
+    "run_identity": Opt(Obj()),
+}
+"""``run_fingerprint`` and ``run_identity`` of manifests and ``metadata.json`` (optional)."""
 
 
 @dataclass(frozen=True)
@@ -94,35 +368,41 @@ class FileEntry:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "simulation") -> FileEntry:
-        """Parse; :class:`ManifestError` when malformed."""
-        if not isinstance(d, Mapping):
-            raise ManifestError(where, "file entry is not an object")
-        h = _need(d, "xxhash64", str, where)
-        if len(h) != 16 or any(c not in "0123456789abcdef" for c in h):
-            raise ManifestError(where, f"bad xxhash64 {h!r}")
-        return cls(_need(d, "rows", int, where), _need(d, "bytes", int, where), h)
+        """Parse; :class:`ManifestError` naming ``where`` and the field when malformed."""
+        e = check_document(_FILE_ENTRY, d, where)
+        return cls(e["rows"], e["bytes"], e["xxhash64"])
 
 
 @dataclass(frozen=True)
 class Failure:
-    """A recorded failure: the rank, the scenario (None for a rank-level failure), error kind and message."""
+    """A recorded failure: the rank (-1: the run as a whole), the scenario (None for a rank-level
+    failure), error kind, message and the host the rank ran on.
+
+    ``host`` defaults to this process's host name, so a failure names the
+    host of the rank that created it (it travels with the record when rank
+    0 gathers them); it is None when read from a manifest older than the
+    field.
+    """
 
     rank: int
     scenario_id: int | None
     kind: str
     message: str
+    host: str | None = field(default_factory=lambda: socket.gethostname())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"rank": self.rank, "scenario_id": self.scenario_id, "kind": self.kind, "message": self.message}
+        return {"rank": self.rank, "scenario_id": self.scenario_id, "kind": self.kind, "message": self.message,
+                "host": self.host}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Failure:
-        """Parse; :class:`ManifestError` when malformed."""
-        if not isinstance(d, Mapping):
-            raise ManifestError("simulation", "failure entry is not an object")
-        return cls(_need(d, "rank", int, "simulation"), d.get("scenario_id"), str(d.get("kind", "")),
-                   str(d.get("message", "")))
+    def from_dict(cls, d: Mapping[str, Any], where: str = "simulation") -> Failure:
+        """Parse; :class:`ManifestError` naming ``where`` and the field when malformed."""
+        return cls._from_checked(check_document(_FAILURE, d, where))
+
+    @classmethod
+    def _from_checked(cls, f: Mapping[str, Any]) -> Failure:
+        return cls(f["rank"], f["scenario_id"], f["kind"], f["message"], f.get("host"))
 
 
 @dataclass(frozen=True)
@@ -144,6 +424,8 @@ class SimulationManifest:
     detail: str = "full"
     tables: tuple[str, ...] = ()
     version: str = MANIFEST_VERSION
+    run_fingerprint: str | None = None
+    run_identity: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in SIMULATION_STATUSES:
@@ -164,41 +446,65 @@ class SimulationManifest:
             "mpi_info": {"world_size": self.world_size, "ranks_participated": self.ranks_participated},
             "detail": self.detail,
             "tables": list(self.tables),
+            **_identity_fields(self.run_fingerprint, self.run_identity),
             "failures": [f.to_dict() for f in self.failures],
             "files": {p: self.files[p].to_dict() for p in sorted(self.files)},
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SimulationManifest:
-        """Parse the JSON form; :class:`ManifestError` when malformed."""
-        w = "simulation"
-        if not isinstance(d, Mapping):
-            raise ManifestError(w, "manifest is not a JSON object")
-        sc = _need(d, "scenarios", Mapping, w)
-        ck = _need(d, "checksum", Mapping, w)
-        mi = _need(d, "mpi_info", Mapping, w)
-        if ck.get("algorithm") != CHECKSUM_ALGORITHM:
-            raise ManifestError(w, f"unknown checksum algorithm {ck.get('algorithm')!r}")
-        files = _need(d, "files", Mapping, w) if "files" in d else {}
-        parts = _need(d, "partitions_written", list, w)
-        if not all(isinstance(p, str) for p in parts):
-            raise ManifestError(w, "partitions_written holds a non-string")
+    def from_dict(cls, d: Mapping[str, Any], where: str = "simulation") -> SimulationManifest:
+        """Parse the JSON form.
+
+        Raises
+        ------
+        ManifestError
+            Naming ``where`` (the file) and the field path when a field is
+            missing, of the wrong type or out of range (:data:`SIMULATION_MANIFEST_SCHEMA`),
+            or when counts, partitions, detail and tables contradict each other.
+        """
+        doc = check_document(SIMULATION_MANIFEST_SCHEMA, d, where)
+        sc, mi = doc["scenarios"], doc["mpi_info"]
+        total = sc["total"]
+        for key in ("completed", "failed"):
+            if sc[key] > total:
+                raise _fail(where, f"scenarios.{key}", f"{sc[key]} exceeds scenarios.total {total}")
+        if mi["ranks_participated"] > mi["world_size"]:
+            raise _fail(where, "mpi_info.ranks_participated",
+                        f"{mi['ranks_participated']} exceeds mpi_info.world_size {mi['world_size']}")
+        seen: set[int] = set()
+        for i, part in enumerate(doc["partitions_written"]):
+            m = _PARTITION.fullmatch(part)
+            assert m is not None  # checked by the schema
+            sid = int(m.group(1))
+            if sid >= total:
+                raise _fail(where, f"partitions_written[{i}]", f"scenario {sid} outside 0..{total - 1}")
+            if sid in seen:
+                raise _fail(where, f"partitions_written[{i}]", f"scenario {sid} listed twice")
+            seen.add(sid)
+        if doc["detail"] == "summary":
+            if doc["tables"]:
+                raise _fail(where, "tables", "expected [] at detail 'summary' (no partitioned tables)")
+            if seen:
+                raise _fail(where, "partitions_written", "expected [] at detail 'summary' (no partitions)")
+        elif not doc["tables"]:
+            raise _fail(where, "tables", f"expected the partitioned tables of detail {doc['detail']!r}, got []")
         return cls(
-            status=_need(d, "status", str, w),
-            started_at=_need(d, "started_at", str, w),
-            completed_at=_need(d, "completed_at", (str, type(None)), w),
-            scenarios_total=_need(sc, "total", int, w),
-            scenarios_completed=_need(sc, "completed", int, w),
-            scenarios_failed=_need(sc, "failed", int, w),
-            partitions_written=tuple(parts),
-            checksum_value=_need(ck, "value", (str, type(None)), w),
-            world_size=_need(mi, "world_size", int, w),
-            ranks_participated=_need(mi, "ranks_participated", int, w),
-            files={str(p): FileEntry.from_dict(e, w) for p, e in files.items()},
-            failures=tuple(Failure.from_dict(f) for f in d.get("failures", [])),
-            detail=str(d.get("detail", "full")),
-            tables=tuple(d.get("tables", ())),
-            version=_need(d, "version", str, w),
+            status=doc["status"],
+            started_at=doc["started_at"],
+            completed_at=doc["completed_at"],
+            scenarios_total=total,
+            scenarios_completed=sc["completed"],
+            scenarios_failed=sc["failed"],
+            partitions_written=doc["partitions_written"],
+            checksum_value=doc["checksum"]["value"],
+            world_size=mi["world_size"],
+            ranks_participated=mi["ranks_participated"],
+            files={p: FileEntry(e["rows"], e["bytes"], e["xxhash64"]) for p, e in doc.get("files", {}).items()},
+            failures=tuple(Failure._from_checked(f) for f in doc.get("failures", ())),
+            detail=doc["detail"],
+            tables=doc["tables"],
+            version=doc["version"],
+            **_read_identity_fields(doc),
         )
 
     def with_files(self, files: Mapping[str, FileEntry]) -> SimulationManifest:
@@ -228,6 +534,8 @@ class TrainingManifest:
     world_size: int = 1
     forward_passes_per_iteration: int = 0
     version: str = MANIFEST_VERSION
+    run_fingerprint: str | None = None
+    run_identity: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in TRAINING_STATUSES:
@@ -253,54 +561,156 @@ class TrainingManifest:
                          "convergence_value": self.convergence_value},
             "mpi_info": {"world_size": self.world_size,
                          "forward_passes_per_iteration": self.forward_passes_per_iteration},
+            **_identity_fields(self.run_fingerprint, self.run_identity),
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainingManifest:
-        """Parse the JSON form; :class:`ManifestError` when malformed."""
-        w = "training"
-        if not isinstance(d, Mapping):
-            raise ManifestError(w, "manifest is not a JSON object")
-        it = _need(d, "iterations", Mapping, w)
-        cv = _need(d, "convergence", Mapping, w)
-        cu = _need(d, "cuts", Mapping, w)
-        ck = _need(d, "checksum", Mapping, w)
-        mi = _need(d, "mpi_info", Mapping, w)
-        gap = cv.get("final_gap_percent")
+    def from_dict(cls, d: Mapping[str, Any], where: str = "training") -> TrainingManifest:
+        """Parse the JSON form.
+
+        Raises
+        ------
+        ManifestError
+            Naming ``where`` (the file) and the field path when a field is
+            missing, of the wrong type or out of range (:data:`TRAINING_MANIFEST_SCHEMA`).
+        """
+        doc = check_document(TRAINING_MANIFEST_SCHEMA, d, where)
+        it, cv, cu, ck, mi = (doc[k] for k in ("iterations", "convergence", "cuts", "checksum", "mpi_info"))
+        gap = cv["final_gap_percent"]
         return cls(
-            status=_need(d, "status", str, w),
-            started_at=_need(d, "started_at", str, w),
-            completed_at=_need(d, "completed_at", (str, type(None)), w),
-            max_iterations=_need(it, "max_iterations", int, w),
-            iterations_completed=_need(it, "completed", int, w),
-            converged_at=_need(it, "converged_at", (int, type(None)), w),
-            achieved=bool(_need(cv, "achieved", bool, w)),
+            status=doc["status"],
+            started_at=doc["started_at"],
+            completed_at=doc["completed_at"],
+            max_iterations=it["max_iterations"],
+            iterations_completed=it["completed"],
+            converged_at=it["converged_at"],
+            achieved=cv["achieved"],
             final_gap_percent=None if gap is None else float(gap),
-            termination_reason=_need(cv, "termination_reason", (str, type(None)), w),
-            total_generated=_need(cu, "total_generated", int, w),
-            total_active=_need(cu, "total_active", int, w),
-            peak_active=_need(cu, "peak_active", int, w),
-            policy_value=_need(ck, "policy_value", (str, type(None)), w),
-            convergence_value=_need(ck, "convergence_value", (str, type(None)), w),
-            world_size=_need(mi, "world_size", int, w),
-            forward_passes_per_iteration=_need(mi, "forward_passes_per_iteration", int, w),
-            version=_need(d, "version", str, w),
+            termination_reason=cv["termination_reason"],
+            total_generated=cu["total_generated"],
+            total_active=cu["total_active"],
+            peak_active=cu["peak_active"],
+            policy_value=ck["policy_value"],
+            convergence_value=ck["convergence_value"],
+            world_size=mi["world_size"],
+            forward_passes_per_iteration=mi["forward_passes_per_iteration"],
+            version=doc["version"],
+            **_read_identity_fields(doc),
         )
 
 
+_FILE_ENTRY: Final = Obj({"rows": Int(), "bytes": Int(), "xxhash64": _XXH64})
+_FAILURE: Final = Obj({"rank": Int(lo=-1), "scenario_id": Opt(Int()), "kind": Str(), "message": Str(),
+                       "host": Opt(Str())}, optional=frozenset({"host"}))
+_DETAIL_LEVELS: Final = ("full", "stage", "summary")
+
+SIMULATION_MANIFEST_SCHEMA: Final = Obj({
+    "version": _VERSION,
+    "status": Str(SIMULATION_STATUSES),
+    "started_at": Str(),
+    "completed_at": Opt(Str()),
+    "scenarios": Obj({"total": Int(), "completed": Int(), "failed": Int()}),
+    "partitions_written": Seq(Str(pattern=_PARTITION, what="scenario_id=NNNN/")),
+    "checksum": Obj({"algorithm": Str((CHECKSUM_ALGORITHM,)), "value": Opt(_XXH64)}),
+    "mpi_info": Obj({"world_size": Int(lo=1), "ranks_participated": Int()}),
+    "detail": Str(_DETAIL_LEVELS),
+    "tables": Seq(Str(SIMULATION_TABLES), unique=True),
+    "failures": Seq(_FAILURE),
+    "files": MapOf(RelPath(), _FILE_ENTRY),
+    **IDENTITY_FIELDS,
+}, optional=frozenset({"failures", "files", *IDENTITY_FIELDS}))
+"""Shape of ``simulation/_manifest.json`` (SPEC §6; ``failures``, ``files`` and the identity optional)."""
+
+TRAINING_MANIFEST_SCHEMA: Final = Obj({
+    "version": _VERSION,
+    "status": Str(TRAINING_STATUSES),
+    "started_at": Str(),
+    "completed_at": Opt(Str()),
+    "iterations": Obj({"max_iterations": Int(), "completed": Int(), "converged_at": Opt(Int())}),
+    "convergence": Obj({"achieved": Bool(), "final_gap_percent": Opt(Num()),
+                        "termination_reason": Opt(Str(TERMINATION_REASONS))}),
+    "cuts": Obj({"total_generated": Int(), "total_active": Int(), "peak_active": Int()}),
+    "checksum": Obj({"algorithm": Str((CHECKSUM_ALGORITHM,)), "policy_value": Opt(_XXH64),
+                     "convergence_value": Opt(_XXH64)}),
+    "mpi_info": Obj({"world_size": Int(lo=1), "forward_passes_per_iteration": Int()}),
+    **IDENTITY_FIELDS,
+}, optional=frozenset(IDENTITY_FIELDS))
+"""Shape of ``training/_manifest.json`` (SPEC §6; the identity optional)."""
+
+
+def _identity_fields(fingerprint: str | None, identity: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run identity keys of a manifest's JSON form (each omitted when unknown)."""
+    out: dict[str, Any] = {}
+    if fingerprint is not None:
+        out["run_fingerprint"] = fingerprint
+    if identity is not None:
+        out["run_identity"] = dict(identity)
+    return out
+
+
+def _read_identity_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_fingerprint`` and ``run_identity`` of a checked document (None when absent)."""
+    ident = doc.get("run_identity")
+    return {"run_fingerprint": doc.get("run_fingerprint"), "run_identity": dict(ident) if ident is not None else None}
+
+
+class _NotFinite(ValueError):
+    """Internal: a JSON number that is not a finite double (``1e400``, ``NaN``, ``Infinity``)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise _NotFinite(text)
+
+
+def parse_json_document(data: bytes | str, where: str) -> Any:
+    """Parse JSON text of the output tree with bounded numbers.
+
+    Non-finite numbers (``NaN``, ``Infinity``, or a literal such as
+    ``1e400`` that overflows a double) and integers too long to convert are
+    refused, as is nesting deeper than the interpreter can parse.
+
+    Raises
+    ------
+    ManifestError
+        Naming ``where`` when the text is not valid JSON or holds such a number.
+    """
+    try:
+        return json.loads(data, parse_float=_finite_float, parse_constant=_no_constant)
+    except _NotFinite as exc:
+        raise ManifestError(where, f"number {_show(str(exc))} is not a finite double") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(where, f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ManifestError(where, "not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal beyond int's digit limit
+        raise ManifestError(where, f"not valid JSON: {exc}") from exc
+
+
 def read_json_document(path: Path, manifest: str) -> Any:
-    """Parse a JSON document of the output tree: :class:`ManifestError` (naming ``manifest``) when it is
-    missing or not valid JSON, :class:`IoError` when it cannot be read."""
+    """Read and parse a JSON document of the output tree (:func:`parse_json_document`).
+
+    Raises
+    ------
+    ManifestError
+        Naming ``manifest`` (the file) when it is missing, not valid JSON or
+        holds a non-finite number.
+    IoError
+        When it cannot be read.
+    """
     try:
         text = path.read_bytes()
     except FileNotFoundError as exc:
         raise ManifestError(manifest, f"{path} does not exist") from exc
     except OSError as exc:
         raise IoError.from_os_error(path, exc) from exc
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(manifest, f"{path} is not valid JSON: {exc}") from exc
+    return parse_json_document(text, manifest if manifest == str(path) else f"{manifest}, {path}")
 
 
 def simulation_manifest_text(manifest: SimulationManifest) -> str:
@@ -334,8 +744,9 @@ def write_simulation_manifest(path: str | os.PathLike[str], manifest: Simulation
 
 
 def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest:
-    """Read ``simulation/_manifest.json``; :class:`ManifestError` when missing, corrupt or malformed."""
-    return SimulationManifest.from_dict(read_json_document(Path(path), "simulation"))
+    """Read ``simulation/_manifest.json``; :class:`ManifestError` naming the file (and the field) when
+    missing, corrupt or malformed, :class:`IoError` when it cannot be read."""
+    return SimulationManifest.from_dict(read_json_document(Path(path), str(path)), str(path))
 
 
 def write_training_manifest(path: str | os.PathLike[str], manifest: TrainingManifest) -> None:
@@ -344,8 +755,9 @@ def write_training_manifest(path: str | os.PathLike[str], manifest: TrainingMani
 
 
 def read_training_manifest(path: str | os.PathLike[str]) -> TrainingManifest:
-    """Read ``training/_manifest.json``; :class:`ManifestError` when missing, corrupt or malformed."""
-    return TrainingManifest.from_dict(read_json_document(Path(path), "training"))
+    """Read ``training/_manifest.json``; :class:`ManifestError` naming the file (and the field) when
+    missing, corrupt or malformed, :class:`IoError` when it cannot be read."""
+    return TrainingManifest.from_dict(read_json_document(Path(path), str(path)), str(path))
 
 
 def write_success_marker(directory: str | os.PathLike[str]) -> None:

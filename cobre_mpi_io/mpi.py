@@ -10,20 +10,29 @@ rank writes which scenario, so anyone can compute where a file lives.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 __all__ = [
     "Assignment",
+    "JobMonitor",
     "abort_job",
     "agree_on_error",
     "all_agree",
     "allgather",
     "barrier",
     "bcast_from_root",
+    "check_launch",
+    "gather_hosts",
     "gather_to_root",
+    "hostname",
+    "job_monitor",
+    "launcher_task_count",
     "mark_agreed",
     "mpi_library_info",
     "owned_scenarios",
@@ -31,6 +40,7 @@ __all__ = [
     "rank_of",
     "resolve_comm",
     "run_agreed",
+    "run_on_root",
     "size_of",
 ]
 
@@ -155,7 +165,7 @@ def mark_agreed(error: BaseException) -> BaseException:
     return error
 
 
-def run_agreed(comm: Any, fn: Callable[[], T], entity: str) -> T | None:
+def run_agreed(comm: Any, fn: Callable[[], T], entity: str) -> T:
     """Collective over ``comm``: run ``fn`` on every rank, then agree on failure.
 
     Any exception of ``fn`` becomes an ``OutputError`` naming ``entity``
@@ -171,7 +181,7 @@ def run_agreed(comm: Any, fn: Callable[[], T], entity: str) -> T | None:
     except Exception as exc:  # noqa: BLE001 - becomes an agreed OutputError
         err = as_output_error(exc, entity)
     agree_on_error(comm, err)
-    return result
+    return result  # type: ignore[return-value]  # set: a failure of fn raised in agree_on_error
 
 
 def abort_job(exc: BaseException | None = None, code: int = 1) -> None:
@@ -215,3 +225,223 @@ def mpi_library_info() -> dict[str, Any]:
     }
 
 
+
+
+# ---------------------------------------------------------------------------
+# Launch sanity: a job that MPI does not see as one job
+# ---------------------------------------------------------------------------
+
+# environment variable -> launcher it comes from; each holds the number of tasks the launcher started
+_LAUNCHER_SIZE_VARS: tuple[tuple[str, str], ...] = (
+    ("SLURM_STEP_NUM_TASKS", "Slurm (srun)"),
+    ("PMI_SIZE", "a PMI launcher (Hydra mpiexec, srun --mpi=pmi2)"),
+    ("PMIX_SIZE", "a PMIx launcher"),
+    ("OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun"),
+    ("MV2_COMM_WORLD_SIZE", "MVAPICH's launcher"),
+)
+
+
+def launcher_task_count(environ: Mapping[str, str] | None = None) -> tuple[int, str, str] | None:
+    """``(tasks, variable, launcher)`` the environment says the launcher started, if it says more than 1."""
+    env = os.environ if environ is None else environ
+    for var, launcher in _LAUNCHER_SIZE_VARS:
+        value = env.get(var, "")
+        if value.isdigit() and int(value) > 1:
+            return int(value), var, launcher
+    return None
+
+
+def check_launch(comm: Any = None, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a launch that MPI does not see as one job.
+
+    When ``MPI.COMM_WORLD`` has one process but the launcher's environment
+    says it started several tasks, every task would run alone and write the
+    whole run over the others: raise before anything is written.
+
+    Raises
+    ------
+    cobre_mpi_io.errors.OutputError
+        Naming the variable, its value and what to do.
+    """
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() != 1:
+        return
+    found = launcher_task_count(environ)
+    if found is None:
+        return
+    tasks, var, launcher = found
+    from .errors import OutputError
+
+    raise OutputError(
+        f"MPI sees this process as a singleton (world size 1) but {launcher} started {tasks} tasks "
+        f"({var}={tasks}): the MPI library mpi4py loaded ({_library_name()}) does not talk to this launcher, "
+        "so every task would run alone. Launch with the mpiexec of that MPI library, or with srun "
+        "--mpi=pmix (or --mpi=pmi2) using an MPI built with Slurm support (see `srun --mpi=list`).")
+
+
+def _library_name() -> str:
+    try:
+        from mpi4py import MPI
+
+        return MPI.Get_library_version().strip().replace("\x00", "").splitlines()[0]
+    except Exception:  # noqa: BLE001  # pragma: no cover
+        return "unknown"
+
+
+def hostname() -> str:
+    """This process's host name."""
+    return socket.gethostname()
+
+
+# ---------------------------------------------------------------------------
+# Agreement: the other half of run_agreed
+# ---------------------------------------------------------------------------
+
+
+def run_on_root(comm: Any, fn: Callable[[], T], entity: str, root: int = 0) -> T:
+    """Collective over ``comm``: run ``fn`` on ``root`` only and broadcast its result or its error.
+
+    Returns ``fn``'s result on every rank; any exception of ``fn`` becomes
+    an ``OutputError`` naming ``entity`` raised (marked agreed) on every rank.
+    """
+    from .errors import as_output_error
+
+    outcome: tuple[Any, BaseException | None] = (None, None)
+    if rank_of(comm) == root:
+        try:
+            outcome = (fn(), None)
+        except Exception as exc:  # noqa: BLE001 - broadcast as an agreed OutputError
+            outcome = (None, as_output_error(exc, entity))
+    result, err = bcast_from_root(comm, outcome, root)
+    if err is not None:
+        raise mark_agreed(err)
+    return result  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------
+# The job monitor: a non-blocking side channel for failure notices and progress
+# ---------------------------------------------------------------------------
+
+_TAG_FAILURE = 7301
+_TAG_PROGRESS = 7302
+
+
+class JobMonitor:
+    """Failure notices to every rank and progress counts to rank 0, without blocking collectives.
+
+    A rank that fails calls :meth:`notify_failure`, which sends a small
+    non-blocking message to every other rank; the others find it with
+    :meth:`poll_failure` (an ``Iprobe``, microseconds) between scenarios and
+    stop taking new work, so a job does not run for hours after one rank is
+    lost.  Ranks send their running counts to rank 0 with
+    :meth:`report_progress` (rate-limited, non-blocking); rank 0 reads the
+    job-wide total with :meth:`progress_total`.  Messages travel on a
+    duplicate of the communicator, so they never match the package's other
+    traffic.  Construction is collective (``Dup``); use :func:`job_monitor`
+    to share one monitor per communicator.
+    """
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm.Dup()
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self._requests: list[Any] = []
+        self.epoch = 0
+        self.new_epoch()
+
+    def new_epoch(self) -> None:
+        """Start a new run on this communicator: forget earlier failures and counts.
+
+        Every rank calls it at the same point of the run (the start
+        handshake), so every message carries the run it belongs to and a
+        late message of an earlier run is received and dropped.
+        """
+        self.epoch += 1
+        self._counts: dict[tuple[str, int], int] = {}
+        self._sent: dict[str, tuple[int, float]] = {}
+        self.failure: str | None = None
+        self.failed_rank: int | None = None
+
+    def _isend(self, payload: Any, dest: int, tag: int) -> None:
+        self._requests.append(self.comm.isend(payload, dest=dest, tag=tag))
+        if len(self._requests) > 64:
+            self._requests = [r for r in self._requests if not r.Test()]
+
+    def notify_failure(self, message: str) -> None:
+        """Tell every other rank that this rank failed (non-blocking; sent once)."""
+        if self.failed_rank == self.rank:
+            return
+        self.failure, self.failed_rank = message, self.rank
+        for dest in range(self.size):
+            if dest != self.rank:
+                self._isend((self.epoch, self.rank, message), dest, _TAG_FAILURE)
+
+    def poll_failure(self) -> tuple[int, str] | None:
+        """``(rank, message)`` of the first failure notice received from a peer, else None."""
+        if self.failed_rank is not None and self.failed_rank != self.rank:
+            return self.failed_rank, self.failure or ""
+        from mpi4py import MPI
+
+        status = MPI.Status()
+        while self.size > 1 and self.comm.iprobe(source=MPI.ANY_SOURCE, tag=_TAG_FAILURE, status=status):
+            epoch, rank, message = self.comm.recv(source=status.Get_source(), tag=_TAG_FAILURE)
+            if epoch == self.epoch and self.failed_rank is None:
+                self.failed_rank, self.failure = int(rank), str(message)
+        if self.failed_rank is not None and self.failed_rank != self.rank:
+            return self.failed_rank, self.failure or ""
+        return None
+
+    def report_progress(self, phase: str, done: int, *, min_interval_s: float = 0.5, force: bool = False) -> None:
+        """Send this rank's count for ``phase`` to rank 0 (at most every ``min_interval_s``)."""
+        if self.rank == 0:
+            self._counts[(phase, 0)] = done
+            return
+        last = self._sent.get(phase)
+        now = time.monotonic()
+        if not force and last is not None and (last[0] == done or now - last[1] < min_interval_s):
+            return
+        self._sent[phase] = (done, now)
+        self._isend((self.epoch, phase, done), 0, _TAG_PROGRESS)
+
+    def progress_total(self, phase: str) -> int:
+        """On rank 0: the sum of the latest counts every rank reported for ``phase``."""
+        from mpi4py import MPI
+
+        status = MPI.Status()
+        while self.size > 1 and self.comm.iprobe(source=MPI.ANY_SOURCE, tag=_TAG_PROGRESS, status=status):
+            epoch, ph, done = self.comm.recv(source=status.Get_source(), tag=_TAG_PROGRESS)
+            if epoch == self.epoch:
+                self._counts[(ph, status.Get_source())] = int(done)
+        return sum(v for (ph, _r), v in self._counts.items() if ph == phase)
+
+    def wait_all(self, on_poll: Callable[[], None] | None = None, interval_s: float = 0.05) -> None:
+        """Collective: wait for every rank (an ``Ibarrier``), polling meanwhile.
+
+        ``on_poll`` runs between tests (rank 0 refreshes its progress display
+        there); failure notices are collected too, so a rank waiting here
+        still learns why its peers stopped.
+        """
+        req = self.comm.Ibarrier()
+        while not req.Test():
+            self.poll_failure()
+            if on_poll is not None:
+                on_poll()
+            time.sleep(interval_s)
+
+
+_MONITORS: dict[int, JobMonitor] = {}
+
+
+def job_monitor(comm: Any) -> JobMonitor:
+    """The :class:`JobMonitor` of ``comm`` (created collectively on first use, then shared)."""
+    key = comm.py2f() if hasattr(comm, "py2f") else id(comm)
+    mon = _MONITORS.get(key)
+    if mon is None:
+        mon = _MONITORS[key] = JobMonitor(comm)
+    return mon
+
+
+def gather_hosts(comm: Any) -> list[str]:
+    """Collective over ``comm``: the host name of every rank, on every rank."""
+    return allgather(comm, hostname())

@@ -10,6 +10,7 @@ and writes them through the one atomic-write primitive, returning a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,21 @@ class FileRecord:
         return {"rows": self.rows, "bytes": self.bytes, "xxhash64": self.xxhash64}
 
 
-def encode_table(tbl: pa.Table, schema: TableSchema, config: ParquetConfig) -> pa.Buffer:
+def encode_table(tbl: pa.Table, schema: TableSchema, config: ParquetConfig,
+                 metadata: Mapping[bytes, bytes] | None = None) -> pa.Buffer:
     """Encode ``tbl`` (already in ``schema``) to Parquet bytes in memory.
+
+    ``metadata`` becomes the footer's key-value metadata (the run
+    fingerprint, :data:`~cobre_mpi_io.identity.FOOTER_KEY`), replacing any
+    metadata ``tbl`` carries.
 
     Raises
     ------
     SerializationError
         Naming the table when Arrow/Parquet encoding fails.
     """
+    if metadata or tbl.schema.metadata:
+        tbl = tbl.replace_schema_metadata(dict(metadata) if metadata else None)
     sink = pa.BufferOutputStream()
     use_dict: bool | list[str] = schema.key_columns if config.dictionary_on_keys_only else True
     try:
@@ -116,7 +124,7 @@ def check_schema(tbl: pa.Table, schema: TableSchema, file: str) -> None:
 
 def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSchema, config: ParquetConfig,
                   *, root: str | os.PathLike[str] | None = None, durable: bool = True,
-                  start_writeback: bool = False) -> FileRecord:
+                  start_writeback: bool = False, metadata: Mapping[bytes, bytes] | None = None) -> FileRecord:
     """Check, encode, hash and atomically write one Parquet file.
 
     Parameters
@@ -136,6 +144,8 @@ def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSche
     start_writeback : bool
         When not durable, start the kernel's writeback of the file now (see
         :func:`~cobre_mpi_io.atomic.atomic_write`).
+    metadata : mapping of bytes to bytes, optional
+        Footer key-value metadata (the run fingerprint).
 
     Returns
     -------
@@ -149,7 +159,7 @@ def write_parquet(path: str | os.PathLike[str], tbl: pa.Table, schema: TableSche
     p = Path(path)
     rel = p.relative_to(root).as_posix() if root is not None else p.name
     check_schema(tbl, schema, rel)
-    buf = encode_table(tbl.replace_schema_metadata(None) if tbl.schema.metadata else tbl, schema, config)
+    buf = encode_table(tbl, schema, config, metadata)
     view = memoryview(buf)
     digest = xxh64_hex(view)
     write_bytes_atomic(p, view, durable=durable, start_writeback=start_writeback)

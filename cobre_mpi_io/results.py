@@ -41,9 +41,11 @@ import numpy as np
 from . import mpi
 from ._version import __version__
 from .atomic import ensure_dir
+from .claim import acquire_run
 from .config import RunConfig
-from .errors import ManifestError, OutputError, SchemaError, as_output_error
+from .errors import ManifestError, OutputError, SchemaError
 from .hashing import peak_rss_mb, sha256_file, sha256_files, xxh64_files
+from .identity import RunIdentity
 from .layout import policy_cut_files
 from .manifest import (
     TRAINING_STATUSES,
@@ -58,6 +60,7 @@ from .manifest import (
     write_training_manifest,
 )
 from .parquet import FileRecord
+from .schemas import tables_for_detail
 from .system.model import System
 from .training.dictionaries import write_dictionaries
 from .training.metadata import RunMetadata, detect_environment, input_hash, problem_dimensions, write_metadata
@@ -157,10 +160,8 @@ class SimulationOutput:
 
     @property
     def tables(self) -> tuple[str, ...]:
-        """Simulation tables written (from the manifest); ``scenario_totals`` at detail ``summary``."""
-        if not self.manifest.tables and self.manifest.detail == "summary":
-            return ("scenario_totals",)
-        return tuple(self.manifest.tables)
+        """Simulation tables written (the manifest's, at its detail: :func:`~cobre_mpi_io.schemas.tables_for_detail`)."""
+        return tables_for_detail(self.manifest.detail, self.manifest.tables)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _seconds_between(a: str | None, b: str | None) -> float | None:
 
 def _training_manifest(tr: TrainingOutput, iters: Sequence[IterationRecord], world_size: int,
                        status: str, completed_at: str | None, convergence_value: str | None,
-                       policy_value: str | None) -> TrainingManifest:
+                       policy_value: str | None, identity: RunIdentity | None = None) -> TrainingManifest:
     active = [r.cuts_active for r in iters]
     gaps = [r.gap_percent for r in iters if r.gap_percent is not None and not math.isnan(r.gap_percent)]
     return TrainingManifest(
@@ -205,6 +206,8 @@ def _training_manifest(tr: TrainingOutput, iters: Sequence[IterationRecord], wor
         peak_active=tr.cuts_peak_active if tr.cuts_peak_active is not None else max(active, default=0),
         policy_value=policy_value, convergence_value=convergence_value,
         world_size=world_size, forward_passes_per_iteration=tr.forward_passes,
+        run_fingerprint=identity.fingerprint if identity is not None else None,
+        run_identity=identity.to_dict() if identity is not None else None,
     )
 
 
@@ -242,18 +245,6 @@ def _rnd(x: float | None) -> float | None:
     return None if x is None else round(float(x), 3)
 
 
-
-
-def _step(comm: Any, name: str, fn: Any) -> Any:
-    """Run ``fn`` on every rank, then agree; the same OutputError on every rank if any failed."""
-    err: OutputError | None = None
-    result = None
-    try:
-        result = fn()
-    except Exception as exc:  # noqa: BLE001 - every failure is agreed collectively
-        err = as_output_error(exc, name)
-    mpi.agree_on_error(comm, err)
-    return result
 
 
 def write_results(output_dir: str | os.PathLike[str], training_output: TrainingOutput,
@@ -295,13 +286,16 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
     out = Path(output_dir)
     train_dir, sim_dir = out / "training", out / "simulation"
     tr = training_output
-    cfg: RunConfig = _step(c, "config", lambda: RunConfig.coerce(config))
+    cfg = mpi.run_agreed(c, lambda: RunConfig.coerce(config), "config")
+    assert cfg is not None
     writer = tr.writer
     iters: list[IterationRecord] = list(writer.iteration_records if writer is not None else tr.iterations)
     final_status = tr.status
     completed_at = None if final_status == "running" else (tr.completed_at or utc_now())
     policy_dir = Path(tr.policy_dir) if tr.policy_dir is not None else out / "policy"
     manifest_final = False
+    identity = cfg.identity(system)
+    lease = acquire_run(c, out, identity)  # shared with this run's writers; refuses another run's directory
     try:
         # 1. directories + running manifest
         def directories() -> None:
@@ -309,19 +303,19 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 ensure_dir(train_dir)
                 remove_success_marker(train_dir)
                 write_training_manifest(train_dir / "_manifest.json", _training_manifest(
-                    tr, iters, size, "running", None, None, None))
+                    tr, iters, size, "running", None, None, None, identity))
             for d in (train_dir / "timing" / "mpi_ranks.parquet", train_dir / "dictionaries", out / "policy"):
                 ensure_dir(d)
             if simulation_output is not None:
                 ensure_dir(sim_dir)
-        _step(c, "directories", directories)
+        mpi.run_agreed(c, directories, "directories")
 
         # 2. dictionaries
         # the manifest's tables; a manifest without them falls back to the config's detail level
         sim_tables = (simulation_output.tables or None) if simulation_output is not None else ()
-        _step(c, "dictionaries", lambda: write_dictionaries(
+        mpi.run_agreed(c, lambda: write_dictionaries(
             train_dir / "dictionaries", system, cfg, simulation_tables=sim_tables,
-            policy_dir=out / "policy") if rank == 0 else None)
+            policy_dir=out / "policy") if rank == 0 else None, "dictionaries")
 
         # 3. training Parquet: prepare locally (agreed), then the self-agreeing collective finalize
         def prepare() -> TrainingParquetWriter:
@@ -335,7 +329,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 w.write_iteration(r)
             w.write_rank_timing(tr.rank_timings)
             return w
-        w: TrainingParquetWriter = _step(c, "training tables", prepare)
+        w: TrainingParquetWriter = mpi.run_agreed(c, prepare, "training tables")
         files = tuple(w.finalize())
 
         # 4. training manifest
@@ -343,11 +337,11 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
 
         def training_manifest() -> TrainingManifest:
             m = _training_manifest(tr, iters, size, final_status, completed_at, conv.xxhash64,
-                                   policy_xxhash64(policy_dir))
+                                   policy_xxhash64(policy_dir), identity)
             if rank == 0:
                 write_training_manifest(train_dir / "_manifest.json", m)
             return m
-        tm: TrainingManifest = _step(c, "training manifest", training_manifest)
+        tm: TrainingManifest = mpi.run_agreed(c, training_manifest, "training manifest")
         tm = mpi.bcast_from_root(c, tm)  # rank 0's (the one written), even if other ranks lack iteration rows
         manifest_final = True
 
@@ -371,6 +365,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 data_integrity={
                     "input_hash": ih, "input_hash_source": ih_src, "config_hash": cfg.config_hash,
                     "system_hash": system.system_hash,
+                    "run_fingerprint": identity.fingerprint, "run_identity": identity.to_dict(),
                     "policy_hash": sha256_files(cut_files) if cut_files else None,
                     "convergence_hash": sha256_file(out / CONVERGENCE_PATH) if rank == 0 else None,
                 },
@@ -379,7 +374,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
             if rank == 0:
                 write_metadata(train_dir / "metadata.json", md)
             return md
-        md: RunMetadata | None = _step(c, "metadata", metadata)
+        md: RunMetadata | None = mpi.run_agreed(c, metadata, "metadata")
         md = mpi.bcast_from_root(c, md)
 
         # 6. simulation manifest
@@ -395,7 +390,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 same = False
             if not same:
                 write_simulation_manifest(path, sm)
-        _step(c, "simulation manifest", simulation_manifest)
+        mpi.run_agreed(c, simulation_manifest, "simulation manifest")
 
         # 7. markers
         def markers() -> None:
@@ -408,11 +403,13 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                     write_success_marker(sim_dir)
                 else:
                     remove_success_marker(sim_dir)
-        _step(c, "markers", markers)
+        mpi.run_agreed(c, markers, "markers")
     except OutputError as exc:
         if rank == 0:
-            _leave_incomplete(out, tr, iters, size, manifest_final, simulation_output, exc)
+            _leave_incomplete(out, tr, iters, size, manifest_final, simulation_output, exc, identity)
         raise
+    finally:
+        lease.release()
     assert md is not None
     return WrittenResults(training_manifest=tm, metadata=md, training_files=files, simulation_manifest=sm)
 
@@ -427,14 +424,15 @@ def _user() -> str | None:
 
 
 def _leave_incomplete(out: Path, tr: TrainingOutput, iters: Sequence[IterationRecord], size: int,
-                      manifest_final: bool, sim: SimulationOutput | None, exc: OutputError) -> None:
+                      manifest_final: bool, sim: SimulationOutput | None, exc: OutputError,
+                      identity: RunIdentity) -> None:
     """Best effort, rank 0 only, no collectives: no manifest says ``complete`` after a failure."""
     train_dir, sim_dir = out / "training", out / "simulation"
     try:
         remove_success_marker(train_dir)
         if manifest_final:
             write_training_manifest(train_dir / "_manifest.json",
-                                    _training_manifest(tr, iters, size, "failed", None, None, None))
+                                    _training_manifest(tr, iters, size, "failed", None, None, None, identity))
     except OutputError:
         pass
     if sim is None:

@@ -296,7 +296,13 @@ from cobre_mpi_io.system import System
 out, case, seed, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us
 system = System.from_case(case)
-w = SimulationParquetWriter(out, system, SimulationConfig(num_scenarios=n), MPI.COMM_SELF)
+# the identity the demo's --resume below computes for these arguments (a resume must be the same run)
+from cobre_mpi_io.cli.main import build_parser
+from cobre_mpi_io.cli.demo import run_config
+args = build_parser().parse_args(["demo", "--output", str(out), "--case", str(case), "--scenarios", str(n),
+                                  "--seed", str(seed)])
+identity = run_config(args).identity(system)
+w = SimulationParquetWriter(out, system, SimulationConfig(num_scenarios=n, identity=identity), MPI.COMM_SELF)
 # the disk has room for the first scenarios ...
 for sid in range(3):
     w.write_scenario(synthetic_result(system, sid, seed))

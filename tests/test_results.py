@@ -33,7 +33,9 @@ CFG = RunConfig(seed=1, forward_passes=4, upper_bound_evaluation=True, max_itera
 def _sim_manifest(status: str = "complete") -> SimulationManifest:
     m = SimulationManifest(status=status, started_at=utc_now(), scenarios_total=3, completed_at=utc_now(),
                            scenarios_completed=3, partitions_written=("scenario_id=0000/",), world_size=1,
-                           ranks_participated=1, tables=("costs", "hydros"))
+                           ranks_participated=1, tables=("costs", "hydros"),
+                           run_fingerprint=CFG.identity(SYSTEM).fingerprint,
+                           run_identity=CFG.identity(SYSTEM).to_dict())
     return m.with_files({"costs/scenario_id=0000/data.parquet": FileEntry(10, 100, "0123456789abcdef")})
 
 
@@ -50,7 +52,8 @@ def test_training_manifest_has_every_field_and_real_checksums(tmp_path: Path) ->
     res = write_results(tmp_path, _training(), None, SYSTEM, CFG, comm=SELF)
     doc = json.loads((tmp_path / "training" / "_manifest.json").read_text())
     assert set(doc) == {"$schema", "version", "status", "started_at", "completed_at", "iterations", "convergence",
-                        "cuts", "checksum", "mpi_info"}
+                        "cuts", "checksum", "mpi_info", "run_fingerprint", "run_identity"}
+    assert doc["run_fingerprint"] == CFG.identity(SYSTEM).fingerprint
     assert set(doc["iterations"]) == {"max_iterations", "completed", "converged_at"}
     assert set(doc["convergence"]) == {"achieved", "final_gap_percent", "termination_reason"}
     assert set(doc["cuts"]) == {"total_generated", "total_active", "peak_active"}

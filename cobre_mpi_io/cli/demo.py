@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import mpi
 from ..config import RunConfig
-from ..errors import IoError, SchemaError
+from ..errors import IoError, OutputError, SchemaError
 from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
 from ..progress import ProgressReporter
@@ -87,6 +87,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                           "(default 64)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run in --output (write only the missing scenarios)")
+    run.add_argument("--break-claim", action="store_true",
+                     help="remove another run's claim on --output even when its holder cannot be proved dead "
+                          "(it ran on another host); only when you know that run is gone")
 
     train = p.add_argument_group("training")
     train.add_argument("--iterations", type=non_negative_int, default=10, metavar="N",
@@ -185,7 +188,8 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     st = synthetic_training(system, iterations=args.iterations, world_size=size,
                             forward_passes=config.forward_passes, seed=config.seed,
                             upper_bound_evaluation=config.upper_bound_evaluation)
-    writer = TrainingParquetWriter(args.output, comm)
+    writer = TrainingParquetWriter(args.output, comm, identity=config.identity(system),
+                                   break_claim=args.break_claim)
     timings = st.rank_timing(rank)
 
     def policy(iteration: int) -> dict[str, Any]:
@@ -199,6 +203,7 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     # Rank 0 reports the iterations (every rank runs all of them); checkpoints log themselves.
     progress = ProgressReporter("training", args.iterations, "iterations") if rank == 0 else None
     with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
+                            identity=config.identity(system),
                             state_dictionary=state_dictionary(system)) as ckpt:
         for k in range(1, args.iterations + 1):
             if args.iteration_seconds:
@@ -227,20 +232,27 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     return TrainingResult(out, interrupted)
 
 
-def run_simulation(args: argparse.Namespace, system: System, comm: Any) -> Any:
-    """Simulation phase of the demo: returns the manifest (collective)."""
+def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
+                   comm: Any) -> tuple[Any, OutputError | None]:
+    """Simulation phase of the demo (collective): the manifest, and the agreed error when it did not complete."""
     rank = mpi.rank_of(comm)
-    n = args.scenarios or case_num_scenarios(args.case) or 16
-    cfg = SimulationConfig(num_scenarios=n, detail=args.detail, assignment=args.assignment,
-                           queue_capacity=args.queue_capacity, resume=args.resume)
-    with SimulationParquetWriter(args.output, system, cfg, comm) as writer:
-        for k, sid in enumerate(writer.pending_scenarios()):
-            if args.fail_rank == rank and k >= args.fail_after:
-                raise RuntimeError(f"injected failure on rank {rank} after {k} scenario(s) (--fail-rank)")
-            writer.write_scenario(synthetic_result(system, sid, args.seed))
-            if args.slow:
-                time.sleep(args.slow)
-    return writer.finalize()
+    cfg = SimulationConfig(num_scenarios=config.num_scenarios, detail=args.detail, assignment=args.assignment,
+                           queue_capacity=args.queue_capacity, resume=args.resume,
+                           identity=config.identity(system), break_claim=args.break_claim)
+    writer = SimulationParquetWriter(args.output, system, cfg, comm)
+    try:
+        with writer:
+            for k, sid in enumerate(writer.pending_scenarios()):
+                if args.fail_rank == rank and k >= args.fail_after:
+                    raise RuntimeError(f"injected failure on rank {rank} after {k} scenario(s) (--fail-rank)")
+                writer.write_scenario(synthetic_result(system, sid, args.seed))
+                if args.slow:
+                    time.sleep(args.slow)
+    except OutputError as exc:
+        if not getattr(exc, "agreed", False) or writer.manifest is None:
+            raise
+        return writer.manifest, exc  # recorded as failed/partial; training is still written below
+    return writer.finalize(), None
 
 
 def demo_main(args: argparse.Namespace) -> int:
@@ -255,14 +267,16 @@ def demo_main(args: argparse.Namespace) -> int:
     assert config is not None
     t0 = time.perf_counter()
     training = run_training(args, system, config, comm) if args.iterations > 0 else None
-    manifest = None
+    manifest, sim_error = None, None
     if training is None or not training.interrupted:
-        manifest = run_simulation(args, system, comm)
+        manifest, sim_error = run_simulation(args, system, config, comm)
     results = None
     if training is not None:
         results = write_results(args.output, training.output,
                                 SimulationOutput(manifest) if manifest is not None else None,
                                 system, config, comm)
+    if sim_error is not None:  # training is recorded; the simulation's agreed error ends the job non-zero
+        raise sim_error
     if rank == 0 and not args.quiet:
         summary: dict[str, Any] = {"output": str(args.output), "system": system.name,
                                    "world_size": mpi.size_of(comm)}

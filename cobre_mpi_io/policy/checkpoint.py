@@ -44,7 +44,9 @@ import numpy.typing as npt
 
 from .. import mpi
 from ..atomic import ensure_dir, fsync_dir, write_json_atomic
-from ..errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+from ..claim import acquire_run
+from ..errors import IoError, ManifestError, SchemaError
+from ..identity import RunIdentity
 from ..layout import (
     CHECKPOINT_RE,
     CHECKPOINTS_DIR,
@@ -353,24 +355,13 @@ def write_policy_checkpoint(
     """
     comm = mpi.resolve_comm(comm)
     policy_dir = Path(path)
-    mpi.barrier(comm)
-    outcome: CheckpointRecord | OutputError | None = None
-    if mpi.rank_of(comm) == 0:
-        try:
-            outcome = _write_on_root(policy_dir, stage_cuts, stage_bases, metadata, stage_states,
-                                     stage_vertices, state_dictionary, keep, durable, check_finite)
-        except OutputError as exc:
-            outcome = exc
-        except OSError as exc:
-            outcome = IoError.from_os_error(policy_dir, exc)
-        except Exception as exc:  # noqa: BLE001 - never leave the other ranks blocked in the broadcast
-            outcome = SerializationError("policy checkpoint", f"unexpected {exc!r}")
-    outcome = mpi.bcast_from_root(comm, outcome)
-    mpi.barrier(comm)
-    if isinstance(outcome, OutputError):
-        raise mpi.mark_agreed(outcome)
-    assert outcome is not None
-    return outcome
+    lease = acquire_run(comm, policy_dir.parent)  # shares the run's claim (or takes it, standalone)
+    try:
+        return mpi.run_on_root(comm, lambda: _write_on_root(
+            policy_dir, stage_cuts, stage_bases, metadata, stage_states, stage_vertices, state_dictionary,
+            keep, durable, check_finite), str(policy_dir))
+    finally:
+        lease.release()
 
 
 def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
@@ -442,6 +433,12 @@ class PolicyCheckpointer:
         Written as ``policy/state_dictionary.json`` with every checkpoint.
     durable : bool
         fsync (default).
+    identity : RunIdentity, optional
+        The run's identity, checked against what the output directory
+        records (construction is collective: it takes or shares the run's
+        claim, see :mod:`cobre_mpi_io.claim`).
+    break_claim : bool
+        Break a claim whose holder cannot be proved dead.
 
     Examples
     --------
@@ -456,13 +453,15 @@ class PolicyCheckpointer:
 
     def __init__(self, output_dir: str | os.PathLike[str], every: int = 10, keep: int = 3,
                  comm: Any = None, training_writer: Any = None, install_signal_handlers: bool = True,
-                 state_dictionary: Mapping[str, Any] | None = None, durable: bool = True) -> None:
+                 state_dictionary: Mapping[str, Any] | None = None, durable: bool = True,
+                 identity: RunIdentity | None = None, break_claim: bool = False) -> None:
         if every < 0 or keep < 0:
-            raise ValueError("every and keep must be >= 0")
+            raise SchemaError("policy checkpointer", "every" if every < 0 else "keep", "must be >= 0")
         self.policy_dir = Path(output_dir) / "policy"
         self.every = int(every)
         self.keep = int(keep)
         self.comm = mpi.resolve_comm(comm)
+        self._lease = acquire_run(self.comm, Path(output_dir), identity, break_claim=break_claim)
         self.training_writer = training_writer
         self.state_dictionary = state_dictionary
         self.durable = durable
@@ -541,7 +540,8 @@ class PolicyCheckpointer:
         return self.checkpoint(it, **policy)
 
     def close(self) -> None:
-        """Restore the signal handlers that were installed before."""
+        """Restore the signal handlers that were installed before and release the run's claim."""
+        self._lease.release()
         for sig, prev in self._previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, prev)

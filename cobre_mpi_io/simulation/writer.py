@@ -30,9 +30,11 @@ import numpy as np
 import pyarrow as pa
 
 from .. import mpi
-from ..atomic import ensure_dir, remove_stray_temps, sync_filesystem
+from ..atomic import ensure_dir, missing_files, remove_stray_temps, sync_filesystem
+from ..claim import RunLease, acquire_run
 from ..errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
-from ..layout import MANIFEST_NAME, partition_file, simulation_dir
+from ..identity import RunIdentity
+from ..layout import MANIFEST_NAME, parse_partition_file, partition_file, simulation_dir
 from ..manifest import (
     Failure,
     FileEntry,
@@ -43,11 +45,12 @@ from ..manifest import (
     write_success_marker,
 )
 from ..parquet import FileRecord, ParquetConfig, write_parquet
-from ..schemas import COST_COMPONENTS, table
+from ..schemas import COST_COMPONENTS, DETAIL_LEVELS, table
+from ..schemas import tables_for_detail as _tables_for_detail
 from ..system.model import System
-from .payload import DETAIL_LEVELS, SimulationScenarioResult, ValidatedResult, validate_result
+from .payload import SimulationScenarioResult, ValidatedResult, validate_result
 from .recovery import read_previous_manifest, scan_scenarios
-from .tables import STAGE_DETAIL_TABLES, build_table
+from .tables import build_table
 
 __all__ = ["RankPart", "SimulationConfig", "SimulationParquetWriter", "rows_for_detail", "tables_for_detail"]
 
@@ -85,6 +88,14 @@ class SimulationConfig:
         every file and its directory as it is written (also survives power
         loss mid-run, at a large cost on slow disks). ``"none"``: no flush
         (benchmarks of the encoder).
+    identity : RunIdentity, optional
+        The run's identity (system, configuration with the seed, detail,
+        scenario count), recorded in the manifest and every file's footer and
+        checked on resume; default: the system's hash, no configuration hash,
+        this config's detail and scenario count.
+    break_claim : bool
+        Break a claim on the output directory whose holder cannot be proved
+        dead (it ran on another host): see :mod:`cobre_mpi_io.claim`.
     """
 
     num_scenarios: int
@@ -94,6 +105,8 @@ class SimulationConfig:
     parquet: ParquetConfig = field(default_factory=ParquetConfig)
     resume: bool = False
     durability: str = "commit"
+    identity: RunIdentity | None = None
+    break_claim: bool = False
 
     def __post_init__(self) -> None:
         if self.detail not in DETAIL_LEVELS:
@@ -106,15 +119,16 @@ class SimulationConfig:
             raise SchemaError("simulation config", "durability", f"unknown durability {self.durability!r}")
         if self.queue_capacity < 1:
             raise SchemaError("simulation config", "queue_capacity", "must be >= 1")
+        ident = self.identity
+        if ident is not None and (ident.detail, ident.num_scenarios) != (self.detail, self.num_scenarios):
+            raise SchemaError("simulation config", "identity",
+                              f"the run identity says detail={ident.detail!r} and {ident.num_scenarios} scenarios, "
+                              f"the config detail={self.detail!r} and {self.num_scenarios}")
 
 
 def tables_for_detail(system: System, detail: str) -> tuple[str, ...]:
-    """Partitioned tables written per scenario at ``detail``."""
-    if detail == "full":
-        return system.simulation_tables
-    if detail == "stage":
-        return STAGE_DETAIL_TABLES
-    return ()
+    """Partitioned tables written per scenario at ``detail`` (:func:`cobre_mpi_io.schemas.tables_for_detail`)."""
+    return _tables_for_detail(detail, system.simulation_tables, partitioned=True)
 
 
 def rows_for_detail(system: System, name: str, detail: str) -> int | None:
@@ -197,6 +211,8 @@ class SimulationParquetWriter:
         self.output_dir = Path(output_dir)
         self.sim_dir = simulation_dir(self.output_dir)
         self.tables = tables_for_detail(system, config.detail)
+        self.identity = config.identity or RunIdentity(system.system_hash, "", config.detail, config.num_scenarios)
+        self._footer = self.identity.footer_metadata()
         self.started_at = utc_now()
         self._owned = mpi.owned_scenarios(config.num_scenarios, self.rank, self.world_size, config.assignment)
         self._owned_set = frozenset(self._owned)
@@ -215,7 +231,14 @@ class SimulationParquetWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._manifest: SimulationManifest | None = None
-        self._start()
+        self._lease: RunLease = acquire_run(self.comm, self.output_dir, self.identity,
+                                            break_claim=config.break_claim)
+        self._monitor = mpi.job_monitor(self.comm)
+        try:
+            self._start()
+        except BaseException:
+            self._lease.release()
+            raise
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_capacity)
         self._thread = threading.Thread(target=self._drain, name=f"cobre-io-rank{self.rank}", daemon=True)
         self._thread.start()
@@ -262,7 +285,8 @@ class SimulationParquetWriter:
             remove_success_marker(self.sim_dir)
             write_simulation_manifest(self.sim_dir / MANIFEST_NAME, SimulationManifest(
                 status="running", started_at=self.started_at, scenarios_total=cfg.num_scenarios,
-                world_size=self.world_size, detail=cfg.detail, tables=self.tables))
+                world_size=self.world_size, detail=cfg.detail, tables=self.tables,
+                run_fingerprint=self.identity.fingerprint, run_identity=self.identity.to_dict()))
 
         self._collective(running)
 
@@ -312,7 +336,11 @@ class SimulationParquetWriter:
         """
         if self._closed:
             raise OutputError("write_scenario after finalize")
+        self.check_peers()
         self._raise_pending()
+        if not isinstance(result, SimulationScenarioResult):
+            raise SchemaError("write_scenario", "result",
+                              f"expected a SimulationScenarioResult, got {type(result).__name__}")
         sid = result.scenario_id
         where = f"scenario_id={sid:04d}" if isinstance(sid, int) else f"scenario {sid!r}"
         try:
@@ -339,7 +367,28 @@ class SimulationParquetWriter:
             raise
         self._accepted.add(sid)
         self._queue.put(pending)
+        self._monitor.report_progress("simulation", len(self._accepted))
         return True
+
+    def check_peers(self) -> None:
+        """Raise if another rank has failed (a non-blocking probe, microseconds).
+
+        :meth:`write_scenario` calls it; call it yourself between long
+        computations so this rank stops taking new work within seconds of
+        a peer's failure instead of at :meth:`finalize`.
+
+        Raises
+        ------
+        OutputError
+            Naming the rank, host and error that stopped the job (marked
+            ``peer_failure``; :meth:`finalize` then records the run as
+            ``failed`` with that rank's error).
+        """
+        peer = self._monitor.poll_failure()
+        if peer is not None and peer[0] != self.rank:
+            err = OutputError(f"rank {self.rank} stopped because {peer[1]}")
+            err.peer_failure = True  # type: ignore[attr-defined]
+            raise err
 
     def _build(self, vr: ValidatedResult) -> _Pending:
         """Arrow tables of a validated result (derived columns computed), on the producer's thread,
@@ -348,7 +397,7 @@ class SimulationParquetWriter:
         for name in self.tables:
             try:
                 tables.append((name, build_table(name, vr.tables[name], self.system, self.config.detail,
-                                                 name in vr.canonical)))
+                                                 name in vr.canonical, scenario_id=vr.scenario_id)))
             except Exception as exc:  # Arrow/NumPy failures become SerializationError
                 raise _as_output_error(exc, f"scenario {vr.scenario_id} {name}") from exc
         return _Pending(vr.scenario_id, (vr.scenario_id, vr.total_cost,
@@ -378,7 +427,7 @@ class SimulationParquetWriter:
             rel = partition_file(name, item.scenario_id)
             rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
                                 root=self.sim_dir, durable=self.config.durability == "file",
-                                start_writeback=self.config.durability == "commit")
+                                start_writeback=self.config.durability == "commit", metadata=self._footer)
             # record every file as soon as it exists, so the manifest accounts for the files of a
             # scenario that fails part-way (disk full on a later table); the scenario itself only
             # counts as written, below, once all its tables are
@@ -391,6 +440,11 @@ class SimulationParquetWriter:
             self._totals.append(item.totals)
 
     # ------------------------------------------------------------- finalize
+    @property
+    def manifest(self) -> SimulationManifest | None:
+        """The manifest :meth:`finalize` committed (also after it raised), or None before."""
+        return self._manifest
+
     @property
     def rank_part(self) -> RankPart:
         """This rank's record of what it wrote so far."""
@@ -442,8 +496,13 @@ class SimulationParquetWriter:
         part = self.rank_part
         if error is not None:
             err = _as_output_error(error, f"rank {self.rank}")
-            part = replace(part, aborted=True, errors=part.errors + (err,),
-                           failures=part.failures + (Failure(self.rank, None, err.kind, str(err)),))
+            if getattr(err, "peer_failure", False):  # stopped for another rank's failure: not a failure of its own
+                part = replace(part, aborted=True)
+            else:
+                self._monitor.notify_failure(f"rank {self.rank} (host {mpi.hostname()}) failed: {err}")
+                part = replace(part, aborted=True, errors=part.errors + (err,),
+                               failures=part.failures + (Failure(self.rank, None, err.kind, str(err)),))
+        self._monitor.wait_all()  # no rank blocks in a collective while a peer still works or has died
         parts = mpi.gather_to_root(self.comm, part)
         outcome: tuple[SimulationManifest | None, OutputError | None] = (None, None)
         if self.rank == 0:
@@ -463,6 +522,7 @@ class SimulationParquetWriter:
             manifest = replace(manifest, files={r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for r in part.files})
         if manifest is not None:
             self._manifest = manifest
+        self._lease.release()
         if err_out is not None:
             raise mpi.mark_agreed(err_out)
         assert manifest is not None
@@ -490,9 +550,19 @@ class SimulationParquetWriter:
                     [pa.array(np.asarray(c, dtype=col.numpy_dtype)) for c, col in zip(cols, st.columns)],
                     schema=st.arrow_schema)
                 rec = write_parquet(self.sim_dir / "scenario_totals.parquet", tbl, st, cfg.parquet,
-                                    root=self.sim_dir, durable=cfg.durability != "none")
+                                    root=self.sim_dir, durable=cfg.durability != "none", metadata=self._footer)
                 files[rec.path] = FileEntry(rec.rows, rec.bytes, rec.xxhash64)
         aborted = any(p.aborted for p in parts)
+        lost = missing_files(self.sim_dir, {path: e.bytes for path, e in files.items()})
+        if lost:  # listed by a rank but not (or not so) in the directory rank 0 sees: never "complete"
+            lost_sids = {parse[1] for f in lost if (parse := parse_partition_file(f)) is not None}
+            complete = [s for s in complete if s not in lost_sids]
+            failures.append(Failure(-1, None, "io", f"{len(lost)} file(s) written by a rank are missing or differ "
+                                                    f"in size as rank 0 sees them: {', '.join(sorted(lost)[:5])}"
+                                                    f"{' ...' if len(lost) > 5 else ''}"))
+            errors.append(IoError(self.sim_dir / min(lost), "missing",
+                                  f"{len(lost)} file(s) a rank wrote are not in the directory rank 0 sees "
+                                  "(is the output directory shared by every host?)"))
         missing = cfg.num_scenarios - len(complete)
         if aborted:
             status = "failed"
@@ -511,6 +581,7 @@ class SimulationParquetWriter:
             world_size=self.world_size,
             ranks_participated=sum(1 for p in parts if p.scenarios_written or p.scenarios_resumed or p.files),
             failures=tuple(failures), detail=cfg.detail, tables=self.tables,
+            run_fingerprint=self.identity.fingerprint, run_identity=self.identity.to_dict(),
         ).with_files(files)
         write_simulation_manifest(self.sim_dir / MANIFEST_NAME, manifest)
         if status == "complete":

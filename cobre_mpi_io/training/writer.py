@@ -31,7 +31,10 @@ from typing import Any, Final
 import pyarrow as pa
 
 from .. import mpi
-from ..errors import OutputError, SchemaError, as_output_error
+from ..atomic import missing_files
+from ..claim import acquire_run
+from ..errors import IoError, SchemaError
+from ..identity import RunIdentity
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import TableSchema, table
 
@@ -181,9 +184,13 @@ class TrainingParquetWriter:
     """
 
     def __init__(self, output_dir: str | os.PathLike[str], comm: Any = None, *,
-                 config: ParquetConfig | None = None) -> None:
+                 config: ParquetConfig | None = None, identity: RunIdentity | None = None,
+                 break_claim: bool = False) -> None:
         self.output_dir = Path(output_dir)
         self.comm = mpi.resolve_comm(comm)
+        self.identity = identity
+        self._footer = identity.footer_metadata() if identity is not None else None
+        self._lease = acquire_run(self.comm, self.output_dir, identity, break_claim=break_claim)
         self.rank = mpi.rank_of(self.comm)
         self.world_size = mpi.size_of(self.comm)
         self.config = config or ParquetConfig()
@@ -296,10 +303,11 @@ class TrainingParquetWriter:
         if self.rank == 0:
             for cols, rel in ((self._convergence, CONVERGENCE_PATH),
                               (self._iteration_timing, ITERATION_TIMING_PATH)):
-                out.append(write_parquet(root / rel, cols.to_table(rel), cols.schema, self.config, root=root))
+                out.append(write_parquet(root / rel, cols.to_table(rel), cols.schema, self.config, root=root,
+                                         metadata=self._footer))
         rel = rank_timing_path(self.rank)
         out.append(write_parquet(root / rel, self._rank_timing.to_table(rel), self._rank_timing.schema,
-                                 self.config, root=root))
+                                 self.config, root=root, metadata=self._footer))
         return out
 
     def finalize(self) -> list[FileRecord]:
@@ -322,18 +330,29 @@ class TrainingParquetWriter:
         """
         if self._finalized is not None:
             return list(self._finalized)
-        err: OutputError | None = None
-        mine: list[FileRecord] = []
         try:
-            mine = self.checkpoint()
-            if self.rank == 0:
-                self._remove_stale_parts()
-        except Exception as exc:  # noqa: BLE001 - every failure is agreed collectively
-            err = as_output_error(exc, "training tables")
-        mpi.agree_on_error(self.comm, err)
-        every = [r for part in mpi.allgather(self.comm, mine) for r in part]
-        self._finalized = sorted(every, key=lambda r: r.path)
+            mine = mpi.run_agreed(self.comm, self._write_final, "training tables")
+            every = sorted((r for part in mpi.allgather(self.comm, mine) for r in part), key=lambda r: r.path)
+            # the commit checks what it commits: every rank's files, as rank 0 sees them
+            mpi.run_agreed(self.comm, lambda: self._check_present(every) if self.rank == 0 else None,
+                           "training tables")
+        finally:
+            self._lease.release()
+        self._finalized = every
         return list(self._finalized)
+
+    def _write_final(self) -> list[FileRecord]:
+        mine = self.checkpoint()
+        if self.rank == 0:
+            self._remove_stale_parts()
+        return mine
+
+    def _check_present(self, records: Sequence[FileRecord]) -> None:
+        lost = missing_files(self.output_dir, {r.path: r.bytes for r in records})
+        if lost:
+            raise IoError(self.output_dir / lost[0], "missing",
+                          f"{len(lost)} training file(s) written by a rank are not in the directory rank 0 sees "
+                          f"({', '.join(lost[:5])}): is the output directory shared by every host?")
 
     def _remove_stale_parts(self) -> None:
         d = self.output_dir / RANK_TIMING_DIR
