@@ -45,6 +45,7 @@ from ..manifest import (
     write_success_marker,
 )
 from ..parquet import FileRecord, ParquetConfig, write_parquet
+from ..progress import ProgressReporter
 from ..schemas import COST_COMPONENTS, DETAIL_LEVELS, table
 from ..schemas import tables_for_detail as _tables_for_detail
 from ..system.model import System
@@ -239,6 +240,10 @@ class SimulationParquetWriter:
         except BaseException:
             self._lease.release()
             raise
+        # one collective at start: how many scenarios a resume already found, for rank 0's progress
+        done_before = sum(mpi.allgather(self.comm, len(self._done)))
+        self._progress = (ProgressReporter("simulation", config.num_scenarios, "scenarios", initial=done_before)
+                          if self.rank == 0 else None)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_capacity)
         self._thread = threading.Thread(target=self._drain, name=f"cobre-io-rank{self.rank}", daemon=True)
         self._thread.start()
@@ -367,8 +372,16 @@ class SimulationParquetWriter:
             raise
         self._accepted.add(sid)
         self._queue.put(pending)
-        self._monitor.report_progress("simulation", len(self._accepted))
+        self._report_progress()
         return True
+
+    def _report_progress(self, force: bool = False) -> None:
+        """Non-blocking: this rank's count to rank 0; on rank 0, refresh the job-wide progress."""
+        with self._lock:
+            written = len(self._written)
+        self._monitor.report_progress("simulation", written, force=force)
+        if self._progress is not None:
+            self._progress.update(self._progress.initial + self._monitor.progress_total("simulation"))
 
     def check_peers(self) -> None:
         """Raise if another rank has failed (a non-blocking probe, microseconds).
@@ -502,7 +515,9 @@ class SimulationParquetWriter:
                 self._monitor.notify_failure(f"rank {self.rank} (host {mpi.hostname()}) failed: {err}")
                 part = replace(part, aborted=True, errors=part.errors + (err,),
                                failures=part.failures + (Failure(self.rank, None, err.kind, str(err)),))
-        self._monitor.wait_all()  # no rank blocks in a collective while a peer still works or has died
+        self._report_progress(force=True)
+        # no rank blocks in a collective while a peer still works or has died; rank 0 keeps reporting
+        self._monitor.wait_all(on_poll=self._report_progress if self._progress is not None else None)
         parts = mpi.gather_to_root(self.comm, part)
         outcome: tuple[SimulationManifest | None, OutputError | None] = (None, None)
         if self.rank == 0:
@@ -523,6 +538,8 @@ class SimulationParquetWriter:
         if manifest is not None:
             self._manifest = manifest
         self._lease.release()
+        if self._progress is not None:
+            self._progress.close()
         if err_out is not None:
             raise mpi.mark_agreed(err_out)
         assert manifest is not None
