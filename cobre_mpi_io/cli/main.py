@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, NoReturn
@@ -149,13 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=_FORMATTER)
     p.add_argument("--version", action="version", version=f"cobre-mpi-io {__version__}",
                    help="print the version and exit")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                         help="what to do (cobre-mpi-io COMMAND --help: its options and examples)")
 
     add_demo_arguments(_sub(sub, "demo", "write a synthetic Cobre run through the package (run under mpiexec)",
                             parents=[common]))
 
     bench = _sub(sub, "bench", "benchmarks of the writers (simulation, finalize, policy)")
-    bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK",
+                               help="which writer to time")
     from .bench_simulation import add_simulation_bench_arguments
 
     add_simulation_bench_arguments(_sub(bsub, "simulation", "time the simulation writer against pyarrow baselines",
@@ -273,8 +276,15 @@ class TqdmBars:
 
         bar = self._bars.get(event.phase)
         if bar is None:
+            # Follow the terminal's width; when it reports none (a pipe under mpiexec, a 0x0 pty),
+            # tqdm would draw nothing: use $COLUMNS or 80.
+            try:
+                dynamic = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+            except (OSError, ValueError):
+                dynamic = False
             bar = tqdm(total=event.total, initial=event.initial, desc=event.phase, unit=f" {event.unit}",
-                       file=sys.stderr, dynamic_ncols=True, leave=True)
+                       file=sys.stderr, dynamic_ncols=dynamic,
+                       ncols=None if dynamic else shutil.get_terminal_size((80, 24)).columns, leave=True)
             self._bars[event.phase] = bar
         bar.update(event.done - bar.n)
         if event.final:
