@@ -147,6 +147,11 @@ def _decode_buf(buf: _Buf, spec: _Root, out: dict[str, Any]) -> dict[str, Any]:
             raise buf.fail(f"field {m.name} present on some elements only")
         vecs = fp + buf.gather(fp, "<u4").astype(np.int64)
         lengths = buf.gather(vecs, "<u4")
+        if m.optional and n and d and not lengths.any():
+            # The Cobre solver writes state_at_generation as an empty vector on every cut: "not
+            # recorded", the same as an absent field (None). A mix of empty and full is corrupt.
+            out[m.name] = None
+            continue
         if n and (lengths != d).any():
             raise buf.fail(f"{m.name} vectors must have state_dimension={d} entries")
         out[m.name] = _matrix_view(buf, vecs + 4, n, d)
@@ -181,6 +186,13 @@ def read_stage_cuts(path: str | os.PathLike[str]) -> StageCuts:
         mapped file when the vectors are laid out at a constant stride; the
         map stays open as long as a view references it.  Per-cut scalars are
         small copies; ``active_cut_indices`` is a view.
+
+    Files written by the Cobre solver itself (0.5.x) read too: their
+    ``state_at_generation`` vectors are all empty, read as None (not
+    recorded), and their placeholder cuts (cut_id 0, iteration 0,
+    inactive) are ordinary inactive cuts.  Cobre's ``Cut`` slot 4 is a
+    deprecated, never-written field: it reads as ``scenario_idx`` 0, and
+    the absent ``domination_count`` as 0.
 
     Raises
     ------

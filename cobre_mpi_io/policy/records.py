@@ -97,6 +97,7 @@ class StageCuts:
     intercepts : array of float64
     coefficients : array of float64, shape (n_cuts, state_dimension)
     states_at_generation : array of float64, same shape, optional
+        None: not recorded (the Cobre solver's own files hold empty vectors).
     is_active : array of bool, optional (default all True)
     domination_count : array of uint32, optional (default 0)
     active_cut_indices : array of uint32, optional
@@ -326,7 +327,10 @@ class PolicyMetadata:
     """``policy/metadata.json`` (SPEC §9), written as JSON for people to read.
 
     ``best_upper_bound`` may be None (not evaluated); non-finite floats are
-    written as null.
+    written as null.  :meth:`from_dict` also reads the ``metadata.json`` the
+    Cobre solver (0.5.x) writes beside its own policy: no ``version`` (read
+    as ``""``), no ``last_forward_pass``, ``rng_state`` or hashes (defaults);
+    its extra ``warm_start_counts`` and ``total_visited_states`` are dropped.
     """
 
     completed_iterations: int
@@ -375,8 +379,12 @@ class PolicyMetadata:
     def from_dict(cls, data: Mapping[str, Any], source: str = "policy/metadata.json") -> PolicyMetadata:
         """Rebuild from :meth:`to_dict` output; :class:`ManifestError` if a field is missing/bad."""
         try:
+            # The Cobre solver's own metadata.json names its cobre_version but has no version and no
+            # hashes; ours always has all three, so a version missing from ours stays an error.
+            cobre_own = ("version" not in data and "config_hash" not in data
+                         and isinstance(data.get("cobre_version"), str) and bool(data["cobre_version"]))
             return cls(
-                version=str(data["version"]),
+                version="" if cobre_own else str(data["version"]),
                 cobre_version=str(data.get("cobre_version", "")),
                 created_at=str(data.get("created_at", "")),
                 completed_iterations=int(data["completed_iterations"]),
