@@ -31,6 +31,7 @@ __all__ = [
     "is_temp_name",
     "missing_files",
     "remove_stray_temps",
+    "reserve_space",
     "sync_filesystem",
     "temp_name",
     "write_bytes_atomic",
@@ -240,3 +241,30 @@ def missing_files(root: str | os.PathLike[str], sizes: Mapping[str, int]) -> lis
         except OSError:
             lost.append(rel)
     return lost
+
+
+def reserve_space(path: str | os.PathLike[str], nbytes: int) -> Path | None:
+    """Hold ``nbytes`` of disk in a dot-prefixed temp file; remove it to get them back.
+
+    A writer reserves room for its commit (the manifest) at start, so that
+    a disk that fills up during the run still takes the manifest that says
+    what happened.  Best effort: returns None when the space cannot be
+    reserved (the disk is already full; the run then finds out on its own).
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        return None
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, max(int(nbytes), 1))
+        else:  # pragma: no cover - not Linux
+            os.write(fd, bytes(int(nbytes)))
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+        return None
+    os.close(fd)
+    return p

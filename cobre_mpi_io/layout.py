@@ -19,6 +19,7 @@ __all__ = [
     "CLAIM_NAME",
     "DATA_FILE",
     "MANIFEST_NAME",
+    "MANIFEST_RESERVE_NAME",
     "POLICY_DIR",
     "SIMULATION_DIR",
     "SUCCESS_NAME",
@@ -40,6 +41,8 @@ POLICY_DIR: Final = "policy"
 MANIFEST_NAME: Final = "_manifest.json"
 SUCCESS_NAME: Final = "_SUCCESS"
 CLAIM_NAME: Final = "_claim.json"
+MANIFEST_RESERVE_NAME: Final = "._manifest.json.reserve.tmp"
+"""Disk space held for the manifest during a run (a temp name: readers and validate skip it)."""
 """At the output root while a run holds the directory (see :mod:`cobre_mpi_io.claim`)."""
 DATA_FILE: Final = "data.parquet"
 

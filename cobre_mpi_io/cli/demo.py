@@ -179,6 +179,7 @@ class TrainingResult:
 
     output: TrainingOutput
     interrupted: bool
+    error: OutputError | None = None  # the agreed error that stopped training (recorded as failed)
 
 
 def run_training(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> TrainingResult:
@@ -202,34 +203,41 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     done = 0
     # Rank 0 reports the iterations (every rank runs all of them); checkpoints log themselves.
     progress = ProgressReporter("training", args.iterations, "iterations") if rank == 0 else None
-    with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
-                            identity=config.identity(system),
-                            state_dictionary=state_dictionary(system)) as ckpt:
-        for k in range(1, args.iterations + 1):
-            if args.iteration_seconds:
-                time.sleep(args.iteration_seconds)
-            if rank == 0:
-                writer.write_iteration(st.iterations[k - 1])
-            writer.write_rank_timing(timings[k - 1])
-            done = k
+    error: OutputError | None = None
+    interrupted = False
+    try:
+        with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
+                                identity=config.identity(system),
+                                state_dictionary=state_dictionary(system)) as ckpt:
+            for k in range(1, args.iterations + 1):
+                if args.iteration_seconds:
+                    time.sleep(args.iteration_seconds)
+                if rank == 0:
+                    writer.write_iteration(st.iterations[k - 1])
+                writer.write_rank_timing(timings[k - 1])
+                done = k
+                if progress is not None:
+                    progress.update(k)
+                ckpt.after_iteration(k, functools.partial(policy, k))
+                if ckpt.interrupted:
+                    break
             if progress is not None:
-                progress.update(k)
-            ckpt.after_iteration(k, functools.partial(policy, k))
-            if ckpt.interrupted:
-                break
-        if progress is not None:
-            progress.close()
-        if done:
-            ckpt.final(**policy(done))
-        interrupted = ckpt.interrupted
+                progress.close()
+            if done:
+                ckpt.final(**policy(done))
+            interrupted = ckpt.interrupted
+    except OutputError as exc:  # e.g. a checkpoint that could not be written: record training as failed
+        if not getattr(exc, "agreed", False):
+            raise
+        error = exc
     if interrupted and rank == 0:
         _log.warning("training stopped by a signal after iteration %d of %d; the policy of iteration %d is "
                      "checkpointed", done, args.iterations, done)
-    status = "interrupted" if interrupted else st.status
+    status = "failed" if error is not None else "interrupted" if interrupted else st.status
     out = st.to_training_output(rank, started_at=started, policy_dir=Path(args.output) / "policy",
                                 writer=writer, status=status,
-                                termination_reason=None if interrupted else st.termination_reason)
-    return TrainingResult(out, interrupted)
+                                termination_reason=None if interrupted or error else st.termination_reason)
+    return TrainingResult(out, interrupted, error)
 
 
 def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
@@ -268,8 +276,10 @@ def demo_main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     training = run_training(args, system, config, comm) if args.iterations > 0 else None
     manifest, sim_error = None, None
-    if training is None or not training.interrupted:
+    if training is None or not (training.interrupted or training.error):
         manifest, sim_error = run_simulation(args, system, config, comm)
+    elif training.error is not None:
+        sim_error = training.error
     results = None
     if training is not None:
         results = write_results(args.output, training.output,

@@ -30,11 +30,17 @@ import numpy as np
 import pyarrow as pa
 
 from .. import mpi
-from ..atomic import ensure_dir, missing_files, remove_stray_temps, sync_filesystem
+from ..atomic import ensure_dir, missing_files, remove_stray_temps, reserve_space, sync_filesystem
 from ..claim import RunLease, acquire_run
 from ..errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
 from ..identity import RunIdentity
-from ..layout import MANIFEST_NAME, parse_partition_file, partition_file, simulation_dir
+from ..layout import (
+    MANIFEST_NAME,
+    MANIFEST_RESERVE_NAME,
+    parse_partition_file,
+    partition_file,
+    simulation_dir,
+)
 from ..manifest import (
     Failure,
     FileEntry,
@@ -292,6 +298,9 @@ class SimulationParquetWriter:
                 status="running", started_at=self.started_at, scenarios_total=cfg.num_scenarios,
                 world_size=self.world_size, detail=cfg.detail, tables=self.tables,
                 run_fingerprint=self.identity.fingerprint, run_identity=self.identity.to_dict()))
+            # room for the final manifest even if the disk fills up during the run
+            reserve_space(self.sim_dir / MANIFEST_RESERVE_NAME,
+                          65536 + cfg.num_scenarios * (len(self.tables) * 120 + 32))
 
         self._collective(running)
 
@@ -547,6 +556,7 @@ class SimulationParquetWriter:
 
     def _commit(self, parts: list[RankPart]) -> tuple[SimulationManifest, OutputError | None]:
         cfg = self.config
+        (self.sim_dir / MANIFEST_RESERVE_NAME).unlink(missing_ok=True)  # the room held for this manifest
         files = {r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for p in parts for r in p.files}
         failures = sorted((f for p in parts for f in p.failures),
                           key=lambda f: (f.rank, -1 if f.scenario_id is None else f.scenario_id))
