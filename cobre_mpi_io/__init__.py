@@ -30,7 +30,12 @@ from .policy import (
     write_policy_checkpoint,
 )
 from .results import SimulationOutput, TrainingOutput, write_results
-from .simulation import SimulationConfig, SimulationParquetWriter, SimulationScenarioResult
+from .simulation import (
+    SimulationConfig,
+    SimulationParquetWriter,
+    SimulationScenarioResult,
+    empty_scenario_result,
+)
 from .system import System
 from .training import (
     IterationRecord,
@@ -67,6 +72,7 @@ __all__ = [
     "TrainingOutput",
     "TrainingParquetWriter",
     "__version__",
+    "empty_scenario_result",
     "read_policy_checkpoint",
     "read_simulation_manifest",
     "read_training_manifest",

@@ -12,21 +12,28 @@ id/code columns (dictionary-encoded in Parquet, SPEC §3).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 import pyarrow as pa
 
+from .errors import SchemaError
+
 __all__ = [
     "ARROW_TYPES",
     "COST_COMPONENTS",
+    "DETAIL_LEVELS",
     "NUMPY_DTYPES",
     "SIMULATION_TABLES",
+    "STAGE_DETAIL_TABLES",
+    "SUMMARY_TABLES",
     "TABLES",
     "TRAINING_TABLES",
     "Column",
     "TableSchema",
     "table",
+    "tables_for_detail",
 ]
 
 ARROW_TYPES: Final = {
@@ -387,3 +394,52 @@ COST_COMPONENTS: Final = tuple(c.name for c in TABLES["scenario_totals"].columns
 def table(name: str) -> TableSchema:
     """The :class:`TableSchema` called ``name``; :class:`KeyError` if unknown."""
     return TABLES[name]
+
+
+DETAIL_LEVELS: Final = ("full", "stage", "summary")
+"""Simulation detail levels (SPEC §4); what each writes: :func:`tables_for_detail`."""
+STAGE_DETAIL_TABLES: Final = ("costs", "hydros")
+"""Tables written at detail ``stage``: ``costs`` (stage-level rows only), ``hydros`` (per stage)."""
+SUMMARY_TABLES: Final = ("scenario_totals",)
+"""Tables written at detail ``summary``: one ``scenario_totals.parquet`` (rank 0), no partitions."""
+
+
+def tables_for_detail(detail: str, system_tables: Iterable[str], *,
+                      partitioned: bool = False) -> tuple[str, ...]:
+    """The simulation tables a run writes at ``detail``, in spec order (the one definition).
+
+    Used by payload validation, the simulation writer, ``variables.csv`` and
+    :func:`~cobre_mpi_io.results.write_results`.
+
+    Parameters
+    ----------
+    detail : {"full", "stage", "summary"}
+        ``full``: every table of ``system_tables``; ``stage``: ``costs`` and
+        ``hydros`` (those in ``system_tables``); ``summary``:
+        ``scenario_totals`` only.
+    system_tables : iterable of str
+        The partitioned tables the system has entities for
+        (:attr:`System.simulation_tables <cobre_mpi_io.system.System.simulation_tables>`).
+    partitioned : bool
+        Only the per-scenario partitioned tables: what a scenario's payload
+        holds and the writer writes per scenario (``()`` at ``summary``).
+
+    Raises
+    ------
+    SchemaError
+        An unknown detail level or simulation table.
+    """
+    have = set(system_tables)
+    unknown = sorted(have - set(SIMULATION_TABLES))
+    if unknown:
+        raise SchemaError("simulation tables", None, f"unknown simulation tables {unknown}")
+    if detail == "full":
+        chosen: tuple[str, ...] = tuple(t for t in SIMULATION_TABLES if t in have)
+    elif detail == "stage":
+        chosen = tuple(t for t in STAGE_DETAIL_TABLES if t in have)
+    elif detail == "summary":
+        chosen = SUMMARY_TABLES
+    else:
+        raise SchemaError("simulation config", "detail",
+                          f"unknown detail level {detail!r} (choose one of {', '.join(DETAIL_LEVELS)})")
+    return tuple(t for t in chosen if t not in SUMMARY_TABLES) if partitioned else chosen

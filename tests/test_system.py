@@ -85,7 +85,7 @@ def test_dangling_bus_is_named(case_4ree: Path, tmp_path: Path) -> None:
     doc = json.loads(p.read_text())
     doc["lines"][0]["target_bus_id"] = 99
     p.write_text(json.dumps(doc))
-    with pytest.raises(SchemaError, match="line 0 references unknown bus 99"):
+    with pytest.raises(SchemaError, match="line 0: references unknown bus 99"):
         System.from_case(c)
 
 

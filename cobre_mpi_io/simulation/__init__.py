@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .payload import SimulationScenarioResult
+from .payload import SimulationScenarioResult, empty_scenario_result
 from .writer import SimulationConfig, SimulationParquetWriter
 
-__all__ = ["SimulationConfig", "SimulationParquetWriter", "SimulationScenarioResult"]
+__all__ = ["SimulationConfig", "SimulationParquetWriter", "SimulationScenarioResult", "empty_scenario_result"]

@@ -2,7 +2,10 @@
 
 Derived columns (SPEC §4) and ``operative_state_code`` are computed here from
 the system, columnar; the ``stage`` detail level aggregates hydros per stage.
-No Python loop per row.
+No Python loop per row.  A derived value that is not finite (finite payload
+values whose product with the block hours overflows float64) is a
+:class:`~cobre_mpi_io.errors.SchemaError` naming scenario, table and
+column, never a NumPy warning.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-from ..schemas import TableSchema, table
+from ..errors import SchemaError
+from ..schemas import STAGE_DETAIL_TABLES, TableSchema, table
 from ..system.model import System
 from .payload import NormalizedColumn
 
 __all__ = ["STAGE_DETAIL_TABLES", "build_table"]
 
-STAGE_DETAIL_TABLES: Final = ("costs", "hydros")
-"""Tables written at the ``stage`` detail level (costs stage rows, hydros per stage)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,29 @@ def _operative(c: Cols, x: _Ctx) -> np.ndarray:
     return codes
 
 
+_FORMULA_TEXT: Final = {
+    "outflow_m3s": "turbined_m3s + spillage_m3s", "net_flow_mw": "direct_flow_mw - reverse_flow_mw",
+    "losses_mw": "losses_percent/100 × (direct_flow_mw + reverse_flow_mw)",
+    "pumped_volume_hm3": "pumped_flow_m3s × hours × 3600 / 1e6", "energy_mwh": "power_mw × hours",
+    "energy_consumption_mwh": "power_consumption_mw × hours",
+}
+
+
+def _overflow(where: str, column: str, values: np.ndarray | None = None) -> SchemaError:
+    """The error of a derived or aggregated value that is not finite."""
+    formula = _FORMULA_TEXT.get(column, f"{column[:-1]} × hours" if column.endswith("_mwh") else "per-stage aggregate")
+    rows = ""
+    if values is not None:
+        with np.errstate(all="ignore"):
+            bad = np.flatnonzero(~np.isfinite(values))
+        rows = f" at row {int(bad[0])}" if bad.size else ""
+    return SchemaError(where, column, f"derived value ({formula}) overflows float64{rows}: the payload values "
+                                      "it is computed from are too large")
+
+
 def _aggregate_per_stage(t: TableSchema, cols: dict[str, NormalizedColumn], system: System,
-                         stage: np.ndarray, entity: np.ndarray, block: np.ndarray) -> dict[str, NormalizedColumn]:
+                         stage: np.ndarray, entity: np.ndarray, block: np.ndarray,
+                         where: str) -> dict[str, NormalizedColumn]:
     """Hydros per (stage, hydro): hours-weighted means of rates, sums of energies and
     costs, first block's initial storage, last block's final storage, water value and codes."""
     order = np.lexsort((block, entity, stage))
@@ -104,23 +127,28 @@ def _aggregate_per_stage(t: TableSchema, cols: dict[str, NormalizedColumn], syst
         if idx is not None:
             out[col.name] = NormalizedColumn(v[idx], m[idx] if m is not None else None)
             continue
-        if col.unit in ("m3/s", "MW", "MW/(m3/s)"):
-            ww = w if m is None else np.where(m, 0.0, w)
-            vv = v if m is None else np.where(m, 0.0, v)
-            num = np.add.reduceat(vv * ww, starts)
-            den = np.add.reduceat(ww, starts)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res = num / den
-            mask = (den == 0) if m is not None else None
-            out[col.name] = NormalizedColumn(np.where(den == 0, 0.0, res), mask if mask is not None and mask.any() else None)
-        else:  # energies, costs, volumes: sums
-            vv = v if m is None else np.where(m, 0, v)
-            out[col.name] = NormalizedColumn(np.add.reduceat(vv, starts).astype(v.dtype, copy=False), None)
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                if col.unit in ("m3/s", "MW", "MW/(m3/s)"):
+                    ww = w if m is None else np.where(m, 0.0, w)
+                    vv = v if m is None else np.where(m, 0.0, v)
+                    num = np.add.reduceat(vv * ww, starts)
+                    den = np.add.reduceat(ww, starts)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        res = num / den
+                    mask = (den == 0) if m is not None else None
+                    out[col.name] = NormalizedColumn(np.where(den == 0, 0.0, res),
+                                                     mask if mask is not None and mask.any() else None)
+                else:  # energies, costs, volumes: sums
+                    vv = v if m is None else np.where(m, 0, v)
+                    out[col.name] = NormalizedColumn(np.add.reduceat(vv, starts).astype(v.dtype, copy=False), None)
+        except FloatingPointError as exc:
+            raise _overflow(where, col.name) from exc
     return out
 
 
 def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, detail: str = "full",
-                canonical: bool = False) -> pa.Table:
+                canonical: bool = False, *, scenario_id: int | None = None) -> pa.Table:
     """Arrow table of ``name`` in the exact spec schema, derived columns filled.
 
     Parameters
@@ -137,14 +165,23 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     canonical : bool
         The rows are in :meth:`System.canonical_layout` order (validation
         says so): per-row hours and entity positions come precomputed.
+    scenario_id : int, optional
+        Named in errors.
+
+    Raises
+    ------
+    SchemaError
+        A derived (or ``stage``-aggregated) value is not finite: finite
+        payload values too large for float64 once multiplied by the hours.
     """
     t = table(name)
+    where = f"scenario {scenario_id} {name}" if scenario_id is not None else name
     n = cols["stage_id"].values.shape[0]
     layout = system.canonical_layout(name) if canonical and detail == "full" else None
     if layout is not None:
         values_: Cols = {k: v.values for k, v in cols.items()}
         ent = layout.entity_index if layout.entity_index is not None else np.zeros(n, np.int64)
-        return _assemble(t, cols, values_, _Ctx(layout.hours, layout.stage_id, ent, system, name))
+        return _assemble(t, cols, values_, _Ctx(layout.hours, layout.stage_id, ent, system, name), where)
     stage = cols["stage_id"].values.astype(np.int64, copy=False)
     entity = (system.index_of(name, cols[t.entity_column].values)
               if t.entity_column is not None else np.zeros(n, np.int64))
@@ -157,7 +194,7 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
         bcol = cols.get("block_id")
     elif detail == "stage" and name == "hydros":
         assert bcol is not None
-        cols = _aggregate_per_stage(t, cols, system, stage, entity, bcol.values.astype(np.int64))
+        cols = _aggregate_per_stage(t, cols, system, stage, entity, bcol.values.astype(np.int64), where)
         stage = cols["stage_id"].values.astype(np.int64, copy=False)
         entity = system.index_of(name, cols["hydro_id"].values)
         bcol = cols["block_id"]
@@ -170,17 +207,27 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     else:
         hours = system.stage_hours[stage]
     ctx = _Ctx(hours, stage, entity, system, name)
-    return _assemble(t, cols, {k: v.values for k, v in cols.items()}, ctx)
+    return _assemble(t, cols, {k: v.values for k, v in cols.items()}, ctx, where)
 
 
-def _assemble(t: TableSchema, cols: dict[str, NormalizedColumn], values: Cols, ctx: _Ctx) -> pa.Table:
-    """Arrow arrays in schema order: payload columns as given, derived ones computed."""
+def _assemble(t: TableSchema, cols: dict[str, NormalizedColumn], values: Cols, ctx: _Ctx, where: str) -> pa.Table:
+    """Arrow arrays in schema order: payload columns as given, derived ones computed.
+
+    Formulas run with NumPy's overflow/invalid flags raising (checked once per
+    operation, no extra pass), so a non-finite derived value is an error naming
+    its column instead of a warning and an ``inf`` in the file.
+    """
     name = t.name
     arrays: list[pa.Array] = []
     for col in t.columns:
         if col.derived:
             fn = _operative if col.name == "operative_state_code" else _FORMULAS[(name, col.name)]
-            v = np.ascontiguousarray(fn(values, ctx), dtype=col.numpy_dtype)
+            try:
+                with np.errstate(over="raise", invalid="raise"):
+                    v = np.ascontiguousarray(fn(values, ctx), dtype=col.numpy_dtype)
+            except FloatingPointError as exc:
+                with np.errstate(all="ignore"):  # again, quietly, to name the first row
+                    raise _overflow(where, col.name, np.asarray(fn(values, ctx), np.float64)) from exc
             values[col.name] = v
             arrays.append(pa.array(v, type=col.arrow_type))
         else:

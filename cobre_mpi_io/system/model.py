@@ -13,14 +13,14 @@ The writers only use the precomputed NumPy lookups (:meth:`hours_matrix`,
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from ..errors import SchemaError
+from .checks import problems_error, system_problems
 from .entities import (
     ENTITY_KINDS,
     OPERATIVE_STATE,
@@ -38,14 +38,6 @@ from .entities import (
 )
 
 __all__ = ["RowLayout", "System"]
-
-# System attribute -> the case file it is loaded from (SPEC §12), for error messages
-_CASE_FILES: Final = {
-    "stages": "stages.json", "buses": "system/buses.json", "hydros": "system/hydros.json",
-    "thermals": "system/thermals.json", "lines": "system/lines.json",
-    "pumping_stations": "system/pumping_stations.json", "contracts": "system/energy_contracts.json",
-    "non_controllables": "system/non_controllable_sources.json",
-}
 
 # simulation table -> System attribute holding its entities
 _TABLE_ENTITIES: Final = {table: attr for attr, table, _ in ENTITY_KINDS.values() if table}
@@ -75,8 +67,11 @@ class System:
     """What the writers need to know about the system (SPEC §12).
 
     Build one in code, with :meth:`from_case` or :meth:`synthetic`.
-    Construction checks ids are unique and every reference resolves, raising
-    :class:`~cobre_mpi_io.errors.SchemaError` naming the entity otherwise.
+    Construction checks the whole system (:mod:`~cobre_mpi_io.system.checks`:
+    ids unique and int32, references resolve, stages and blocks in order,
+    bounds ordered, entry before exit, no NaN) and raises one
+    :class:`~cobre_mpi_io.errors.SchemaError` listing every problem, each
+    naming file (or entity list), entity and field.
     """
 
     stages: tuple[Stage, ...]
@@ -100,59 +95,10 @@ class System:
 
     # ------------------------------------------------------------------ checks
     def _check(self) -> None:
-        src = self.source
-
-        def where(attr: str) -> str:
-            """The case file an entity list comes from (``code: hydros`` for a system built in code)."""
-            if src.startswith(("code", "synthetic:")):
-                return f"{src}: {attr}"
-            return f"{src}/{_CASE_FILES.get(attr, attr + '.json')}"
-        if not self.stages:
-            raise SchemaError(where("stages"), None, "the system has no stages")
-        for i, st in enumerate(self.stages):
-            if st.id != i:
-                raise SchemaError(where("stages"), "id", f"stage ids must be 0..T-1 in order; found {st.id} at {i}")
-            if not st.blocks:
-                raise SchemaError(where("stages"), "blocks", f"stage {st.id} has no blocks")
-            for j, b in enumerate(st.blocks):
-                if b.id != j:
-                    raise SchemaError(where("stages"), "blocks.id",
-                                      f"stage {st.id}: block ids must be 0..B-1 in order; found {b.id}")
-                if not (b.hours > 0 and math.isfinite(b.hours)):
-                    raise SchemaError(where("stages"), "blocks.hours",
-                                      f"stage {st.id} block {b.id}: hours must be positive, got {b.hours}")
-        for kind, (attr, _table, _code) in ENTITY_KINDS.items():
-            seen: set[int] = set()
-            for e in getattr(self, attr):
-                if e.id in seen:
-                    raise SchemaError(where(attr), "id", f"duplicate {kind} id {e.id}")
-                if not 0 <= e.id <= 2**31 - 1:
-                    raise SchemaError(where(attr), "id", f"{kind} id {e.id} outside int32 range")
-                seen.add(e.id)
-                for s_attr in ("entry_stage_id", "exit_stage_id"):
-                    s = getattr(e, s_attr)
-                    if s is not None and not 0 <= s < len(self.stages):
-                        raise SchemaError(where(attr), s_attr, f"{kind} {e.id}: stage {s} does not exist")
-        bus_ids = {b.id for b in self.buses}
-        hydro_ids = {h.id for h in self.hydros}
-        for attr in ("hydros", "thermals", "pumping_stations", "contracts", "non_controllables", "batteries"):
-            for e in getattr(self, attr):
-                if e.bus_id is None or e.bus_id not in bus_ids:
-                    raise SchemaError(where(attr), "bus_id", f"{attr[:-1]} {e.id} references unknown bus {e.bus_id}")
-        for ln in self.lines:
-            for a in ("source_bus_id", "target_bus_id"):
-                if getattr(ln, a) not in bus_ids:
-                    raise SchemaError(where("lines"), a, f"line {ln.id} references unknown bus {getattr(ln, a)}")
-            if not 0 <= ln.losses_percent < 100:
-                raise SchemaError(where("lines"), "losses_percent", f"line {ln.id}: {ln.losses_percent} not in [0, 100)")
-        for ps in self.pumping_stations:
-            for a in ("source_hydro_id", "destination_hydro_id"):
-                if getattr(ps, a) not in hydro_ids:
-                    raise SchemaError(where("pumping_stations"), a,
-                                      f"pumping station {ps.id} references unknown hydro {getattr(ps, a)}")
-        for h in self.hydros:
-            if h.ar_order < 0:
-                raise SchemaError(where("hydros"), "ar_order", f"hydro {h.id}: negative AR order")
+        case = not self.source.startswith(("code", "synthetic:"))
+        problems = system_problems({f.name: getattr(self, f.name) for f in fields(self)}, case=case)
+        if problems:
+            raise problems_error(problems, self.source, case=case)
 
     # ---------------------------------------------------------------- lookups
     @property

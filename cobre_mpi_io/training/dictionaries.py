@@ -41,7 +41,14 @@ from ..errors import SchemaError
 from ..hashing import sha256_json
 from ..manifest import MANIFEST_VERSION, utc_now
 from ..parquet import FileRecord, ParquetConfig, write_parquet
-from ..schemas import NUMPY_DTYPES, SIMULATION_TABLES, TRAINING_TABLES, table
+from ..schemas import (
+    NUMPY_DTYPES,
+    SIMULATION_TABLES,
+    SUMMARY_TABLES,
+    TRAINING_TABLES,
+    table,
+    tables_for_detail,
+)
 from ..system.entities import ENTITY_KINDS, OPERATIVE_STATE
 from ..system.model import System
 
@@ -211,15 +218,8 @@ def written_tables(system: System, config: Any = None, *,
     if simulation_tables is None:
         num = int(_cfg(config, "num_scenarios", 0) or 0)
         detail = str(_cfg(config, "detail", "full") or "full")
-        if num <= 0:
-            simulation_tables = ()
-        elif detail == "summary":
-            simulation_tables = ("scenario_totals",)
-        elif detail == "stage":
-            simulation_tables = tuple(t for t in ("costs", "hydros") if system.has_table(t))
-        else:
-            simulation_tables = system.simulation_tables
-    known = (*SIMULATION_TABLES, "scenario_totals")
+        simulation_tables = tables_for_detail(detail, system.simulation_tables) if num > 0 else ()
+    known = (*SIMULATION_TABLES, *SUMMARY_TABLES)
     unknown = [t for t in simulation_tables if t not in known]
     if unknown:
         raise SchemaError("variables.csv", None, f"unknown simulation tables {unknown}")
