@@ -11,23 +11,21 @@ Each repeat then times, between barriers, on rank 0:
 1. ``gather``: :func:`~cobre_mpi_io.mpi.gather_to_root` of the RankParts
    (mpi4py's pickle + ``MPI_Gatherv`` + unpickle at the root); the pickled
    size of every rank's part is measured (untimed) with mpi4py's pickler;
-2. ``assembly``: the steps of ``SimulationParquetWriter._commit`` on the
-   gathered parts, through the real objects: the ``files`` dict of
-   :class:`~cobre_mpi_io.manifest.FileEntry`, the completeness check of every
-   scenario's partitions, :class:`~cobre_mpi_io.manifest.SimulationManifest`
-   construction with ``with_files`` (which calls
-   :func:`~cobre_mpi_io.manifest.combined_checksum`), and ``to_dict``;
+2. ``assembly``: the pure part of the commit on the gathered parts,
+   :func:`~cobre_mpi_io.simulation.commit.merged_files` and
+   :func:`~cobre_mpi_io.simulation.commit.assemble_manifest` (completeness of
+   every scenario, the manifest with its combined checksum), and ``to_dict``;
 3. ``write``: :func:`~cobre_mpi_io.manifest.write_simulation_manifest`
    (``to_dict``, JSON serialization, atomic fsynced write); ``json`` is the
    serialization alone (same ``json.dumps`` settings), for the split;
-4. ``total``: the whole real :meth:`SimulationParquetWriter.finalize`
-   (drain the idle I/O thread, gather, ``_commit`` and its manifest and
-   ``_SUCCESS`` writes, broadcast of the outcome) of a writer constructed
-   collectively (untimed) over a fresh directory, whose record lists are
-   filled with the same fabricated records instead of written files
-   (``durability="none"``: no ``syncfs`` of data files that do not exist;
-   the manifest itself is always fsynced).  ``bcast`` is the broadcast of
-   the full manifest that ``finalize`` performs, timed alone;
+4. ``total``: the commit path of
+   :meth:`~cobre_mpi_io.simulation.SimulationParquetWriter.finalize` through
+   the same functions the writer calls: gather, rank 0's
+   :func:`~cobre_mpi_io.simulation.commit.commit` (the check that every listed
+   file exists with its size, over sparse files of the recorded sizes laid out
+   untimed beforehand; the manifest; ``_SUCCESS``) and the broadcast of the
+   outcome. ``file_check_seconds`` is that file check alone.  ``bcast`` is
+   the broadcast of the full manifest, timed alone;
    ``bcast_nofiles`` the same broadcast with an empty ``files`` mapping.
 
 For the comparison in the report, ``gather_columnar`` times the gather of
@@ -57,11 +55,13 @@ import numpy as np
 import xxhash
 
 from .. import mpi
+from ..atomic import missing_files
+from ..identity import RunIdentity
 from ..layout import MANIFEST_NAME, partition_file, simulation_dir
-from ..manifest import FileEntry, SimulationManifest, utc_now, write_simulation_manifest
-from ..parquet import FileRecord
+from ..manifest import SimulationManifest, utc_now, write_simulation_manifest
+from ..parquet import FileRecord, ParquetConfig
 from ..schemas import COST_COMPONENTS
-from ..simulation.writer import RankPart, SimulationConfig, SimulationParquetWriter
+from ..simulation.commit import CommitContext, RankPart, assemble_manifest, commit, merged_files
 from ..system.model import System
 from .args import int_in_range, positive_int
 
@@ -69,7 +69,7 @@ __all__ = ["add_finalize_bench_arguments", "fabricate_rank_part", "finalize_benc
 
 BENCH_DIR = "bench_finalize"
 _TIMINGS = ("gather_seconds", "assembly_seconds", "write_seconds", "total_seconds")
-_EXTRA_TIMINGS = ("files_dict_seconds", "completeness_seconds", "manifest_checksum_seconds", "to_dict_seconds",
+_EXTRA_TIMINGS = ("files_dict_seconds", "manifest_assembly_seconds", "to_dict_seconds", "file_check_seconds",
                   "json_seconds", "bcast_seconds", "bcast_nofiles_seconds", "gather_columnar_seconds",
                   "pickle_root_part_seconds", "unpickle_all_parts_seconds")
 
@@ -129,28 +129,27 @@ def _columnar(part: RankPart, tables: tuple[str, ...]) -> dict[str, np.ndarray]:
     }
 
 
-def _assemble(parts: list[RankPart], tables: tuple[str, ...], scenarios: int, world_size: int,
-              started_at: str) -> tuple[SimulationManifest, dict[str, Any], dict[str, float]]:
-    """The assembly steps of ``SimulationParquetWriter._commit`` (status ``complete`` path), timed."""
+def _assemble(parts: list[RankPart], ctx: CommitContext) -> tuple[SimulationManifest, dict[str, Any],
+                                                                      dict[str, float]]:
+    """The pure assembly of the commit (:func:`~cobre_mpi_io.simulation.commit.assemble_manifest`), timed."""
     t0 = time.perf_counter()
-    files = {r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for p in parts for r in p.files}
+    files = merged_files(parts)
     t1 = time.perf_counter()
-    present = {s for p in parts for s in p.scenarios_written + p.scenarios_resumed}
-    complete = sorted(s for s in present if all(partition_file(t, s) in files for t in tables))
+    manifest, _err = assemble_manifest(parts, files, ctx)
     t2 = time.perf_counter()
-    manifest = SimulationManifest(
-        status="complete" if len(complete) == scenarios else "partial", started_at=started_at,
-        completed_at=utc_now(), scenarios_total=scenarios, scenarios_completed=len(complete), scenarios_failed=0,
-        partitions_written=tuple(f"scenario_id={s:04d}/" for s in complete), world_size=world_size,
-        ranks_participated=sum(1 for p in parts if p.scenarios_written or p.scenarios_resumed or p.files),
-        failures=(), detail="full", tables=tables,
-    ).with_files(files)
-    t3 = time.perf_counter()
     d = manifest.to_dict()
-    t4 = time.perf_counter()
-    return manifest, d, {"files_dict_seconds": t1 - t0, "completeness_seconds": t2 - t1,
-                         "manifest_checksum_seconds": t3 - t2, "to_dict_seconds": t4 - t3,
-                         "assembly_seconds": t4 - t0}
+    t3 = time.perf_counter()
+    return manifest, d, {"files_dict_seconds": t1 - t0, "manifest_assembly_seconds": t2 - t1,
+                         "to_dict_seconds": t3 - t2, "assembly_seconds": t3 - t0}
+
+
+def _lay_out_files(sim_dir: Path, part: RankPart) -> None:
+    """Sparse files of the recorded sizes, so the commit's file check stats real files (untimed)."""
+    for r in part.files:
+        path = sim_dir / r.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.truncate(r.bytes)
 
 
 def _fresh_dir(comm: Any, path: Path) -> None:
@@ -181,7 +180,12 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
     records = len(part.files)
     records_all = mpi.gather_to_root(comm, records)
     system = System.synthetic("small")
-    cfg = SimulationConfig(num_scenarios=scenarios, detail="full", durability="none")
+    ctx = CommitContext(scenarios, "full", tables, utc_now(), size,
+                        RunIdentity(system.system_hash, "", "full", scenarios), ParquetConfig())
+    commit_root = root / "finalize"
+    _fresh_dir(comm, commit_root)
+    _lay_out_files(simulation_dir(commit_root), part)  # every rank its own files, as it would have written
+    mpi.barrier(comm)
 
     runs: dict[str, list[float]] = {k: [] for k in _TIMINGS + _EXTRA_TIMINGS}
     manifest_bytes = 0
@@ -217,7 +221,7 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
             runs["unpickle_all_parts_seconds"].append(time.perf_counter() - t0)
             del blobs
             # (2) assembly
-            manifest, d, sub = _assemble(parts, tables, scenarios, size, utc_now())
+            manifest, d, sub = _assemble(parts, ctx)
             for k, v in sub.items():
                 runs[k].append(v)
             # (3) serialization and atomic write
@@ -245,25 +249,28 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
             runs["bcast_seconds"].append(t_b)
             runs["bcast_nofiles_seconds"].append(t_bn)
 
-        # (4) the real finalize of a writer holding the same records
-        out = root / "finalize" if rep == repeats - 1 else root / f"finalize_{rep}"
-        _fresh_dir(comm, out)
-        w = SimulationParquetWriter(out, system, cfg, comm=comm)
-        w.tables = tables  # the fabricated tables (the small system's own when --tables is 10)
-        w._files = list(part.files)
-        w._written = list(part.scenarios_written)
-        w._totals = list(part.totals)
-        w._bytes, w._rows = part.bytes, part.rows
+        # (4) the commit path of finalize: gather, rank 0's commit (file check, manifest, _SUCCESS), broadcast
         mpi.barrier(comm)
         t0 = time.perf_counter()
-        final = w.finalize()
+        parts = mpi.gather_to_root(comm, part)
+        outcome: tuple[SimulationManifest | None, Any] = (None, None)
+        if rank == 0:
+            assert parts is not None
+            sim_dir = simulation_dir(commit_root)
+            (sim_dir / "_SUCCESS").unlink(missing_ok=True)
+            full, err = commit(sim_dir, parts, ctx)
+            outcome = (replace(full, files={}), err)
+        final, _ = mpi.bcast_from_root(comm, outcome)
         t_total = time.perf_counter() - t0
         if rank == 0:
+            assert final is not None
             runs["total_seconds"].append(t_total)
-            checksum, status = final.checksum_value, final.status
-        del w, final
-        if rank == 0 and rep != repeats - 1:
-            shutil.rmtree(out, ignore_errors=True)
+            checksum, status = full.checksum_value, final.status
+            assert parts is not None
+            t1 = time.perf_counter()  # the commit's file check alone (one stat per listed file)
+            missing_files(simulation_dir(commit_root), {r.path: r.bytes for p in parts for r in p.files})
+            runs["file_check_seconds"].append(time.perf_counter() - t1)
+        del parts
 
     if rank != 0:
         return None

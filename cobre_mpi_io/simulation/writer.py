@@ -17,7 +17,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import queue
 import threading
 import time
@@ -30,14 +29,13 @@ import numpy as np
 import pyarrow as pa
 
 from .. import mpi
-from ..atomic import ensure_dir, missing_files, remove_stray_temps, reserve_space, sync_filesystem
+from ..atomic import ensure_dir, remove_stray_temps, reserve_space, sync_filesystem
 from ..claim import RunLease, acquire_run
 from ..errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
 from ..identity import RunIdentity
 from ..layout import (
     MANIFEST_NAME,
     MANIFEST_RESERVE_NAME,
-    parse_partition_file,
     partition_file,
     simulation_dir,
 )
@@ -48,13 +46,13 @@ from ..manifest import (
     remove_success_marker,
     utc_now,
     write_simulation_manifest,
-    write_success_marker,
 )
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..progress import ProgressReporter
 from ..schemas import COST_COMPONENTS, DETAIL_LEVELS, table
 from ..schemas import tables_for_detail as _tables_for_detail
 from ..system.model import System
+from .commit import CommitContext, RankPart, commit
 from .payload import SimulationScenarioResult, ValidatedResult, validate_result
 from .recovery import read_previous_manifest, scan_scenarios
 from .tables import build_table
@@ -143,23 +141,6 @@ def rows_for_detail(system: System, name: str, detail: str) -> int | None:
     if detail == "stage":
         return system.num_stages * (1 if name == "costs" else len(system.hydros))
     return system.expected_rows(name)
-
-
-@dataclass(frozen=True)
-class RankPart:
-    """One rank's record of what it wrote: gathered by rank 0 at finalize (records, never data)."""
-
-    rank: int
-    files: tuple[FileRecord, ...]
-    scenarios_written: tuple[int, ...]
-    scenarios_resumed: tuple[int, ...]
-    failures: tuple[Failure, ...]
-    errors: tuple[OutputError, ...]
-    aborted: bool
-    totals: tuple[tuple[Any, ...], ...]
-    io_seconds: float
-    bytes: int
-    rows: int
 
 
 _STOP = object()
@@ -556,69 +537,9 @@ class SimulationParquetWriter:
 
     def _commit(self, parts: list[RankPart]) -> tuple[SimulationManifest, OutputError | None]:
         cfg = self.config
-        (self.sim_dir / MANIFEST_RESERVE_NAME).unlink(missing_ok=True)  # the room held for this manifest
-        files = {r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for p in parts for r in p.files}
-        failures = sorted((f for p in parts for f in p.failures),
-                          key=lambda f: (f.rank, -1 if f.scenario_id is None else f.scenario_id))
-        errors = [e for p in sorted(parts, key=lambda p: p.rank) for e in p.errors]
-        present = {s for p in parts for s in p.scenarios_written + p.scenarios_resumed}
-        if self.tables:
-            complete = sorted(s for s in present
-                              if all(partition_file(t, s) in files for t in self.tables))
-        else:
-            complete = sorted(present)
-        failed_ids = {f.scenario_id for f in failures if f.scenario_id is not None} - set(complete)
-        if cfg.detail == "summary":
-            totals = sorted((t for p in parts for t in p.totals), key=lambda t: t[0])
-            if totals:
-                cols = list(zip(*totals))
-                st = table("scenario_totals")
-                tbl = pa.Table.from_arrays(
-                    [pa.array(np.asarray(c, dtype=col.numpy_dtype)) for c, col in zip(cols, st.columns)],
-                    schema=st.arrow_schema)
-                rec = write_parquet(self.sim_dir / "scenario_totals.parquet", tbl, st, cfg.parquet,
-                                    root=self.sim_dir, durable=cfg.durability != "none", metadata=self._footer)
-                files[rec.path] = FileEntry(rec.rows, rec.bytes, rec.xxhash64)
-        aborted = any(p.aborted for p in parts)
-        lost = missing_files(self.sim_dir, {path: e.bytes for path, e in files.items()})
-        if lost:  # listed by a rank but not (or not so) in the directory rank 0 sees: never "complete"
-            lost_sids = {parse[1] for f in lost if (parse := parse_partition_file(f)) is not None}
-            complete = [s for s in complete if s not in lost_sids]
-            failures.append(Failure(-1, None, "io", f"{len(lost)} file(s) written by a rank are missing or differ "
-                                                    f"in size as rank 0 sees them: {', '.join(sorted(lost)[:5])}"
-                                                    f"{' ...' if len(lost) > 5 else ''}"))
-            errors.append(IoError(self.sim_dir / min(lost), "missing",
-                                  f"{len(lost)} file(s) a rank wrote are not in the directory rank 0 sees "
-                                  "(is the output directory shared by every host?)"))
-        missing = cfg.num_scenarios - len(complete)
-        if aborted:
-            status = "failed"
-        elif missing:
-            status = "partial"
-            never = missing - len(failed_ids)
-            if never > 0:
-                failures.append(Failure(-1, None, "manifest", f"{never} scenario(s) were never written"))
-        else:
-            status = "complete"
-        manifest = SimulationManifest(
-            status=status, started_at=self.started_at, completed_at=utc_now(),
-            scenarios_total=cfg.num_scenarios, scenarios_completed=len(complete),
-            scenarios_failed=len(failed_ids),
-            partitions_written=tuple(f"scenario_id={s:04d}/" for s in complete) if self.tables else (),
-            world_size=self.world_size,
-            ranks_participated=sum(1 for p in parts if p.scenarios_written or p.scenarios_resumed or p.files),
-            failures=tuple(failures), detail=cfg.detail, tables=self.tables,
-            run_fingerprint=self.identity.fingerprint, run_identity=self.identity.to_dict(),
-        ).with_files(files)
-        write_simulation_manifest(self.sim_dir / MANIFEST_NAME, manifest)
-        if status == "complete":
-            write_success_marker(self.sim_dir)
-            return manifest, None
-        first = copy.copy(errors[0]) if errors else ManifestError("simulation", "run incomplete")
-        first.message = (f"simulation {status}: {len(failed_ids)} scenario(s) failed, "
-                         f"{missing} of {cfg.num_scenarios} incomplete; first error: {first.message}")
-        first.args = (first.message,)
-        return manifest, first
+        return commit(self.sim_dir, parts, CommitContext(
+            cfg.num_scenarios, cfg.detail, self.tables, self.started_at, self.world_size, self.identity,
+            cfg.parquet, durable=cfg.durability != "none"))
 
     # -------------------------------------------------------- context manager
     def __enter__(self) -> Self:
