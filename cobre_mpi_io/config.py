@@ -78,7 +78,8 @@ class RunConfig:
 
     def identity(self, system: System) -> RunIdentity:
         """The run identity of this configuration on ``system`` (:mod:`cobre_mpi_io.identity`)."""
-        return RunIdentity(system.system_hash, self.config_hash, self.detail, self.num_scenarios)
+        return RunIdentity(system.system_hash, self.config_hash, self.detail, self.num_scenarios,
+                           config=self.to_dict())
 
     @classmethod
     def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +63,10 @@ class RunIdentity:
         Simulation scenarios (0: no simulation).
     format_version : str
         Version of this identity scheme.
+    config : mapping, optional
+        The configuration ``config_hash`` was computed from (recorded so that a
+        refusal can name the setting that differs, e.g. the seed); not part
+        of the fingerprint, which ``config_hash`` already covers.
     """
 
     system_hash: str
@@ -70,17 +74,21 @@ class RunIdentity:
     detail: str
     num_scenarios: int
     format_version: str = IDENTITY_FORMAT
+    config: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``run_identity`` of manifests and ``metadata.json``)."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        d = {name: getattr(self, name) for name in _FIELDS}
+        if self.config is not None:
+            d["config"] = dict(self.config)
+        return d
 
     @classmethod
     def from_dict(cls, doc: Any, where: str = "run_identity") -> RunIdentity:
         """Parse :meth:`to_dict` output; :class:`ManifestError` naming the field on a bad shape."""
         if not isinstance(doc, Mapping):
             raise ManifestError(where, f"expected an object, got {type(doc).__name__}")
-        unknown = sorted(set(doc) - set(_FIELDS))
+        unknown = sorted(set(doc) - set(_FIELDS) - {"config"})
         if unknown:
             raise ManifestError(where, f"unknown field(s) {unknown}")
         kw: dict[str, Any] = {}
@@ -92,12 +100,15 @@ class RunIdentity:
             if isinstance(value, bool) or not isinstance(value, want):
                 raise ManifestError(where, f"{name}: expected {want.__name__}, got {value!r}")
             kw[name] = value
-        return cls(**kw)
+        config = doc.get("config")
+        if config is not None and not isinstance(config, Mapping):
+            raise ManifestError(where, f"config: expected an object, got {config!r}")
+        return cls(**kw, config=config)
 
     @property
     def fingerprint(self) -> str:
-        """``"sha256:<hex>"`` of the canonical JSON of :meth:`to_dict`."""
-        return sha256_json(self.to_dict())
+        """``"sha256:<hex>"`` of the canonical JSON of the identity fields (not ``config``)."""
+        return sha256_json({name: getattr(self, name) for name in _FIELDS})
 
     def footer_metadata(self) -> dict[bytes, bytes]:
         """Parquet key-value metadata carrying the fingerprint."""
@@ -136,8 +147,19 @@ def check_same_identity(expected: RunIdentity, found: RunIdentity | Mapping[str,
     other = found if isinstance(found, RunIdentity) else RunIdentity.from_dict(found, where)
     for name in _FIELDS:
         a, b = getattr(other, name), getattr(expected, name)
+        if a != b and name == "config_hash" and other.config is not None and expected.config is not None:
+            keys = sorted(set(other.config) | set(expected.config), key=str)
+            diff = [k for k in keys if other.config.get(k) != expected.config.get(k)]
+            if diff:
+                k = diff[0]
+                raise ManifestError(where, f"written by another run: the configuration's {k} is "
+                                           f"{other.config.get(k)!r} there and {expected.config.get(k)!r} in "
+                                           "this run; resume only with the arguments of the original run, or use "
+                                           "an empty output directory")
         if a != b:
-            raise ManifestError(where, f"written by another run: {name} is {a!r} there and {b!r} in this run; "
+            what = {"system_hash": "the system (case) differs: system_hash",
+                    "config_hash": "the configuration differs: config_hash"}.get(name, name)
+            raise ManifestError(where, f"written by another run: {what} is {a!r} there and {b!r} in this run; "
                                        "resume only with the arguments of the original run, or use an empty "
                                        "output directory")
 
