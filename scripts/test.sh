@@ -37,10 +37,10 @@ for kind in $MPI_KINDS; do
     (
         export PATH="$MPI_VENV/bin:$PATH"
         echo "== [$kind] serial suite (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-        python -m pytest -q -p no:cacheprovider --color=no tests
+        python -m pytest -q -rs -p no:cacheprovider --color=no tests
         for n in 2 3; do
             echo "== [$kind] MPI tests on $n ranks"
-            mpiexec_n "$n" python -m pytest -q -p no:cacheprovider --color=no --with-mpi -m mpi tests
+            mpiexec_n "$n" python -m pytest -q -rs -p no:cacheprovider --color=no --with-mpi -m mpi tests
         done
     )
 done
