@@ -262,7 +262,8 @@ class SimulationParquetWriter:
                                         f"{prev.scenarios_total} scenarios, this one detail={cfg.detail!r} and "
                                         f"{cfg.num_scenarios}")
                 expected = {t: rows_for_detail(self.system, t, cfg.detail) for t in self.tables}
-                res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected)
+                res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected,
+                                     expected_fingerprint=self.identity.fingerprint)
                 self._done = res.done
                 self._resumed_files = res.files
 
