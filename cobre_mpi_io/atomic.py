@@ -226,21 +226,35 @@ def _libc() -> Any:
     return _LIBC[0]
 
 
-def missing_files(root: str | os.PathLike[str], sizes: Mapping[str, int]) -> list[str]:
+def missing_files(root: str | os.PathLike[str], sizes: Mapping[str, int], *, threads: int = 16) -> list[str]:
     """Paths of ``sizes`` (relative to ``root``) that are absent or of another size, as this process sees them.
 
-    One ``stat`` per file: the commit's check that what a manifest lists
-    is really there (cheap: about a second per 10^5 files on a local disk).
+    One ``stat`` per file: the commit's check that what a manifest lists is
+    really there.  Above a few thousand files the stats run on ``threads``
+    threads (``stat`` releases the GIL), which hides the per-call latency of
+    a network or parallel filesystem.  Returned in sorted order.
     """
     base = os.fspath(root)
-    lost = []
-    for rel, size in sizes.items():
-        try:
-            if os.stat(os.path.join(base, rel)).st_size != size:
+    items = list(sizes.items())
+
+    def check(chunk: list[tuple[str, int]]) -> list[str]:
+        lost = []
+        for rel, size in chunk:
+            try:
+                if os.stat(os.path.join(base, rel)).st_size != size:
+                    lost.append(rel)
+            except OSError:
                 lost.append(rel)
-        except OSError:
-            lost.append(rel)
-    return lost
+        return lost
+
+    if len(items) < 4096 or threads <= 1:
+        return sorted(check(items))
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = -(-len(items) // (threads * 4))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        found = pool.map(check, [items[i:i + step] for i in range(0, len(items), step)])
+    return sorted(rel for chunk in found for rel in chunk)
 
 
 def reserve_space(path: str | os.PathLike[str], nbytes: int) -> Path | None:
