@@ -16,10 +16,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from mpi4py.MPI import Comm
+else:  # the public API names the type without importing mpi4py at run time
+    Comm = Any
 
 __all__ = [
     "Assignment",
+    "Comm",
     "JobMonitor",
     "abort_job",
     "agree_on_error",
@@ -48,7 +54,7 @@ Assignment = Literal["round-robin", "block"]
 T = TypeVar("T")
 
 
-def resolve_comm(comm: Any = None) -> Any:
+def resolve_comm(comm: Comm | None = None) -> Any:
     """Return ``comm``, or ``MPI.COMM_WORLD`` when ``comm`` is None."""
     if comm is not None:
         return comm

@@ -249,7 +249,7 @@ def _rnd(x: float | None) -> float | None:
 
 def write_results(output_dir: str | os.PathLike[str], training_output: TrainingOutput,
                   simulation_output: SimulationOutput | None, system: System, config: Any,
-                  comm: Any = None) -> WrittenResults:
+                  comm: mpi.Comm | None = None) -> WrittenResults:
     """Write dictionaries, training tables, manifests, metadata and markers of a run.
 
     Collective over ``comm``: every rank calls it with its own

@@ -190,7 +190,7 @@ class SimulationParquetWriter:
         running manifest cannot be written.
     """
 
-    def __init__(self, output_dir: str | Path, system: System, config: SimulationConfig, comm: Any = None) -> None:
+    def __init__(self, output_dir: str | Path, system: System, config: SimulationConfig, comm: mpi.Comm | None = None) -> None:
         self.system = system
         self.config = config
         self.comm = mpi.resolve_comm(comm)

@@ -183,7 +183,7 @@ class TrainingParquetWriter:
     checkpoint path.
     """
 
-    def __init__(self, output_dir: str | os.PathLike[str], comm: Any = None, *,
+    def __init__(self, output_dir: str | os.PathLike[str], comm: mpi.Comm | None = None, *,
                  config: ParquetConfig | None = None, identity: RunIdentity | None = None,
                  break_claim: bool = False) -> None:
         self.output_dir = Path(output_dir)
