@@ -345,7 +345,8 @@ class ProgressReporter:
             due = now - self._last_log_at >= self.interval_s
             if due:
                 self._last_log_at = now
-            self._emit(self._event(now, final=False), log=due)
+            if due or self.callback is not None:
+                self._emit(self._event(now, final=False), log=due)
 
     def advance(self, n: int = 1) -> None:
         """Add ``n`` units to the count."""
