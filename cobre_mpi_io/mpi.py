@@ -43,6 +43,8 @@ __all__ = [
     "mpi_library_info",
     "owned_scenarios",
     "owner_rank",
+    "pickle_dumps",
+    "pickle_loads",
     "rank_of",
     "resolve_comm",
     "run_agreed",
@@ -446,6 +448,20 @@ def job_monitor(comm: Any) -> JobMonitor:
     if mon is None:
         mon = _MONITORS[key] = JobMonitor(comm)
     return mon
+
+
+def pickle_dumps(obj: Any) -> bytes:
+    """``obj`` serialized as mpi4py's collectives serialize it (for measuring what they send)."""
+    from mpi4py import MPI
+
+    return MPI.pickle.dumps(obj)
+
+
+def pickle_loads(data: bytes) -> Any:
+    """Inverse of :func:`pickle_dumps`."""
+    from mpi4py import MPI
+
+    return MPI.pickle.loads(data)
 
 
 def gather_hosts(comm: Any) -> list[str]:

@@ -162,8 +162,6 @@ def _fresh_dir(comm: Any, path: Path) -> None:
 def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[str], repeats: int = 5,
                        comm: Any = None) -> dict[str, Any] | None:
     """Run the benchmark (collective over ``comm``); the result dict on rank 0, None elsewhere."""
-    from mpi4py import MPI
-
     comm = mpi.resolve_comm(comm)
     rank, size = mpi.rank_of(comm), mpi.size_of(comm)
     if scenarios < 1 or repeats < 1:
@@ -173,10 +171,10 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
     _fresh_dir(comm, root)
 
     part = fabricate_rank_part(scenarios, tables, rank, size)
-    pickled = MPI.pickle.dumps(part)
+    pickled = mpi.pickle_dumps(part)
     sizes = mpi.gather_to_root(comm, len(pickled))
     cols = _columnar(part, tables)
-    col_sizes = mpi.gather_to_root(comm, len(MPI.pickle.dumps(cols)))
+    col_sizes = mpi.gather_to_root(comm, len(mpi.pickle_dumps(cols)))
     records = len(part.files)
     records_all = mpi.gather_to_root(comm, records)
     system = System.synthetic("small")
@@ -212,12 +210,12 @@ def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[
             runs["gather_seconds"].append(t_gather)
             runs["gather_columnar_seconds"].append(t_cgather)
             t0 = time.perf_counter()
-            MPI.pickle.dumps(part)
+            mpi.pickle_dumps(part)
             runs["pickle_root_part_seconds"].append(time.perf_counter() - t0)
-            blobs = [MPI.pickle.dumps(p) for p in parts]
+            blobs = [mpi.pickle_dumps(p) for p in parts]
             t0 = time.perf_counter()
             for b in blobs:
-                MPI.pickle.loads(b)
+                mpi.pickle_loads(b)
             runs["unpickle_all_parts_seconds"].append(time.perf_counter() - t0)
             del blobs
             # (2) assembly
