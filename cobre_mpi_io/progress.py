@@ -309,6 +309,7 @@ class ProgressReporter:
         self._done = self.initial
         self._closed = False
         self._last_log_at = self._start
+        self._logged_done: int | None = None
         self._closed = self._done >= self.total  # nothing to do (e.g. a resume that found everything)
         self._emit(self._event(self._start, final=self._closed), log=True)
 
@@ -329,7 +330,8 @@ class ProgressReporter:
     def update(self, done: int) -> None:
         """Set the count done so far over the whole job.
 
-        Logs a line when ``interval_s`` has passed since the last one.  Reaching
+        Logs a line when ``interval_s`` has passed since the last one and the
+        count has changed since (no repeated lines while nothing moves).  Reaching
         ``total`` closes the phase (the final line is logged at once; later
         updates and :meth:`close` do nothing).
         """
@@ -342,7 +344,8 @@ class ProgressReporter:
                 self._closed = True
                 self._emit(self._event(now, final=True), log=True)
                 return
-            due = now - self._last_log_at >= self.interval_s
+            # a line when the interval has passed and the count moved since the last line
+            due = now - self._last_log_at >= self.interval_s and self._done != self._logged_done
             if due:
                 self._last_log_at = now
             if due or self.callback is not None:
@@ -363,6 +366,7 @@ class ProgressReporter:
 
     def _emit(self, event: ProgressEvent, log: bool) -> None:
         if log:
+            self._logged_done = event.done
             self.logger.info("%s", event.message(), extra={"progress": event})
         cb = self.callback
         if cb is not None:

@@ -81,6 +81,21 @@ def test_interval_zero_logs_every_update(caplog_info: pytest.LogCaptureFixture) 
     ]
 
 
+def test_no_repeated_line_while_the_count_does_not_move(caplog_info: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    rep = ProgressReporter("simulation", 12, "scenarios", interval_s=0, clock=clock)
+    for done in (0, 0, 3, 3, 3, 6):
+        clock.t += 1
+        rep.update(done)
+    rep.close()
+    assert _lines(caplog_info) == [
+        "simulation 0/12 scenarios (0%)",
+        "simulation 3/12 scenarios (25%), 1.00/s, ETA 9.0 s",
+        "simulation 6/12 scenarios (50%), 1.00/s, ETA 6.0 s",
+        "simulation 6/12 scenarios (50%), 1.00/s, stopped after 6.0 s",  # the final line always
+    ]
+
+
 def test_close_before_the_end_says_stopped(caplog_info: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     with ProgressReporter("training", 50, "iterations", interval_s=60, clock=clock) as rep:
