@@ -73,13 +73,16 @@ exit status: 0 done; 1 error (the message names the file, table or scenario);
 examples:
   cobre-mpi-io validate out
   cobre-mpi-io validate out/simulation --json
+  cobre-mpi-io validate out --deep --threads 4       (decode the key columns of every file)
 
 Prints one line per problem, naming the file. exit status: 0 valid, 1 problems found.""",
     "report": """\
 examples:
   cobre-mpi-io report out
+  cobre-mpi-io report out --json                     (one JSON document, for scripts)
   cobre-mpi-io report out --section convergence
-  cobre-mpi-io report out --plot convergence.png     (needs matplotlib: the plot extra)""",
+  cobre-mpi-io report out --plot convergence.png     (needs matplotlib: the plot extra)
+  cobre-mpi-io report out --html report.html         (self-contained page with plots and tables)""",
     "bench": """\
 examples:
   mpiexec -n 2 cobre-mpi-io bench simulation --scale production --scenarios 32 --output /tmp/bw --json
