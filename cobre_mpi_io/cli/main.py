@@ -371,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     if not _uses_mpi(args):
-        with configure_logging(args):
+        rank = _launcher_rank() or 0  # started by a launcher anyway: only its rank 0 logs below WARNING
+        with configure_logging(args, rank, rank + 1):
             try:
                 return _run(args)
             except OutputError as exc:
