@@ -42,7 +42,7 @@ from .atomic import atomic_write, ensure_dir
 from .errors import IoError, ManifestError, OutputError
 from .identity import RunIdentity, check_same_identity
 from .layout import CLAIM_NAME, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
-from .manifest import utc_now
+from .manifest import read_json_document, read_simulation_manifest, read_training_manifest, utc_now
 
 __all__ = ["RunLease", "acquire_run", "claim_holder", "read_claim"]
 
@@ -99,17 +99,27 @@ def _holder_is_dead(record: dict[str, Any]) -> bool:
 
 
 def _recorded_identities(output_dir: Path) -> list[tuple[str, Any]]:
-    """``(file, run_identity or None)`` of every manifest/metadata file present and readable as JSON."""
-    found = []
-    for rel in (f"{SIMULATION_DIR}/{MANIFEST_NAME}", f"{TRAINING_DIR}/{MANIFEST_NAME}", f"{TRAINING_DIR}/metadata.json"):
-        path = output_dir / rel
+    """``(file, run_identity or None)`` of every manifest/metadata file present and usable.
+
+    Read through the one schema-checked reader: a document that is missing, not JSON, or valid JSON of
+    the wrong shape is skipped (recovery rebuilds it, and checks the files' footers).
+    """
+    found: list[tuple[str, Any]] = []
+    for path, read in ((output_dir / SIMULATION_DIR / MANIFEST_NAME, read_simulation_manifest),
+                       (output_dir / TRAINING_DIR / MANIFEST_NAME, read_training_manifest)):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # missing or unreadable: recovery rebuilds it (and checks the files' footers)
-        if isinstance(doc, dict):
-            integrity = doc.get("data_integrity")
-            recorded = doc.get("run_identity", integrity.get("run_identity") if isinstance(integrity, dict) else None)
+            found.append((str(path), read(path).run_identity))
+        except (ManifestError, IoError):
+            continue
+    path = output_dir / TRAINING_DIR / "metadata.json"
+    try:
+        doc = read_json_document(path, str(path))
+    except (ManifestError, IoError):
+        return found
+    if isinstance(doc, dict):
+        integrity = doc.get("data_integrity")
+        recorded = doc.get("run_identity", integrity.get("run_identity") if isinstance(integrity, dict) else None)
+        if recorded is None or isinstance(recorded, dict):
             found.append((str(path), recorded))
     return found
 

@@ -25,7 +25,7 @@ import xxhash
 
 from .atomic import write_bytes_atomic, write_json_atomic
 from .errors import IoError, ManifestError
-from .schemas import SIMULATION_TABLES
+from .schemas import DETAIL_LEVELS, SIMULATION_TABLES
 
 __all__ = [
     "HEX16",
@@ -95,24 +95,35 @@ def combined_checksum(files: Mapping[str, str]) -> str:
 
 
 # ------------------------------------------------------------------ schema check
-# A small declarative check of the JSON documents of the output tree (manifests, metadata.json): a
-# schema is a tree of the nodes below; ``check_document`` walks a parsed document against it and
-# raises one ManifestError naming the file and the field path (``failures[2].rank: expected int,
-# got str``).  Objects keep the keys they do not describe (forward compatible); every described key
-# is checked.  Every ``from_dict`` of a manifest type and ``metadata.json`` go through it, so a
-# document that parses is one the code can use without a TypeError later.
+# A small declarative check of the JSON documents of the output tree (manifests, metadata.json, policy
+# metadata): a schema is a tree of the nodes below; ``check_document`` walks a parsed document against
+# it and raises one ManifestError naming the file and the field path (``failures[2].rank: expected
+# int, got str``).  Objects keep the keys they do not describe (forward compatible); every described
+# key is checked.  Every ``from_dict`` of a manifest type and ``metadata.json`` go through it, so a
+# document that parses is one the code can use without a TypeError later.  Field paths are built
+# only when a check fails (each container adds its segment while the error unwinds), so the success
+# path over 10^5 file entries does no string work.
 
 INT_MAX: Final = 2**63 - 1
 """Largest integer a document may hold (int64, the widest integer of the Parquet files it describes)."""
 
 
 class _Mismatch(Exception):
-    """Internal: a field that does not match its schema (path, what is wrong)."""
+    """Internal: a field that does not match its schema; ``segments`` of its path, innermost first."""
 
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(path, message)
-        self.path = path
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
         self.message = message
+        self.segments: list[str] = []
+
+    def at(self, segment: str) -> _Mismatch:
+        """Add the segment of the enclosing container (``.name``, ``["key"]``, ``[i]``)."""
+        self.segments.append(segment)
+        return self
+
+    @property
+    def path(self) -> str:
+        return "".join(reversed(self.segments)).removeprefix(".")
 
 
 def _type_name(value: Any) -> str:
@@ -132,17 +143,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _key(path: str, key: str) -> str:
-    if key.isidentifier():
-        return f"{path}.{key}" if path else key
-    return f"{path}[{json.dumps(key)}]"
+def _name_segment(key: Any) -> str:
+    if isinstance(key, str) and key.isidentifier():
+        return f".{key}"
+    return f"[{json.dumps(key) if isinstance(key, str) else _show(key)}]"
 
 
-def _utf8(value: str, path: str) -> str:
+def _utf8(value: str) -> str:
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _Mismatch(path, "not valid UTF-8 text (lone surrogate)") from exc
+    except UnicodeEncodeError:
+        raise _Mismatch("not valid UTF-8 text (lone surrogate)") from None
     return value
 
 
@@ -153,14 +164,14 @@ class Int:
     lo: int = 0
     hi: int = INT_MAX
 
-    def check(self, value: Any, path: str) -> int:
+    def check(self, value: Any) -> int:
         """``value`` if it matches, else :class:`_Mismatch`."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Mismatch(path, f"expected int, got {_type_name(value)}")
+            raise _Mismatch(f"expected int, got {_type_name(value)}")
         if value < self.lo:
-            raise _Mismatch(path, f"expected int >= {self.lo}, got {_show(value)}")
+            raise _Mismatch(f"expected int >= {self.lo}, got {_show(value)}")
         if value > self.hi:
-            raise _Mismatch(path, f"expected int <= {self.hi}, got {_show(value)}")
+            raise _Mismatch(f"expected int <= {self.hi}, got {_show(value)}")
         return value
 
 
@@ -170,16 +181,16 @@ class Num:
 
     lo: float | None = None
 
-    def check(self, value: Any, path: str) -> float | int:
+    def check(self, value: Any) -> float | int:
         """``value`` if it matches, else :class:`_Mismatch`."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Mismatch(path, f"expected number, got {_type_name(value)}")
+            raise _Mismatch(f"expected number, got {_type_name(value)}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise _Mismatch(path, f"expected a finite number, got {value!r}")
+            raise _Mismatch(f"expected a finite number, got {value!r}")
         if isinstance(value, int) and abs(value) > INT_MAX:
-            raise _Mismatch(path, f"number out of range: {_show(value)}")
+            raise _Mismatch(f"number out of range: {_show(value)}")
         if self.lo is not None and value < self.lo:
-            raise _Mismatch(path, f"expected number >= {self.lo}, got {_show(value)}")
+            raise _Mismatch(f"expected number >= {self.lo}, got {_show(value)}")
         return value
 
 
@@ -191,40 +202,42 @@ class Str:
     pattern: re.Pattern[str] | None = None
     what: str = ""
 
-    def check(self, value: Any, path: str) -> str:
+    def check(self, value: Any) -> str:
         """``value`` if it matches, else :class:`_Mismatch`."""
         if not isinstance(value, str):
-            raise _Mismatch(path, f"expected str, got {_type_name(value)}")
+            raise _Mismatch(f"expected str, got {_type_name(value)}")
         if self.choices and value not in self.choices:
-            raise _Mismatch(path, f"expected one of {', '.join(self.choices)}; got {_show(value)}")
+            raise _Mismatch(f"expected one of {', '.join(self.choices)}; got {_show(value)}")
         if self.pattern is not None and self.pattern.fullmatch(value) is None:
-            raise _Mismatch(path, f"expected {self.what or self.pattern.pattern}, got {_show(value)}")
-        return _utf8(value, path)
+            raise _Mismatch(f"expected {self.what or self.pattern.pattern}, got {_show(value)}")
+        return _utf8(value)
+
+
+_REL_PATH: Final = re.compile(r"(?!\.\.?(?:/|$))[^/\\\0]+(?:/(?!\.\.?(?:/|$))[^/\\\0]+)*")
 
 
 @dataclass(frozen=True)
 class RelPath:
-    """A relative POSIX path inside the document's directory (no ``..``, no absolute path, no ``\\``)."""
+    """A relative POSIX path inside the document's directory: non-empty components, none ``.``/``..``,
+    no leading ``/``, no ``\\`` or NUL."""
 
-    def check(self, value: Any, path: str) -> str:
+    def check(self, value: Any) -> str:
         """``value`` if it matches, else :class:`_Mismatch`."""
         if not isinstance(value, str):
-            raise _Mismatch(path, f"expected a relative path (str), got {_type_name(value)}")
-        parts = value.split("/")
-        if (not value or value.startswith("/") or "\\" in value or "\0" in value
-                or any(p in ("", ".", "..") for p in parts)):
-            raise _Mismatch(path, f"expected a relative path below the directory, got {_show(value)}")
-        return _utf8(value, path)
+            raise _Mismatch(f"expected a relative path (str), got {_type_name(value)}")
+        if _REL_PATH.fullmatch(value) is None:
+            raise _Mismatch(f"expected a relative path below the directory, got {_show(value)}")
+        return _utf8(value)
 
 
 @dataclass(frozen=True)
 class Bool:
     """``true`` or ``false``."""
 
-    def check(self, value: Any, path: str) -> bool:
+    def check(self, value: Any) -> bool:
         """``value`` if it matches, else :class:`_Mismatch`."""
         if not isinstance(value, bool):
-            raise _Mismatch(path, f"expected bool, got {_type_name(value)}")
+            raise _Mismatch(f"expected bool, got {_type_name(value)}")
         return value
 
 
@@ -232,7 +245,7 @@ class Bool:
 class Anything:
     """Any JSON value (free-form content, e.g. a configuration snapshot)."""
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any) -> Any:
         """``value``."""
         return value
 
@@ -243,9 +256,9 @@ class Opt:
 
     node: Node
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any) -> Any:
         """``value`` (checked by ``node`` unless null), else :class:`_Mismatch`."""
-        return None if value is None else self.node.check(value, path)
+        return None if value is None else self.node.check(value)
 
 
 @dataclass(frozen=True)
@@ -256,20 +269,26 @@ class Seq:
     unique: bool = False
     nonempty: bool = False
 
-    def check(self, value: Any, path: str) -> tuple[Any, ...]:
+    def check(self, value: Any) -> tuple[Any, ...]:
         """The checked items as a tuple, else :class:`_Mismatch`."""
         if not isinstance(value, (list, tuple)):
-            raise _Mismatch(path, f"expected list, got {_type_name(value)}")
+            raise _Mismatch(f"expected list, got {_type_name(value)}")
         if self.nonempty and not value:
-            raise _Mismatch(path, "expected a non-empty list, got []")
-        out = tuple(self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value))
+            raise _Mismatch("expected a non-empty list, got []")
+        check = self.item.check
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(check(v))
+            except _Mismatch as exc:
+                raise exc.at(f"[{i}]") from None
         if self.unique:
             seen: set[Any] = set()
             for i, v in enumerate(out):
                 if v in seen:
-                    raise _Mismatch(f"{path}[{i}]", f"duplicate {_show(v)}")
+                    raise _Mismatch(f"duplicate {_show(v)}").at(f"[{i}]")
                 seen.add(v)
-        return out
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -279,16 +298,19 @@ class Obj:
     fields: Mapping[str, Node] = field(default_factory=dict)
     optional: frozenset[str] = frozenset()
 
-    def check(self, value: Any, path: str) -> dict[str, Any]:
+    def check(self, value: Any) -> dict[str, Any]:
         """A dict of the checked fields plus the undescribed ones, else :class:`_Mismatch`."""
         if not isinstance(value, Mapping):
-            raise _Mismatch(path, f"expected object, got {_type_name(value)}")
+            raise _Mismatch(f"expected object, got {_type_name(value)}")
         out = dict(value)
         for name, node in self.fields.items():
             if name in value:
-                out[name] = node.check(value[name], _key(path, name))
+                try:
+                    out[name] = node.check(value[name])
+                except _Mismatch as exc:
+                    raise exc.at(_name_segment(name)) from None
             elif name not in self.optional:
-                raise _Mismatch(_key(path, name), "missing")
+                raise _Mismatch("missing").at(_name_segment(name))
         return out
 
 
@@ -299,24 +321,29 @@ class MapOf:
     key: Node
     value: Node
 
-    def check(self, value: Any, path: str) -> dict[str, Any]:
+    def check(self, value: Any) -> dict[str, Any]:
         """The checked map, else :class:`_Mismatch`."""
         if not isinstance(value, Mapping):
-            raise _Mismatch(path, f"expected object, got {_type_name(value)}")
+            raise _Mismatch(f"expected object, got {_type_name(value)}")
+        check_key, check_value = self.key.check, self.value.check
         out: dict[str, Any] = {}
         for k, v in value.items():
-            sub = f"{path}[{json.dumps(k) if isinstance(k, str) else _show(k)}]"
-            self.key.check(k, sub)
-            out[k] = self.value.check(v, sub)
+            try:
+                check_key(k)
+                out[k] = check_value(v)
+            except _Mismatch as exc:
+                raise exc.at(f"[{json.dumps(k) if isinstance(k, str) else _show(k)}]") from None
         return out
 
 
 Node = Int | Num | Str | RelPath | Bool | Anything | Opt | Seq | Obj | MapOf
-"""A schema node: anything with ``check(value, path)``."""
+"""A schema node: anything with ``check(value)`` returning the checked value or raising."""
 
 
 def check_document(schema: Node, document: Any, where: str) -> Any:
     """Check a parsed JSON ``document`` against ``schema``; return the checked value.
+
+    Lists come back as tuples; objects as dicts holding their undescribed keys too.
 
     Parameters
     ----------
@@ -333,9 +360,9 @@ def check_document(schema: Node, document: Any, where: str) -> Any:
         Naming ``where``, the field path and what is wrong.
     """
     try:
-        return schema.check(document, "")
+        return schema.check(document)
     except _Mismatch as exc:
-        raise ManifestError(where, f"{exc.path}: {exc.message}" if exc.path else exc.message) from None
+        raise ManifestError(where, f"{exc.path}: {exc.message}" if exc.segments else exc.message) from None
 
 
 def _fail(where: str, path: str, message: str) -> ManifestError:
@@ -602,7 +629,6 @@ class TrainingManifest:
 _FILE_ENTRY: Final = Obj({"rows": Int(), "bytes": Int(), "xxhash64": _XXH64})
 _FAILURE: Final = Obj({"rank": Int(lo=-1), "scenario_id": Opt(Int()), "kind": Str(), "message": Str(),
                        "host": Opt(Str())}, optional=frozenset({"host"}))
-_DETAIL_LEVELS: Final = ("full", "stage", "summary")
 
 SIMULATION_MANIFEST_SCHEMA: Final = Obj({
     "version": _VERSION,
@@ -613,7 +639,7 @@ SIMULATION_MANIFEST_SCHEMA: Final = Obj({
     "partitions_written": Seq(Str(pattern=_PARTITION, what="scenario_id=NNNN/")),
     "checksum": Obj({"algorithm": Str((CHECKSUM_ALGORITHM,)), "value": Opt(_XXH64)}),
     "mpi_info": Obj({"world_size": Int(lo=1), "ranks_participated": Int()}),
-    "detail": Str(_DETAIL_LEVELS),
+    "detail": Str(DETAIL_LEVELS),
     "tables": Seq(Str(SIMULATION_TABLES), unique=True),
     "failures": Seq(_FAILURE),
     "files": MapOf(RelPath(), _FILE_ENTRY),

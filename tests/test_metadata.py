@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mpi4py import MPI
@@ -16,8 +20,10 @@ from cobre_mpi_io.layout import policy_cut_files
 from cobre_mpi_io.results import write_results
 from cobre_mpi_io.system import System
 from cobre_mpi_io.testing.training import synthetic_training
+from cobre_mpi_io.training import metadata as metadata_mod
 from cobre_mpi_io.training.metadata import (
     METADATA_SECTIONS,
+    PER_RANK_KEYS,
     RunMetadata,
     detect_environment,
     hash_case_files,
@@ -110,7 +116,7 @@ def test_every_section_and_field_of_the_spec(tmp_path: Path, monkeypatch: pytest
     _run(tmp_path, System.synthetic("small"), cfg, started_at="2026-01-01T00:00:00Z",
          completed_at="2026-01-01T00:01:30Z", run_id="1234")
     md = json.loads((tmp_path / "training" / "metadata.json").read_text())
-    assert list(md)[1:] == list(METADATA_SECTIONS)
+    assert list(md)[1:7] == list(METADATA_SECTIONS)
     for section, keys in SPEC_FIELDS.items():
         assert keys <= set(md[section]), (section, keys - set(md[section]))
     ri = md["run_info"]
@@ -153,3 +159,138 @@ def test_metadata_roundtrip_and_errors(tmp_path: Path) -> None:
         read_metadata(tmp_path / "d.json")
     assert sha256_json({"b": 1, "a": [1]}) == _sha(b'{"a":[1],"b":1}')
     assert input_hash(System.synthetic("small"))[1] == "system_description"
+
+
+# ------------------------------------------------------------------ one schema-checked reader (issue 8 item 4)
+def _metadata_doc() -> dict[str, Any]:
+    env = detect_environment(MPI.COMM_SELF)
+    return RunMetadata(
+        run_info={"run_id": "r", "started_at": "2026-01-01T00:00:00Z", "completed_at": None,
+                  "duration_seconds": None, "hostname": "h", "user": None},
+        configuration_snapshot=RunConfig(seed=3).to_dict(),
+        problem_dimensions={"num_stages": 4, "num_blocks_per_stage": [2, 2, 2, 2], "lp_dimensions": None},
+        performance_summary={"total_lp_solves": 10, "avg_lp_time_us": 1.5, "peak_memory_mb": 12,
+                             "total_communication_time_seconds": 0.0, "io_write_time_seconds": 0.1},
+        data_integrity={"input_hash": "sha256:" + "1" * 64, "input_hash_source": "case_files",
+                        "config_hash": RunConfig(seed=3).config_hash, "policy_hash": None, "convergence_hash": None},
+        environment=env, run_fingerprint="sha256:" + "f" * 64, run_identity={"detail": "full"},
+    ).to_dict()
+
+
+def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    d = copy.deepcopy(doc)
+    *parents, last = path.split(".")
+    node: Any = d
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return d
+
+
+_DELETE = object()
+
+METADATA_CASES = [
+    ("run_info", 3, "run_info: expected object, got int"),
+    ("environment", _DELETE, "environment: missing"),
+    ("run_info.run_id", 5, "run_info.run_id: expected str, got int"),
+    ("configuration_snapshot.upper_bound_evaluation", "yes",
+     "configuration_snapshot.upper_bound_evaluation: expected bool, got str"),
+    ("configuration_snapshot.stopping_rules", {"type": "x"},
+     "configuration_snapshot.stopping_rules: expected list, got object"),
+    ("problem_dimensions.num_blocks_per_stage", [2, "2"], "problem_dimensions.num_blocks_per_stage[1]: expected int"),
+    ("problem_dimensions.num_hydros", -1, "problem_dimensions.num_hydros: expected int >= 0, got -1"),
+    ("performance_summary.peak_memory_mb", -3, "performance_summary.peak_memory_mb: expected number >= 0"),
+    ("performance_summary.avg_lp_time_us", "fast", "performance_summary.avg_lp_time_us: expected number, got str"),
+    ("data_integrity.policy_hash", "md5:00", "data_integrity.policy_hash: expected sha256:<64 hex digits>"),
+    ("data_integrity.input_hash_source", "guess", "data_integrity.input_hash_source: expected one of"),
+    ("environment.num_ranks", "1", "environment.num_ranks: expected int, got str"),
+    ("environment.numa_binding", "maybe", "environment.numa_binding: expected one of bound, none"),
+    ("environment.hosts", {"a": [0, 0]}, 'environment.hosts["a"][1]: duplicate 0'),
+    ("environment.hosts", {"a": [1]}, "environment.hosts: ranks [1] are not each of 0..0 once"),
+    ("environment.num_hosts", 2, "environment.num_hosts: 2 but hosts names 1"),
+    ("environment.differs_across_ranks", [], "environment.differs_across_ranks: expected object, got list"),
+    ("version", "1", "version: expected a 2.x.y format version"),
+    ("run_fingerprint", 3, "run_fingerprint: expected str, got int"),
+    ("run_identity", "full", "run_identity: expected object, got str"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), METADATA_CASES, ids=[c[0] for c in METADATA_CASES])
+def test_metadata_field_errors_name_file_and_field(tmp_path: Path, path: str, value: Any, expected: str) -> None:
+    f = tmp_path / "metadata.json"
+    f.write_text(json.dumps(_set(_metadata_doc(), path, value)))
+    with pytest.raises(ManifestError) as info:
+        read_metadata(f)
+    assert str(info.value).startswith(f"manifest error ({f}): ") and expected in str(info.value)
+
+
+def test_metadata_overflowing_number_is_a_manifest_error(tmp_path: Path) -> None:
+    f = tmp_path / "metadata.json"
+    f.write_text(json.dumps(_metadata_doc()).replace('"total_lp_solves": 10', '"total_lp_solves": 1e400'))
+    with pytest.raises(ManifestError, match="not a finite double"):
+        read_metadata(f)
+
+
+def test_metadata_identity_roundtrip_and_only_when_set(tmp_path: Path) -> None:
+    doc = _metadata_doc()
+    write_metadata(tmp_path / "m.json", RunMetadata.from_dict(doc))
+    md = read_metadata(tmp_path / "m.json")
+    assert md.run_fingerprint == "sha256:" + "f" * 64 and md.run_identity == {"detail": "full"}
+    assert md.to_dict() == doc
+    plain = RunMetadata({}, {}, {}, {}, {}, {}, extra={"note": "kept"})
+    assert list(plain.to_dict()) == ["version", *METADATA_SECTIONS, "note"]
+    assert RunMetadata.from_dict(plain.to_dict()) == plain
+
+
+# ------------------------------------------------------------------ where it ran (issue 9 item 5)
+def test_mpi_library_string_has_no_nul(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open MPI's MPI_Get_library_version ends in a NUL byte; metadata.json must not carry it."""
+    lib = "Open MPI v5.0.11, package: Open MPI user@localhost Distribution, ident: 5.0.11, repo rev: v5.0.11\x00"
+    monkeypatch.setattr(metadata_mod.mpi, "mpi_library_info", lambda: {
+        "mpi_implementation": "Open MPI\x00", "mpi_version": "5.0.11", "mpi_standard": "3.1",
+        "library_version": lib})
+    env = detect_environment(MPI.COMM_SELF)
+    assert env["mpi_library"] == lib[:-1] and env["mpi_implementation"] == "Open MPI"
+    assert "\x00" not in json.dumps(env)
+
+
+def test_real_mpi_library_string_has_no_nul() -> None:
+    env = detect_environment(MPI.COMM_SELF)
+    assert env["mpi_library"] and "\x00" not in env["mpi_library"] and env["mpi_library"] == env["mpi_library"].strip()
+
+
+def test_serial_environment_names_the_host_and_nothing_differs() -> None:
+    env = detect_environment(MPI.COMM_SELF)
+    assert env["hosts"] == {socket.gethostname(): [0]} and env["num_hosts"] == 1
+    assert env["differs_across_ranks"] == {}
+    RunMetadata.from_dict(_set(_metadata_doc(), "environment", env))  # passes the schema
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.timeout(60)
+def test_environment_records_every_host_and_what_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    # uniform job: one host, every rank, nothing differs
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    env = detect_environment(comm)
+    assert env["hosts"] == {socket.gethostname(): list(range(size))} and env["num_hosts"] == 1
+    assert env["differs_across_ranks"] == {} and env["omp_num_threads"] == 2 and env["num_ranks"] == size
+    # two "hosts" (even and odd ranks) and OMP_NUM_THREADS set differently on the last rank
+    monkeypatch.setattr(socket, "gethostname", lambda: f"node-{'ab'[rank % 2]}")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4" if rank == size - 1 else "2")
+    env = detect_environment(comm)
+    every = comm.allgather(env)
+    assert all(e == every[0] for e in every)  # the same dict on every rank
+    assert env["hosts"] == {"node-a": list(range(0, size, 2)), "node-b": list(range(1, size, 2))}
+    assert env["num_hosts"] == 2 and env["num_ranks"] == size
+    assert env["differs_across_ranks"]["omp_num_threads"] == [2] * (size - 1) + [4]
+    assert env["differs_across_ranks"]["omp_num_threads_raw"] == ["2"] * (size - 1) + ["4"]
+    assert set(env["differs_across_ranks"]) <= set(PER_RANK_KEYS)
+    assert env["omp_num_threads"] is None  # not one value: see differs_across_ranks
+    md = RunMetadata.from_dict(_set(_metadata_doc(), "environment", env))
+    assert md.environment["hosts"] == env["hosts"]
+    assert os.environ["OMP_NUM_THREADS"] == ("4" if rank == size - 1 else "2")
