@@ -397,11 +397,13 @@ def _check(result: Any, system: System, detail: str) -> tuple[_Problems, Validat
                 p.add(where, str(cname), "unknown column")
             elif col.derived:
                 p.add(where, cname, "derived column: the writer computes it from the system, leave it out")
-        # the table's length: stage_id's, else the most common one
-        lengths = [a.shape[0] for a in given.values() if isinstance(a, np.ndarray) and a.ndim == 1]
+        # the table's length: the most common one (a tie goes to stage_id's), so the odd column is named
+        lengths = Counter(a.shape[0] for a in given.values() if isinstance(a, np.ndarray) and a.ndim == 1)
         sa = given.get("stage_id")
-        n = (sa.shape[0] if isinstance(sa, np.ndarray) and sa.ndim == 1
-             else Counter(lengths).most_common(1)[0][0] if lengths else 0)
+        top = max(lengths.values(), default=0)
+        tied = [k for k, v in lengths.items() if v == top]
+        n = (sa.shape[0] if isinstance(sa, np.ndarray) and sa.ndim == 1 and sa.shape[0] in tied
+             else tied[0] if tied else 0)
         cols: dict[str, NormalizedColumn] = {}
         for col in t.payload_columns:
             if col.name in given:

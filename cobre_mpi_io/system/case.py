@@ -441,7 +441,11 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
         "lines": tuple(lines), "pumping_stations": tuple(pumping), "contracts": tuple(contracts),
         "non_controllables": tuple(ncs), "name": case.name, "source": str(case),
     }
-    problems = list(dict.fromkeys(ld.problems + system_problems(fields, case=True, incomplete=ld.incomplete)))
+    # a field the files already got wrong is not reported again through the value that replaced it
+    seen = {(p.file, p.entity, p.field) for p in ld.problems}
+    problems = list(dict.fromkeys(ld.problems + [
+        p for p in system_problems(fields, case=True, incomplete=ld.incomplete)
+        if (p.file, p.entity, p.field) not in seen]))
     problems.sort(key=lambda p: _FILE_ORDER.get(p.file, len(_FILE_ORDER)))  # stable: by file, as found in it
     return (None if problems else fields), problems
 

@@ -18,6 +18,7 @@ both existing stages; ids are unique per kind and int32; every reference
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -185,16 +186,16 @@ def system_problems(fields: Mapping[str, Any], *, case: bool,
     check_stages = "stages" not in incomplete  # else ordering problems are consequences of bad entries
     if not stages and check_stages:
         add("stages", None, "stages", "the system has no stages")
-    for i, st in enumerate(stages):
-        if st.id != i and check_stages:
-            add("stages", f"stage {st.id}", "id", f"stage ids must be 0..T-1 in order; found {st.id} at position {i}")
+    if check_stages:
+        _id_sequence_problems([st.id for st in stages], "stage", "id", lambda e, f, m: add("stages", e, f, m))
+    for st in stages:
         if not st.blocks and check_stages:
             add("stages", f"stage {st.id}", "blocks", "the stage has no blocks")
+        if check_stages:
+            _id_sequence_problems([b.id for b in st.blocks], f"stage {st.id} block", "blocks.id",
+                                  lambda e, f, m: add("stages", e, f, m))
         total = 0.0
-        for j, b in enumerate(st.blocks):
-            if b.id != j and check_stages:
-                add("stages", f"stage {st.id} block {b.id}", "blocks.id",
-                    f"block ids must be 0..B-1 in order; found {b.id} at position {j}")
+        for b in st.blocks:
             h = _num(b.hours)
             if h is None or not (h > 0 and math.isfinite(h)):
                 add("stages", f"stage {st.id} block {b.id}", "blocks.hours",
@@ -240,6 +241,25 @@ def system_problems(fields: Mapping[str, Any], *, case: bool,
         for a in ("source_hydro_id", "destination_hydro_id"):
             ref("pumping_stations", f"pumping station {ps.id}", a, "hydros", getattr(ps, a), "hydro")
     return out
+
+
+def _id_sequence_problems(ids: list[Any], what: str, field: str,
+                          add: Callable[[str | None, str | None, str], None]) -> None:
+    """Problems of ids that must be exactly ``0..n-1`` in order (stages, blocks of a stage)."""
+    if ids == list(range(len(ids))):
+        return
+    counts = Counter(ids)
+    bad = [i for i in counts if isinstance(i, bool) or not isinstance(i, int) or i < 0]
+    for i in bad:
+        add(f"{what} {i}", field, f"{what.split()[-1]} ids must be integers >= 0")
+    for i in sorted(i for i, k in counts.items() if k > 1 and i not in bad):
+        add(f"{what} {i}", field, f"duplicate {what.split()[-1]} id {i}")
+    good = [i for i in counts if i not in bad]
+    missing = sorted(set(range(max(good, default=-1) + 1)) - set(good))
+    if missing:
+        add(None, field, f"{what.split()[-1]} ids must be 0..n-1 with none missing; missing {missing}")
+    elif not bad and len(counts) == len(ids):
+        add(None, field, f"{what.split()[-1]} ids must be in increasing order, found {ids}")
 
 
 def _entity_problems(kind: str, attr: str, label: str, e: Any, n_stages: int | None,

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..errors import SchemaError
 from .checks import problems_error, system_problems
 from .entities import (
     ENTITY_KINDS,
@@ -194,6 +195,62 @@ class System:
             m[t > exit_[None, :]] = OPERATIVE_STATE["decommissioned"]
             m.setflags(write=False)
             out[table] = m
+        return out
+
+    def row_slice(self, table: str, stage_id: int, block_id: int | None = None) -> slice:
+        """The rows of (stage, block) in the canonical layout of ``table`` (:meth:`canonical_layout`).
+
+        What :func:`~cobre_mpi_io.simulation.payload.empty_scenario_result`'s
+        arrays hold there: one row per entity of the table in id order
+        (:meth:`ids`), so a vector of LP values over those entities fills the
+        block with ``cols["turbined_m3s"][system.row_slice("hydros", t, b)] = x``.
+
+        Parameters
+        ----------
+        table : str
+            A simulation table with a fixed layout (not ``generic_violations``).
+        stage_id : int
+            The stage.
+        block_id : int or None
+            The block; ``None``: for ``costs`` the stage-level row, for
+            ``inflow_lags`` (no blocks) the stage's rows (hydro by id, then
+            lag 1..AR order).
+
+        Raises
+        ------
+        SchemaError
+            A table without a fixed layout or entities, a stage or block that does not exist.
+        """
+        where = f"{self.source}: {table}"
+        if self.canonical_layout(table) is None:
+            raise SchemaError(where, None, "no fixed row layout (variable rows, or no entities in this system)")
+        if isinstance(stage_id, bool) or not isinstance(stage_id, (int, np.integer)) \
+                or not 0 <= stage_id < self.num_stages:
+            raise SchemaError(where, "stage_id", f"stage {stage_id!r} does not exist (stages 0..{self.num_stages - 1})")
+        t = int(stage_id)
+        if table == "inflow_lags":
+            if block_id is not None:
+                raise SchemaError(where, "block_id", "inflow_lags has no blocks: give block_id=None")
+            k = int(self.ar_orders.sum())
+            return slice(t * k, (t + 1) * k)
+        nb = int(self.blocks_per_stage[t])
+        if block_id is not None and (isinstance(block_id, bool) or not isinstance(block_id, (int, np.integer))
+                                     or not 0 <= block_id < nb):
+            raise SchemaError(where, "block_id", f"block {block_id!r} does not exist in stage {t} (blocks 0..{nb - 1})")
+        first = int(self._block_start[t])  # blocks of the stages before
+        if table == "costs":
+            row = first + t + (0 if block_id is None else 1 + int(block_id))
+            return slice(row, row + 1)
+        if block_id is None:
+            raise SchemaError(where, "block_id", f"{table} has one row per block: give a block_id")
+        n = len(self.entities(table))
+        k = first + int(block_id)
+        return slice(k * n, (k + 1) * n)
+
+    @cached_property
+    def _block_start(self) -> np.ndarray:
+        """int64 array (T,): number of blocks in the stages before each stage."""
+        out: np.ndarray = np.concatenate([[0], np.cumsum(self.blocks_per_stage)[:-1]]).astype(np.int64)
         return out
 
     def canonical_layout(self, table: str) -> RowLayout | None:

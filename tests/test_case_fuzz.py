@@ -1,0 +1,176 @@
+"""Property-based fuzz of case loading: every mutation of the 4ree case is a System or an OutputError.
+
+Mutations (derandomized, so CI runs the same cases every time): a JSON value replaced by another of any
+type (null, booleans, huge/negative/fractional integers, NaN, ±Infinity, huge floats, strings, lists,
+objects), a key deleted, a list entry duplicated or dropped, a file's bytes damaged (not UTF-8, UTF-16,
+truncated, random bytes spliced in, a byte-order mark, empty), one to three at once across files.  Every
+outcome must be a loaded :class:`System` (then usable: hash, layouts, an empty payload that validates and
+builds) or an :class:`OutputError` with a message, never another exception and never a NumPy warning.
+
+``CASES`` counts the outcomes; ``pytest -s tests/test_case_fuzz.py`` prints them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from conftest import CASE_4REE
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cobre_mpi_io import OutputError, System, empty_scenario_result
+from cobre_mpi_io.simulation.payload import validate_result
+from cobre_mpi_io.simulation.tables import build_table
+
+FILES = ("stages.json", "system/buses.json", "system/lines.json", "system/hydros.json", "system/thermals.json",
+         "initial_conditions.json", "penalties.json")
+ORIGINAL = {rel: (CASE_4REE / rel).read_bytes() for rel in FILES}
+DOCS = {rel: json.loads(ORIGINAL[rel]) for rel in FILES}
+MAX_EXAMPLES = 1000
+CASES: Counter[str] = Counter()
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value in a JSON tree (keys and list indices)."""
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+# the thermals file has ~900 paths: sample the first entries' paths and the structure, not all 126 plants
+PATHS = {rel: [p for p in _paths(doc) if not (len(p) > 1 and isinstance(p[1], int) and p[1] > 6)]
+         for rel, doc in DOCS.items()}
+SCALARS = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(min_value=-3, max_value=20), st.sampled_from([-1, 2**31, 2**63, 10**30, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e308, 5e-324, 0.5, 1e9]),
+    st.text(max_size=8), st.sampled_from(["", "1", "nan", "import", "\u00e9\u00e8"]),
+)
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                      max_leaves=6)
+
+
+@st.composite
+def mutation(draw: st.DrawFn) -> tuple[str, str, Any]:
+    rel = draw(st.sampled_from(FILES))
+    kind = draw(st.sampled_from(["value", "value", "value", "delete", "duplicate", "drop", "bytes"]))
+    if kind == "bytes":
+        return rel, kind, draw(st.sampled_from(["latin1", "utf16", "truncate", "splice", "bom", "empty"])), \
+            draw(st.integers(0, 10**6)), draw(st.binary(min_size=1, max_size=4))  # type: ignore[return-value]
+    path = draw(st.sampled_from(PATHS[rel]))
+    return rel, kind, (path, draw(VALUES))
+
+
+def _apply(docs: dict[str, Any], raw: dict[str, bytes], m: tuple[Any, ...]) -> None:
+    rel, kind = m[0], m[1]
+    if kind == "bytes":
+        how, pos, junk = m[2], m[3], m[4]
+        data = raw.get(rel) or json.dumps(docs[rel]).encode()
+        pos %= max(len(data), 1)
+        raw[rel] = {"latin1": data[:pos] + "é".encode("latin-1") + data[pos:],
+                    "utf16": data.decode("utf-8", "replace").encode("utf-16"),
+                    "truncate": data[:pos], "splice": data[:pos] + junk + data[pos:],
+                    "bom": b"\xef\xbb\xbf" + data, "empty": b""}[how]
+        return
+    path, value = m[2]
+    parent: Any = docs[rel]
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    if kind == "value":
+        parent[last] = value
+    elif kind == "delete":
+        del parent[last]
+    elif kind == "duplicate" and isinstance(parent, list):
+        parent.append(copy.deepcopy(parent[last]))
+    elif kind == "drop" and isinstance(parent, list):
+        parent.pop(last)
+    else:
+        parent[last] = value
+    raw.pop(rel, None)  # the file is rewritten from the edited document
+
+
+_CASE_DIR: list[Path] = []
+
+
+def _case_dir() -> Path:
+    if not _CASE_DIR:
+        d = Path(tempfile.mkdtemp(prefix="cobre-case-fuzz-")) / "case"
+        shutil.copytree(CASE_4REE, d)
+        _CASE_DIR.append(d)
+    return _CASE_DIR[0]
+
+
+def _use(system: System) -> None:
+    """What a loaded system must support without error: hash, lookups, an empty payload through validation and
+    the table builder (a derived value that overflows is a SchemaError, also acceptable)."""
+    assert system.system_hash.startswith("sha256:")
+    for table in system.simulation_tables:
+        system.canonical_layout(table)
+        if table != "costs":
+            system.operative_states(table)
+    p = empty_scenario_result(system, 0, fill=1.0)
+    v = validate_result(p, system)
+    if "hydros" in v.tables:  # generation_mwh = generation_mw × block hours: what huge hours overflow
+        try:
+            build_table("hydros", v.tables["hydros"], system, "full", "hydros" in v.canonical, scenario_id=0)
+        except OutputError:
+            CASES["derived overflow"] += 1
+
+
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(mutation(), min_size=1, max_size=3))
+def test_every_mutated_case_loads_or_is_an_output_error(mutations: list[tuple[Any, ...]]) -> None:
+    case = _case_dir()
+    docs = copy.deepcopy(DOCS)
+    raw: dict[str, bytes] = {}
+    for m in mutations:
+        try:
+            _apply(docs, raw, m)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier mutation removed what this one addresses
+    changed = [rel for rel in FILES if rel in raw or docs[rel] != DOCS[rel]]
+    try:
+        for rel in changed:
+            (case / rel).write_bytes(raw[rel] if rel in raw else json.dumps(docs[rel]).encode())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                system = System.from_case(case)
+            except OutputError as exc:
+                assert str(exc) and "schema error in " in str(exc)
+                CASES["refused"] += 1
+                return
+            _use(system)
+            CASES["loaded"] += 1
+    finally:
+        for rel in changed:
+            (case / rel).write_bytes(ORIGINAL[rel])
+
+
+def test_fuzz_exercised_both_outcomes() -> None:
+    """Runs after the fuzz (file order): both outcomes happened, and the counts are printed."""
+    total = CASES["refused"] + CASES["loaded"]
+    print(f"\ncase fuzz: {total} cases: {CASES['loaded']} loaded, {CASES['refused']} refused with an OutputError, "
+          f"{CASES['derived overflow']} loaded systems whose derived values overflow (SchemaError)")
+    if total:  # the fuzz ran in this session
+        assert total >= MAX_EXAMPLES // 2  # hypothesis may stop early on an exhausted search space, never here
+        assert CASES["loaded"] > 0 and CASES["refused"] > 0
+    if _CASE_DIR:
+        shutil.rmtree(_CASE_DIR[0].parent, ignore_errors=True)
+    assert not math.isnan(float(total))
