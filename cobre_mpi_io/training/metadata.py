@@ -117,7 +117,7 @@ METADATA_SCHEMA: Final = Obj({
     }),
     "data_integrity": _when_present({
         "input_hash": _HASH, "input_hash_source": Str(("case_files", "system_description")), "config_hash": _HASH,
-        "system_hash": _HASH, "policy_hash": _HASH, "convergence_hash": _HASH,
+        "system_hash": _HASH, "policy_hash": _HASH, "convergence_hash": _HASH, **IDENTITY_FIELDS,
     }),
     "environment": _when_present({
         "mpi_implementation": Opt(Str()), "mpi_version": Opt(Str()), "mpi_library": Opt(Str()),
@@ -126,10 +126,10 @@ METADATA_SCHEMA: Final = Obj({
         "memory_per_rank_gb": Opt(Num(lo=0)), "numa_binding": Str(("bound", "none")),
         "omp_num_threads": Opt(Int()), "differs_across_ranks": MapOf(Str(), Seq(Anything())),
     }),
-    **IDENTITY_FIELDS,
-}, optional=frozenset({"version", *IDENTITY_FIELDS}))
+}, optional=frozenset({"version"}))
 """Shape of ``metadata.json``: the six sections are required objects; the fields the writer fills are
-typed when present (hashes ``sha256:<hex>``, counts non-negative integers, numbers finite)."""
+typed when present (hashes ``sha256:<hex>``, counts non-negative integers, numbers finite; the run
+identity in ``data_integrity``)."""
 
 
 def _check_environment(env: Mapping[str, Any], where: str) -> None:
@@ -148,11 +148,13 @@ def _check_environment(env: Mapping[str, Any], where: str) -> None:
 
 @dataclass(frozen=True)
 class RunMetadata:
-    """The six sections of ``metadata.json`` (SPEC §7), each a JSON-ready mapping, and the run identity.
+    """The six sections of ``metadata.json`` (SPEC §7), each a JSON-ready mapping.
 
-    ``run_fingerprint`` (``"sha256:<hex>"``) and ``run_identity`` (the
+    The run identity is recorded in ``data_integrity`` (``run_fingerprint``,
+    ``"sha256:<hex>"``, and ``run_identity``, the
     :meth:`RunIdentity.to_dict <cobre_mpi_io.identity.RunIdentity.to_dict>`
-    form) are written only when set; ``extra`` holds other top-level keys.
+    form); :attr:`run_fingerprint` and :attr:`run_identity` read them.
+    ``extra`` holds other top-level keys.
     """
 
     run_info: Mapping[str, Any]
@@ -163,18 +165,24 @@ class RunMetadata:
     environment: Mapping[str, Any]
     version: str = "2.0.0"
     extra: Mapping[str, Any] = field(default_factory=dict)
-    run_fingerprint: str | None = None
-    run_identity: Mapping[str, Any] | None = None
+
+    @property
+    def run_fingerprint(self) -> str | None:
+        """``data_integrity.run_fingerprint`` (None when not recorded)."""
+        value = self.data_integrity.get("run_fingerprint")
+        return value if isinstance(value, str) else None
+
+    @property
+    def run_identity(self) -> Mapping[str, Any] | None:
+        """``data_integrity.run_identity`` (None when not recorded)."""
+        value = self.data_integrity.get("run_identity")
+        return value if isinstance(value, Mapping) else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``version``, the sections in SPEC order, then the run identity when set."""
+        """JSON form: ``version`` then the sections in SPEC order (then ``extra``)."""
         d: dict[str, Any] = {"version": self.version}
         for s in METADATA_SECTIONS:
             d[s] = dict(getattr(self, s))
-        if self.run_fingerprint is not None:
-            d["run_fingerprint"] = self.run_fingerprint
-        if self.run_identity is not None:
-            d["run_identity"] = dict(self.run_identity)
         d.update(self.extra)
         return d
 
@@ -190,13 +198,10 @@ class RunMetadata:
         """
         doc = check_document(METADATA_SCHEMA, d, where)
         _check_environment(doc["environment"], where)
-        known = {*METADATA_SECTIONS, "version", *IDENTITY_FIELDS}
-        ident = doc.get("run_identity")
+        known = {*METADATA_SECTIONS, "version"}
         # the sections as written (lists stay lists), now known to be well formed
         return cls(**{s: dict(d[s]) for s in METADATA_SECTIONS}, version=doc.get("version", "2.0.0"),
-                   extra={k: v for k, v in doc.items() if k not in known},
-                   run_fingerprint=doc.get("run_fingerprint"),
-                   run_identity=dict(ident) if ident is not None else None)
+                   extra={k: v for k, v in d.items() if k not in known})
 
 
 def write_metadata(path: str | os.PathLike[str], metadata: RunMetadata | Mapping[str, Any]) -> None:
