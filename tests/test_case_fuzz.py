@@ -34,7 +34,7 @@ FILES = ("stages.json", "system/buses.json", "system/lines.json", "system/hydros
          "initial_conditions.json", "penalties.json")
 ORIGINAL = {rel: (CASE_4REE / rel).read_bytes() for rel in FILES}
 DOCS = {rel: json.loads(ORIGINAL[rel]) for rel in FILES}
-MAX_EXAMPLES = 1000
+MAX_EXAMPLES = 600
 CASES: Counter[str] = Counter()
 
 
