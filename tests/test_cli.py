@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -267,3 +268,30 @@ def test_logging_state_is_restored_after_main(tmp_path: Path, capsys: pytest.Cap
     assert main(["report", str(tmp_path)]) in (0, 1)
     capsys.readouterr()
     assert (list(logger.handlers), logger.level, logger.propagate) == before
+
+
+def test_sigterm_is_reported_in_the_log(tmp_path: Path) -> None:
+    """A batch job killed at its time limit says in its log where training stopped and what was saved."""
+    cmd = [sys.executable, "-m", "cobre_mpi_io", "demo", "--output", str(tmp_path / "out"), "--iterations", "200",
+           "--iteration-seconds", "0.05", "--checkpoint-every", "4", "--progress-interval", "60"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "checkpoint iter_000008 written" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        lines.extend(proc.stderr)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(lines)
+    m = re.search(r"training (\d+)/200 iterations \(\d+%\), [\d.]+/(s|min), stopped after ", err)
+    assert m, err
+    done = int(m.group(1))
+    assert done >= 8
+    assert f"WARNING: training stopped by a signal after iteration {done} of 200" in err
+    assert f"checkpoint iter_{done:06d} written" in err
