@@ -47,7 +47,7 @@ def test_demo_writes_the_whole_tree(tmp_path: Path) -> None:
     assert meta["data_integrity"]["policy_hash"] == f"sha256:{h}"
     assert meta["environment"]["num_ranks"] == 3
     assert run_cli("validate", str(out)).returncode == 0
-    rep = json.loads(run_cli("report", str(out), "--section", "all").stdout)
+    rep = json.loads(run_cli("report", str(out), "--section", "all", "--json").stdout)
     assert rep["sections"]["convergence"]["summary"]["iterations"] == 12
 
 

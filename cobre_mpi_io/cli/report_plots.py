@@ -1,0 +1,304 @@
+"""Figures of the ``report`` command (matplotlib, Agg backend): convergence, per-rank timing, fan charts
+of simulation quantities over stages, the scenario-cost distribution.
+
+Fan charts follow SDDP.jl's publication plots: per stage, the 5–95 % and
+25–75 % bands of the quantity over scenarios, the median as a line and the
+mean dashed.  Values are scaled to a readable unit (``$ billion``, ``GWh``,
+...) chosen from their magnitude.  Every function takes plain data (the
+dictionaries of :mod:`cobre_mpi_io.cli.analysis` and of the report) and
+returns a matplotlib ``Figure``; :func:`figure_svg` / :func:`figure_png`
+serialise it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+__all__ = [
+    "Z95",
+    "convergence_figure",
+    "cost_distribution_figure",
+    "deficit_figure",
+    "fan_figure",
+    "figure_png",
+    "figure_svg",
+    "load_matplotlib",
+    "scaled_unit",
+    "small_multiples_figure",
+]
+
+Z95: Final = 1.959963984540054
+_UNIT_NAMES: Final = {"hm3": "hm³", "m3/s": "m³/s"}
+_SCALES: Final = {
+    "$": ((1e12, "$ trillion"), (1e9, "$ billion"), (1e6, "$ million"), (1e3, "$ thousand")),
+    "MWh": ((1e6, "TWh"), (1e3, "GWh")),
+    "hm3": ((1e6, "10⁶ hm³"), (1e3, "10³ hm³")),
+}
+
+
+def load_matplotlib() -> Any:
+    """Import matplotlib with the Agg backend, or raise an :class:`ImportError` saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("the report's plots (--html, --plot) need matplotlib: "
+                          "pip install 'cobre_mpi_io[report]' (or pip install matplotlib)") from exc
+    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "cobre-report", "font.size": 9.5,
+                         "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
+                         "axes.spines.right": False, "legend.frameon": False})
+    return plt
+
+
+def scaled_unit(unit: str, values: Sequence[float | None]) -> tuple[float, str]:
+    """``(divisor, unit label)`` that brings the largest ``|value|`` below 1000 where the unit allows."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    top = max(finite, default=0.0)
+    for div, name in _SCALES.get(unit, ()):
+        if top >= div:
+            return div, name
+    return 1.0, _UNIT_NAMES.get(unit, unit)
+
+
+def _arr(values: Sequence[float | None], div: float = 1.0) -> Any:
+    import numpy as np
+
+    return np.asarray([math.nan if v is None else v / div for v in values], dtype=float)
+
+
+def figure_svg(fig: Any) -> bytes:
+    """The figure as SVG bytes (text as paths: no fonts needed); closes it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg")
+    _close(fig)
+    return buf.getvalue()
+
+
+def figure_png(fig: Any, path: Any = None, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (also written to ``path`` when given); closes it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    _close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        from ..atomic import write_bytes_atomic
+
+        write_bytes_atomic(path, data, durable=False)
+    return data
+
+
+def _close(fig: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _stage_axis(ax: Any, stages: Sequence[int]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("stage")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))
+    if stages:
+        ax.set_xlim(min(stages) - 0.3, max(stages) + 0.3)
+    ax.grid(True, alpha=0.3)
+
+
+def _thousands(ax: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"))
+
+
+def draw_fan(ax: Any, stages: Sequence[int], series: Mapping[str, Any], color: str, div: float = 1.0, *,
+             legend: bool = True) -> None:
+    """Fan of ``series`` (``mean``, ``p5`` ... ``p95`` per stage) on ``ax``, values divided by ``div``."""
+    x = list(stages)
+    p5, p25, p50, p75, p95 = (_arr(series[k], div) for k in ("p5", "p25", "p50", "p75", "p95"))
+    mean = _arr(series["mean"], div)
+    ax.fill_between(x, p5, p95, color=color, alpha=0.18, lw=0, label="5–95 % of scenarios")
+    ax.fill_between(x, p25, p75, color=color, alpha=0.38, lw=0, label="25–75 %")
+    marker = "o" if len(x) <= 24 else None
+    ax.plot(x, p50, color=color, lw=2, marker=marker, ms=3.5, label="median")
+    ax.plot(x, mean, color="black", lw=1.1, ls="--", label="mean")
+    if legend:
+        ax.legend(fontsize="small", loc="best", ncol=2)
+
+
+def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, color: str,
+               ylabel: str | None = None) -> Any:
+    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.analysis` over stages (``ylabel``
+    defaults to the series label up to its first comma), unit appended."""
+    plt = load_matplotlib()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    div, unit = scaled_unit(series["unit"], series["p95"] + series["p5"])
+    draw_fan(ax, stages, series, color, div)
+    ax.set_title(title)
+    ax.set_ylabel(f"{ylabel or series['label'].split(',')[0]} ({unit})")
+    _stage_axis(ax, stages)
+    _thousands(ax)
+    fig.tight_layout()
+    return fig
+
+
+def deficit_figure(stages: Sequence[int], deficit: Mapping[str, Any] | None, probability: Sequence[float | None],
+                   title: str) -> Any:
+    """Deficit energy fan (when known) above the per-stage probability of a deficit (bars, %)."""
+    plt = load_matplotlib()
+    if deficit is not None:
+        fig, (ax, axp) = plt.subplots(2, 1, figsize=(6.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+        div, unit = scaled_unit("MWh", deficit["p95"])
+        draw_fan(ax, stages, deficit, "tab:red", div)
+        ax.set_ylabel(f"deficit ({unit})")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(title)
+    else:
+        fig, axp = plt.subplots(figsize=(6.4, 3.0))
+        axp.set_title(title)
+    prob = _arr(probability) * 100.0
+    axp.bar(list(stages), prob, color="tab:red", alpha=0.7, width=0.8, label="P(deficit > 0)")
+    axp.set_ylabel("probability (%)")
+    axp.set_ylim(0, 105)
+    _stage_axis(axp, stages)
+    fig.tight_layout()
+    return fig
+
+
+def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping[str, Any]], title: str | None,
+                           unit: str, color: str, *, max_panels: int = 12) -> Any:
+    """One small fan chart per entity (the first ``max_panels`` in the order given), shared x axis;
+    ``title`` over the whole figure when given."""
+    plt = load_matplotlib()
+    keys = list(entities)[:max_panels]
+    ncols = min(3, max(1, len(keys)))
+    nrows = max(1, math.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
+    for i, k in enumerate(keys):
+        ax = axes[i // ncols][i % ncols]
+        s = entities[k]
+        div, u = scaled_unit(unit, s["p95"])
+        draw_fan(ax, stages, s, color, div, legend=(i == 0))
+        ax.set_title(f"{s['name']}", fontsize=9.5)
+        ax.set_ylabel(u)
+        _stage_axis(ax, stages)
+        _thousands(ax)
+        if i // ncols != nrows - 1:
+            ax.set_xlabel("")
+    for j in range(len(keys), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    if title:
+        fig.suptitle(title, fontweight="bold", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
+    """Histogram of the scenario cost (mean, p5, p50, p95, CVaR 5 % marked) beside the mean cost by component."""
+    plt = load_matplotlib()
+    comps = [(k.removesuffix("_cost").replace("_", " "), v["mean"]) for k, v in dist["components"].items()
+             if v["mean"]]
+    fig, (ax, axc) = plt.subplots(1, 2, figsize=(12.8, 3.9), gridspec_kw={"width_ratios": [3, 2]})
+    edges, counts = dist["histogram"]["edges"], dist["histogram"]["counts"]
+    div, unit = scaled_unit("$", [dist["max"], dist["min"]])
+    e = _arr(edges, div)
+    ax.bar(e[:-1], counts, width=(e[1:] - e[:-1]), align="edge", color="tab:blue", alpha=0.55,
+           edgecolor="white", lw=0.5)
+    for key, label, style, color in (("p5", "p5", ":", "tab:gray"), ("p50", "median", "-", "black"),
+                                     ("mean", "mean", "--", "black"), ("p95", "p95", ":", "tab:gray"),
+                                     ("cvar95", "CVaR 5 % (mean of the worst 5 %)", "-.", "tab:red")):
+        if dist.get(key) is not None:
+            ax.axvline(dist[key] / div, ls=style, color=color, lw=1.3, label=f"{label}: {dist[key] / div:,.4g}")
+    ax.set_xlabel(f"scenario cost ({unit})")
+    ax.set_ylabel("scenarios")
+    ax.set_title(f"Cost over {dist['scenarios']:,} scenarios")
+    ax.legend(fontsize="small", loc="upper left", frameon=True, framealpha=0.9)
+    ax.set_ylim(0, max(counts, default=1) * 1.45)
+    ax.grid(True, axis="y", alpha=0.3)
+    if comps:
+        cdiv, cunit = scaled_unit("$", [v for _k, v in comps])
+        names = [k for k, _v in comps][::-1]
+        vals = [v / cdiv for _k, v in comps][::-1]
+        axc.barh(names, vals, color=["tab:red" if v < 0 else "tab:blue" for v in vals], alpha=0.7)
+        axc.set_xlabel(f"mean over scenarios ({cunit})")
+        axc.set_title("Mean cost by component")
+        axc.grid(True, axis="x", alpha=0.3)
+    else:
+        axc.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def convergence_figure(conv: Mapping[str, Sequence[Any]], rank_totals: Mapping[str, Sequence[float]] | None,
+                       title: str) -> Any:
+    """Bounds over iterations (upper bound with its 95 % band, gap on a second axis) and, when
+    ``rank_totals`` (rank -> seconds per phase) is given, the per-rank timing panel below it."""
+    plt = load_matplotlib()
+    panels = 2 if rank_totals else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.9 * panels), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2][:panels]})
+    ax = axes[0][0]
+    it = _arr(conv["iteration"])
+    lb, ub, sd, gap = (_arr(conv[k]) for k in ("lower_bound", "upper_bound_mean", "upper_bound_std",
+                                                "gap_percent"))
+    vals = [v for v in list(lb) + list(ub + Z95 * sd) if math.isfinite(v)]
+    div, unit = scaled_unit("$", vals)
+    ax.plot(it, lb / div, color="tab:blue", lw=2, marker="o" if len(it) <= 30 else None, ms=3, label="lower bound")
+    import numpy as np
+
+    if np.isfinite(ub).any():
+        ax.plot(it, ub / div, color="tab:red", lw=1.5, label="upper bound (mean)")
+        ax.fill_between(it, (ub - Z95 * sd) / div, (ub + Z95 * sd) / div, color="tab:red", alpha=0.18, lw=0,
+                        label="upper bound 95 % CI")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"expected cost ({unit})")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if np.isfinite(gap).any():
+        ax2 = ax.twinx()
+        ax2.spines["right"].set_visible(True)
+        ax2.plot(it, gap, color="tab:green", lw=1.2, ls="--", label="gap (%)")
+        ax2.set_ylabel("gap (%)", color="tab:green")
+        ax2.tick_params(axis="y", colors="tab:green")
+        ax2.set_ylim(bottom=0)
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, loc="center right", fontsize="small")
+    ax.set_title(title)
+    if rank_totals:
+        draw_rank_timing(axes[1][0], rank_totals)
+    fig.tight_layout()
+    return fig
+
+
+RANK_PHASES: Final = ("forward", "backward", "communication", "idle")
+
+
+def draw_rank_timing(ax: Any, rank_totals: Mapping[str, Sequence[float]]) -> None:
+    """Stacked bars per rank of the seconds in each of :data:`RANK_PHASES` (``rank_totals['rank']`` the x)."""
+    import numpy as np
+
+    ranks = list(rank_totals["rank"])
+    bottom = np.zeros(len(ranks))
+    for k, color in zip(RANK_PHASES, ("tab:blue", "tab:orange", "tab:purple", "tab:gray")):
+        v = np.asarray(rank_totals[k], dtype=float)
+        ax.bar(ranks, v, bottom=bottom, color=color, label=k)
+        bottom += v
+    busy = np.asarray(rank_totals["forward"], dtype=float) + np.asarray(rank_totals["backward"], dtype=float)
+    title = "Per-rank time over all iterations"
+    if len(busy) and busy.mean() > 0:
+        ax.axhline(busy.mean(), color="k", lw=0.8, ls=":", label="mean forward+backward")
+        title += f" (load imbalance: max/mean forward+backward = {busy.max() / busy.mean():.2f})"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("MPI rank")
+    ax.set_ylabel("time (s)")
+    ax.set_xticks(ranks)
+    ax.set_ylim(0, float(bottom.max()) * 1.35 if len(bottom) and bottom.max() > 0 else 1.0)
+    ax.legend(fontsize="small", ncol=5, loc="upper center")
+    ax.grid(True, axis="y", alpha=0.3)
