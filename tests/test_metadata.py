@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mpi4py import MPI
 
 from cobre_mpi_io.config import RunConfig
@@ -296,3 +298,40 @@ def test_environment_records_every_host_and_what_differs(monkeypatch: pytest.Mon
     md = RunMetadata.from_dict(_set(_metadata_doc(), "environment", env))
     assert md.environment["hosts"] == env["hosts"]
     assert os.environ["OMP_NUM_THREADS"] == ("4" if rank == size - 1 else "2")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_BASE = _metadata_doc()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), value=_json)
+def test_any_value_in_any_metadata_field_is_accepted_or_a_manifest_error(data: st.DataObject, value: Any) -> None:
+    path = data.draw(st.sampled_from(_paths(_BASE)))
+    bad = copy.deepcopy(_BASE)
+    node: Any = bad
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    try:
+        md = RunMetadata.from_dict(bad)
+    except ManifestError:
+        return
+    assert RunMetadata.from_dict(json.loads(json.dumps(md.to_dict()))) == md  # accepted: usable as is
