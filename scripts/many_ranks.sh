@@ -20,6 +20,8 @@ ARGS=(--scenarios "$SCEN" --iterations "$ITER")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
+passed=0
+failed=0
 
 summary_field() {  # summary_field FILE: "checksum wall_seconds finalize_seconds" from the demo's JSON summary
     "$PY" - "$1" <<'PY'
@@ -53,7 +55,7 @@ for kind in $MPI_KINDS; do
         if ! timeout -k 10 "$TIMEOUT" bash -c '. scripts/mpi_launcher.sh; n=$1; shift; mpiexec_n "$n" "$@"' _ \
                 "$n" "$PY" -m cobre_mpi_io demo --output "$out" "${ARGS[@]}" > "$out.json" 2> "$out.err"; then
             echo "FAIL $kind/$n-ranks (demo failed: $(tail -c 400 "$out.err"))"
-            status=1
+            status=1; failed=$((failed + 1))
             continue
         fi
         wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -61,13 +63,14 @@ for kind in $MPI_KINDS; do
         [ -n "$sum" ] || sum=$(manifest_checksum "$out")
         if ! "$MPI_VENV/bin/cobre-mpi-io" validate "$out" > "$out.validate" 2>&1; then
             echo "FAIL $kind/$n-ranks (validate: $(head -c 400 "$out.validate"))"
-            status=1
+            status=1; failed=$((failed + 1))
             continue
         fi
         if [ "$n" = 1 ]; then
             ref=$sum
             echo "ok   $kind/1-rank: wall ${wall}s (demo ${demo_s}s), finalize ${fin}s, checksum $sum"
         elif [ "$sum" = "$ref" ]; then
+            passed=$((passed + 1))
             echo "PASS $kind/$n-ranks: wall ${wall}s (demo ${demo_s}s), finalize ${fin}s, checksum $sum == 1-rank run, valid"
             if [ "${BENCH_FINALIZE:-0}" = 1 ]; then
                 bash -c '. scripts/mpi_launcher.sh; n=$1; shift; mpiexec_n "$n" "$@"' _ "$n" \
@@ -78,8 +81,9 @@ for kind in $MPI_KINDS; do
             fi
         else
             echo "FAIL $kind/$n-ranks (checksum $sum != 1-rank $ref)"
-            status=1
+            status=1; failed=$((failed + 1))
         fi
     done
 done
+echo "$passed passed, $failed failed"
 exit $status

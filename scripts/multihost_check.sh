@@ -529,4 +529,5 @@ for KIND in $MPI_KINDS; do
 done
 echo "== summary ($(secs "$T_ALL" "$(now)")s)"
 printf '%s\n' "${RESULTS[@]}"
+echo "$(printf '%s\n' "${RESULTS[@]}" | grep -c '^PASS') passed, $(printf '%s\n' "${RESULTS[@]}" | grep -c '^FAIL') failed"
 exit "$FAILED"
