@@ -143,6 +143,10 @@ def test_read_previous_manifest_logs_why_it_is_unusable(tmp_path: Path, clean_ru
     msg = caplog.records[0].getMessage()
     assert "rebuilding from the partitions" in msg and "failures: expected list, got int" in msg
     assert str(sim / "_manifest.json") in msg
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cobre_mpi_io"):
+        assert read_previous_manifest(sim, warn=False) is None  # the other ranks: silent
+    assert caplog.records == []
     shutil.copy(clean_run / "simulation" / "_manifest.json", sim / "_manifest.json")
     assert read_previous_manifest(sim) == read_simulation_manifest(sim / "_manifest.json")
 

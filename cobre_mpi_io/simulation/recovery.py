@@ -37,18 +37,20 @@ __all__ = ["ScanResult", "read_previous_manifest", "scan_scenarios"]
 _log = logging.getLogger(__name__)
 
 
-def read_previous_manifest(sim_dir: Path) -> SimulationManifest | None:
+def read_previous_manifest(sim_dir: Path, *, warn: bool = True) -> SimulationManifest | None:
     """The existing ``_manifest.json`` of ``sim_dir``, or None if missing or unusable.
 
     Unusable means any :class:`ManifestError` (not JSON, a field of the wrong
     type or value, inconsistent counts) or :class:`IoError` (cannot be
-    read); the reason is logged (logger ``cobre_mpi_io.simulation.recovery``)
-    and the caller rebuilds from the partitions.
+    read); unless ``warn`` is False (every rank but one, so a large job logs
+    it once) the reason is logged as a warning (logger
+    ``cobre_mpi_io.simulation.recovery``), and the caller rebuilds from the
+    partitions.
     """
     try:
         return read_simulation_manifest(sim_dir / MANIFEST_NAME)
     except (ManifestError, IoError) as exc:
-        if (sim_dir / MANIFEST_NAME).exists():
+        if warn and (sim_dir / MANIFEST_NAME).exists():
             _log.warning("previous manifest unusable, rebuilding from the partitions: %s", exc)
         return None
 
