@@ -221,7 +221,7 @@ def mpi_library_info() -> dict[str, Any]:
     """Implementation name and version of the running MPI library."""
     from mpi4py import MPI
 
-    version = MPI.Get_library_version().strip()
+    version = MPI.Get_library_version().replace("\x00", "").strip()
     first = version.splitlines()[0] if version else ""
     vendor, (major, minor, micro) = MPI.get_vendor()
     std_major, std_minor = MPI.Get_version()

@@ -17,17 +17,16 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import CASE_4REE, run_cli
 
 from cobre_mpi_io import mpi
 from cobre_mpi_io.claim import acquire_run, read_claim
-from cobre_mpi_io.errors import IoError, ManifestError, OutputError
+from cobre_mpi_io.errors import IoError, ManifestError
 from cobre_mpi_io.identity import FOOTER_KEY, RunIdentity, check_same_identity, read_file_fingerprint
 from cobre_mpi_io.layout import CLAIM_NAME
 from cobre_mpi_io.simulation import SimulationConfig, SimulationParquetWriter
 from cobre_mpi_io.system import System
 from cobre_mpi_io.testing.simulation import synthetic_result
-
-from conftest import CASE_4REE, run_cli
 
 SMALL = System.synthetic("small")
 
@@ -122,7 +121,7 @@ def test_claim_refuses_a_second_writer_and_names_the_holder(tmp_path: Path) -> N
         (tmp_path / CLAIM_NAME).write_text(json.dumps({
             "host": socket.gethostname(), "pid": holder.pid, "pid_start": None, "job_id": "777",
             "started_at": "2026-01-01T00:00:00Z", "token": "x", "world_size": 4, "run_fingerprint": None}))
-        with pytest.raises(IoError, match=r"another run holds .*pid %d, job 777" % holder.pid):
+        with pytest.raises(IoError, match=rf"another run holds .*pid {holder.pid}, job 777"):
             _write(tmp_path, ident)
         assert not (tmp_path / "simulation").exists()  # refused before anything was written
     finally:

@@ -112,7 +112,7 @@ def assemble_manifest(parts: Sequence[RankPart], files: Mapping[str, FileEntry],
         complete = [s for s in complete if s not in lost_sids]
         shown = ", ".join(sorted(lost)[:5]) + (" ..." if len(lost) > 5 else "")
         failures.append(Failure(-1, None, "io", f"{len(lost)} file(s) written by a rank are missing or differ in "
-                                                f"size as rank 0 sees them: {shown}"))
+                                                f"size as rank 0 sees them: {shown}", host=None))
         errors.append(IoError(min(lost), "missing", f"{len(lost)} file(s) a rank wrote are not in the directory "
                                                     "rank 0 sees (is the output directory shared by every host?)"))
     missing = ctx.num_scenarios - len(complete)
@@ -122,7 +122,7 @@ def assemble_manifest(parts: Sequence[RankPart], files: Mapping[str, FileEntry],
         status = "partial"
         never = missing - len(failed_ids)
         if never > 0:
-            failures.append(Failure(-1, None, "manifest", f"{never} scenario(s) were never written"))
+            failures.append(Failure(-1, None, "manifest", f"{never} scenario(s) were never written", host=None))
     else:
         status = "complete"
     manifest = SimulationManifest(

@@ -255,7 +255,7 @@ class SimulationParquetWriter:
 
         if cfg.resume and self.tables:
             def scan() -> None:
-                prev = read_previous_manifest(self.sim_dir)
+                prev = read_previous_manifest(self.sim_dir, warn=self.rank == 0)
                 if prev is not None and (prev.detail != cfg.detail or prev.scenarios_total != cfg.num_scenarios):
                     raise ManifestError(str(self.sim_dir / MANIFEST_NAME),
                                         f"cannot resume: the existing run has detail={prev.detail!r} and "
@@ -305,8 +305,9 @@ class SimulationParquetWriter:
     def record_failure(self, scenario_id: int | None, exc: BaseException) -> None:
         """Record that ``scenario_id`` could not be produced (the run becomes ``partial``)."""
         err = _as_output_error(exc, f"scenario {scenario_id}")
+        sid = int(scenario_id) if isinstance(scenario_id, (int, np.integer)) and scenario_id >= 0 else None
         with self._lock:
-            self._failures.append(Failure(self.rank, scenario_id, err.kind, str(err)))
+            self._failures.append(Failure(self.rank, sid, err.kind, str(err)))
             self._errors.append(err)
 
     def write_scenario(self, result: SimulationScenarioResult) -> bool:
