@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy_bench_arguments(_sub(bsub, "policy", "time the policy checkpoint writer and reader against tofile",
                                     "bench policy", [common]))
 
-    from ..validate import add_validate_arguments
+    from .validate import add_validate_arguments
 
     add_validate_arguments(_sub(sub, "validate", "check an output directory against its schemas and manifest",
                                 parents=[common]))
@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return policy_bench_main(args)
     if args.command == "validate":
-        from ..validate import validate_main
+        from .validate import validate_main
 
         return validate_main(args)
     if args.command == "report":

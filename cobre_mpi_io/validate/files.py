@@ -1,0 +1,453 @@
+"""The per-file work of ``validate``: each file opened once, hashed, its footer or FlatBuffer checked.
+
+A :class:`Task` names one file and what it must be; :func:`run_one` turns it
+into a :class:`Result` (problems, digests, the footer's key-column
+statistics) and never raises; :func:`run_tasks` runs a list of tasks on a
+thread pool and reduces the results as they come (:class:`Partial`): only
+problems and the few results the report needs later are kept, so memory
+stays flat in the number of files.  Tasks and partials are picklable: they
+cross MPI ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from ..identity import FOOTER_KEY
+from ..layout import SIMULATION_DIR
+from ..policy.decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from ..schemas import TABLES
+from .report import Problem
+
+__all__ = ["Partial", "Reference", "Result", "Task", "formula", "run_one", "run_tasks"]
+
+_WHOLE_FILE: Final = 32 << 20
+"""Files up to this size are read once into memory (hash and footer from the same bytes)."""
+_BATCH: Final = 256
+_FOOTER_KEY_B: Final = FOOTER_KEY.encode()
+_READERS: Final[dict[str, Callable[[Path], Any]]] = {
+    "cuts": read_stage_cuts, "states": read_stage_states, "vertices": read_stage_vertices,
+    "basis": read_stage_basis,
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to read (picklable: tasks cross MPI ranks)."""
+
+    kind: str                     # "parquet" | "stage" | "concat"
+    section: str
+    rel: str                      # relative to the section directory
+    table: str | None = None      # parquet: schema name
+    rows: int | None = None       # expected (manifest), parquet only
+    size: int | None = None       # expected bytes
+    xxhash64: str | None = None   # expected digest
+    fingerprint: str | None = None
+    fingerprint_optional: bool = False  # a footer without the key is tolerated (see plan_training)
+    decode: bool = False          # parquet: decode the key columns (reference / deep)
+    keep: bool = False            # send rows/digest/signature/info back to the report
+    sha256: bool = False          # also compute sha256 (kept)
+    scenario: int | None = None
+    stage_id: int = -1            # stage: expected stage id
+    state_dimension: int = -1     # stage: expected state dimension (-1: not checked)
+    files: tuple[str, ...] = ()   # concat: files (relative to the section) hashed in this order
+
+
+@dataclass
+class Result:
+    problems: list[Problem] = field(default_factory=list)
+    rows: int | None = None
+    digest: str | None = None
+    sha256: str | None = None
+    signature: tuple[Any, ...] | None = None
+    info: dict[str, Any] | None = None
+
+    def add(self, task: Task, message: str, rel: str | None = None) -> None:
+        self.problems.append(Problem(task.rel if rel is None else rel, message, task.section))
+
+
+class _NotRegular(Exception):
+    pass
+
+
+_local = threading.local()
+
+
+def _buffer(size: int) -> bytearray:
+    """This thread's reusable read buffer, at least ``size`` bytes.
+
+    Reading into fresh ``bytes`` for every file costs a page fault per 4 KiB
+    (twice the time of hashing and parsing together); a buffer reused by
+    the thread does not.  Nothing read into it outlives the check of one file.
+    """
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = bytearray(max(size, 1 << 20))
+        _local.buf = buf
+    return buf
+
+
+def _read(path: Path, want_sha: bool) -> tuple[memoryview | None, int, str, str | None]:
+    """Open ``path`` once, refusing links and special files: ``(bytes, size, xxh64, sha256)``.
+
+    The bytes are a view of this thread's buffer (None when the file is
+    larger than :data:`_WHOLE_FILE`: then it is hashed in chunks); the file
+    is closed on return.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegular
+        sha = hashlib.sha256() if want_sha else None
+        if st.st_size <= _WHOLE_FILE:
+            view = memoryview(_buffer(st.st_size + 1))
+            n = 0
+            while (got := os.readv(fd, [view[n:]])) > 0:  # +1: a file that grew is read whole, not cut
+                n += got
+                if n == len(view):
+                    view = memoryview(_grow(view, n))
+            data = view[:n]
+            if sha is not None:
+                sha.update(data)
+            return data, n, xxhash.xxh64_hexdigest(data), ("sha256:" + sha.hexdigest()) if sha else None
+        h = xxhash.xxh64()
+        size = 0
+        while chunk := os.read(fd, 8 << 20):
+            h.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
+            size += len(chunk)
+        return None, size, h.hexdigest(), ("sha256:" + sha.hexdigest()) if sha else None
+    finally:
+        os.close(fd)
+
+
+def _grow(view: memoryview, n: int) -> bytearray:
+    """A bigger thread buffer holding the ``n`` bytes of ``view`` (a file larger than its size said)."""
+    buf = bytearray(2 * len(view))
+    buf[:n] = view[:n]
+    _local.buf = buf
+    return buf
+
+
+def _open_problem(exc: BaseException, listed: bool) -> str:
+    if isinstance(exc, _NotRegular):
+        return "not a regular file (refused)"
+    if isinstance(exc, FileNotFoundError):
+        return "listed in the manifest but missing" if listed else "missing"
+    if isinstance(exc, OSError) and exc.errno == 40:  # ELOOP: O_NOFOLLOW met a symlink
+        return "is a symbolic link (refused: readers would follow it)"
+    return f"cannot be read: {exc}"
+
+
+def _key_columns(table_name: str) -> list[str]:
+    """Columns whose ranges must be the same in every scenario of a table (ids, not codes)."""
+    t = TABLES[table_name]
+    names = t.names
+    keys = ["stage_id", "block_id", t.entity_column, "lag_index", "iteration", "rank", "scenario_id"]
+    return [c for c in dict.fromkeys(keys) if c is not None and c in names]
+
+
+def _signature(meta: pq.FileMetaData, keys: Sequence[str]) -> tuple[Any, ...]:
+    """``(rows, (column, min, max, nulls) per key column)`` from the footer statistics (None when absent)."""
+    names = meta.schema.names
+    out: list[tuple[str, Any, Any, int | None]] = []
+    for name in keys:
+        if name not in names:
+            continue
+        j = names.index(name)
+        lo: Any = None
+        hi: Any = None
+        nulls: int | None = 0
+        known = True
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(j).statistics
+            if st is None:
+                known = False
+                break
+            if st.has_null_count and nulls is not None:
+                nulls += st.null_count
+            else:
+                nulls = None
+            if st.has_min_max:
+                lo = st.min if lo is None else min(lo, st.min)
+                hi = st.max if hi is None else max(hi, st.max)
+        out.append((name, lo, hi, nulls) if known else (name, None, None, None))
+    return (meta.num_rows, tuple(out))
+
+
+def _int_column(tbl: pa.Table, name: str) -> np.ndarray:
+    """A key column as int64 NumPy, nulls as -1, from the Arrow buffers.
+
+    (``to_numpy`` and ``pc.fill_null`` import pandas: half a second for one call.)
+    """
+    parts = []
+    for ch in tbl.column(name).chunks:
+        ch = ch.cast(pa.int64())
+        lo, hi = ch.offset, ch.offset + len(ch)
+        values = np.frombuffer(ch.buffers()[1], dtype=np.int64)[lo:hi].copy()
+        if ch.null_count:
+            valid = np.unpackbits(np.frombuffer(ch.buffers()[0], dtype=np.uint8), bitorder="little")[lo:hi]
+            values[valid == 0] = -1
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _decode_info(source: Any, table_name: str) -> dict[str, Any]:
+    """Decode the key columns: distinct stages, blocks, entities, AR orders, repeated keys (NumPy, no Acero)."""
+    t = TABLES[table_name]
+    names = t.names
+    cols = [c for c in ("stage_id", "block_id", t.entity_column, "lag_index", "scenario_id")
+            if c is not None and c in names]
+    tbl = pq.ParquetFile(source).read(columns=cols, use_threads=False)
+    n = tbl.num_rows
+    info: dict[str, Any] = {"rows": n}
+    keys = {c: _int_column(tbl, c) for c in cols}
+    if keys and n:
+        mat = np.stack([keys[c] for c in cols])
+        order = np.lexsort(mat[::-1])
+        s = mat[:, order]
+        same = (s[:, 1:] == s[:, :-1]).all(axis=0)
+        info["distinct_keys"] = n - int(same.sum())
+    else:
+        info["distinct_keys"] = n
+    if "stage_id" in keys:
+        info["stages"] = int(np.unique(keys["stage_id"]).size)
+    if "block_id" in cols:
+        info["stage_rows"] = tbl.column("block_id").null_count
+        info["block_rows"] = n - info["stage_rows"]
+    if t.entity_column is not None:
+        ent = keys[t.entity_column]
+        uniq, inverse = np.unique(ent, return_inverse=True)
+        info["entities"] = int(uniq.size)
+        if "lag_index" in keys:
+            top = np.zeros(uniq.size, dtype=np.int64)
+            np.maximum.at(top, inverse, keys["lag_index"])
+            info["lag_sum"] = int(top.sum())
+    return info
+
+
+def _check_parquet(task: Task, base: Path) -> Result:
+    res = Result()
+    path = base / task.rel
+    try:
+        data, size, digest, sha = _read(path, task.sha256)
+    except (OSError, _NotRegular) as exc:
+        res.add(task, _open_problem(exc, task.rows is not None))
+        return res
+    res.digest, res.sha256 = digest, sha
+    if task.size is not None and size != task.size:
+        res.add(task, f"size {size} differs from the manifest ({task.size})")
+    if task.xxhash64 is not None and digest != task.xxhash64:
+        res.add(task, f"xxhash64 {digest} differs from the manifest ({task.xxhash64})")
+    pybuf = pa.py_buffer(data) if data is not None else None
+
+    def source() -> Any:
+        return pa.BufferReader(pybuf) if pybuf is not None else str(path)
+
+    try:
+        meta = pq.read_metadata(source())
+        schema = meta.schema.to_arrow_schema()
+    except Exception as exc:  # noqa: BLE001 - any unreadable footer is a problem
+        res.add(task, f"Parquet footer does not read: {exc}")
+        return res
+    res.rows = meta.num_rows
+    if task.rows is not None and meta.num_rows != task.rows:
+        res.add(task, f"{meta.num_rows} rows where the manifest records {task.rows}")
+    if task.table is None:
+        return res
+    expected = TABLES[task.table].arrow_schema
+    if schema.names != expected.names:
+        res.add(task, f"columns {schema.names} differ from the spec's {expected.names}")
+        return res
+    for f, e in zip(schema, expected, strict=True):
+        if f.type != e.type or f.nullable != e.nullable:
+            res.add(task, f"column {f.name!r} is {f.type}{'' if f.nullable else ' not null'}, "
+                          f"the spec says {e.type}{'' if e.nullable else ' not null'}")
+    if task.fingerprint is not None:
+        kv = meta.metadata or {}
+        found = kv.get(_FOOTER_KEY_B)
+        if found is None and task.fingerprint_optional:
+            pass
+        elif found is None:
+            res.add(task, f"carries no run fingerprint ({FOOTER_KEY}) in its footer; the run's is "
+                          f"{task.fingerprint}")
+        elif found.decode("utf-8", "replace") != task.fingerprint:
+            res.add(task, f"written by another run: footer run fingerprint {found.decode('utf-8', 'replace')} "
+                          f"differs from the manifest's {task.fingerprint}")
+    res.signature = _signature(meta, _key_columns(task.table))
+    if task.decode:
+        try:
+            res.info = _decode_info(source(), task.table)
+        except Exception as exc:  # noqa: BLE001 - undecodable data is a problem
+            res.add(task, f"key columns do not decode: {exc}")
+        else:
+            if res.info.get("distinct_keys", res.info["rows"]) != res.info["rows"]:
+                res.add(task, f"{res.info['rows'] - res.info['distinct_keys']} rows repeat the key of another "
+                              f"row ({', '.join(c for c in _key_columns(task.table))})")
+    return res
+
+
+def _check_stage(task: Task, base: Path) -> Result:
+    """A policy stage file: bytes (xxhash64), decoded by its directory's reader, stage and dimension."""
+    res = Result()
+    path = base / task.rel
+    try:
+        _data, _size, digest, _sha = _read(path, False)
+    except (OSError, _NotRegular) as exc:
+        res.add(task, _open_problem(exc, False))
+        return res
+    del _data
+    res.digest = digest
+    if task.xxhash64 is not None and digest != task.xxhash64:
+        res.add(task, f"xxhash64 {digest} differs from the checkpoint's metadata.json ({task.xxhash64})")
+    kind = task.rel.split("/")[-2]
+    try:
+        obj = _READERS[kind](path)
+        if kind == "cuts":
+            obj.validate(check_finite=False)
+        else:
+            obj.validate()
+        sid, dim = int(obj.stage_id), getattr(obj, "state_dimension", None)
+    except Exception as exc:  # noqa: BLE001 - every decoding failure is a problem, never raised
+        res.add(task, f"does not decode as {kind}: {exc}")
+        return res
+    finally:
+        obj = None  # drop the memory map (and its file descriptor) now
+    if sid != task.stage_id:
+        res.add(task, f"holds stage {sid}, its name says {task.stage_id}")
+    if dim is not None and task.state_dimension >= 0 and int(dim) != task.state_dimension:
+        res.add(task, f"state dimension {dim} where the checkpoint's metadata.json says {task.state_dimension}")
+    return res
+
+
+def _check_concat(task: Task, base: Path) -> Result:
+    """sha256 and xxhash64 of the concatenated bytes of ``task.files`` (the policy hashes)."""
+    res = Result()
+    sha, xxh = hashlib.sha256(), xxhash.xxh64()
+    for rel in task.files:
+        try:
+            data, _size, _d, _s = _read(base / rel, False)
+            if data is None:  # large: stream it
+                with open(base / rel, "rb") as fh:
+                    while chunk := fh.read(8 << 20):
+                        sha.update(chunk)
+                        xxh.update(chunk)
+            else:
+                sha.update(data)
+                xxh.update(data)
+        except (OSError, _NotRegular) as exc:
+            res.add(task, _open_problem(exc, False), rel)
+            return res
+    res.sha256, res.digest = "sha256:" + sha.hexdigest(), xxh.hexdigest()
+    res.info = {"files": len(task.files)}
+    return res
+
+
+_WORKERS: Final[dict[str, Callable[[Task, Path], Result]]] = {
+    "parquet": _check_parquet, "stage": _check_stage, "concat": _check_concat,
+}
+
+
+def run_one(task: Task, bases: Mapping[str, str]) -> Result:
+    try:
+        return _WORKERS[task.kind](task, Path(bases[task.section]))
+    except Exception as exc:  # noqa: BLE001 - a bug must not cost the other files (nor hang MPI peers)
+        res = Result()
+        res.add(task, f"could not be checked: {type(exc).__name__}: {exc}")
+        return res
+
+
+# --------------------------------------------------------------------------- reduction
+@dataclass(frozen=True)
+class Reference:
+    """The reference scenario of a simulation table: its footer signature and decoded key counts."""
+
+    scenario: int
+    rel: str
+    signature: tuple[Any, ...] | None
+    info: dict[str, Any] | None
+
+
+@dataclass
+class Partial:
+    """What one rank sends to rank 0: problems, counts and the kept results."""
+
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    kept: dict[tuple[str, str], Result] = field(default_factory=dict)
+
+
+def _describe(sig: tuple[Any, ...]) -> str:
+    parts = [f"{sig[0]} rows"]
+    for name, lo, hi, nulls in sig[1]:
+        parts.append(f"{name} {lo}..{hi}" + (f" ({nulls} null)" if nulls else ""))
+    return ", ".join(parts)
+
+
+def formula(table_name: str, info: Mapping[str, Any], costs: Mapping[str, Any] | None,
+             detail: str) -> tuple[int, str] | None:
+    """Expected rows (SPEC §4) of a partition and the formula's name; None when not checkable."""
+    if costs is None or table_name in ("costs", "generic_violations", "scenario_totals"):
+        return None
+    stages = int(costs.get("stages", 0))
+    if table_name == "inflow_lags":
+        return stages * int(info.get("lag_sum", 0)), "T × sum of AR orders"
+    if "entities" not in info:
+        return None
+    if detail == "stage":
+        return stages * int(info["entities"]), "T × entities (stage detail)"
+    return int(costs.get("block_rows", 0)) * int(info["entities"]), "blocks × entities"
+
+
+def _reduce(partial: Partial, task: Task, res: Result, refs: Mapping[str, Reference], detail: str) -> None:
+    partial.files += 1
+    partial.problems.extend(res.problems)
+    if task.keep:
+        partial.kept[(task.section, task.rel)] = res
+    if task.section != SIMULATION_DIR or task.table is None:
+        return
+    ref = refs.get(task.table)
+    if ref is None or ref.rel == task.rel:
+        return
+    if task.table != "generic_violations" and ref.signature is not None and res.signature is not None \
+            and res.signature != ref.signature:
+        partial.problems.append(Problem(task.rel, f"{_describe(res.signature)}; scenario {ref.scenario} (the "
+                                                  f"reference) has {_describe(ref.signature)}"))
+    if res.info is not None:
+        costs = refs["costs"].info if "costs" in refs else None
+        want = formula(task.table, res.info, costs, detail)
+        if want is not None and res.info["rows"] != want[0]:
+            partial.problems.append(Problem(task.rel, f"{res.info['rows']} rows where {want[1]} = {want[0]} "
+                                                      f"(scenario {task.scenario})"))
+
+
+def run_tasks(tasks: Sequence[Task], bases: Mapping[str, str], refs: Mapping[str, Reference], detail: str,
+               threads: int) -> Partial:
+    partial = Partial()
+    if threads <= 1 or len(tasks) < 2:
+        for t in tasks:
+            _reduce(partial, t, run_one(t, bases), refs, detail)
+        _local.buf = None  # the caller's thread keeps no read buffer
+        return partial
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="validate") as pool:
+        for start in range(0, len(tasks), _BATCH):
+            batch = tasks[start:start + _BATCH]
+            for t, res in zip(batch, pool.map(lambda t: run_one(t, bases), batch), strict=True):
+                _reduce(partial, t, res, refs, detail)
+    return partial
