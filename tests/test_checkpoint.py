@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,8 @@ from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
 from cobre_mpi_io._generated.cobre.policy import StageCuts as GCuts
 from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
 from cobre_mpi_io._generated.cobre.policy import StageVertices as GVertices
-from cobre_mpi_io.errors import ManifestError, SchemaError
+from cobre_mpi_io.errors import ManifestError, OutputError, SchemaError, SerializationError
+from cobre_mpi_io.hashing import xxh64_file
 from cobre_mpi_io.layout import policy_cut_files
 from cobre_mpi_io.policy.checkpoint import (
     PolicyCheckpointer,
@@ -30,8 +32,8 @@ from cobre_mpi_io.policy.checkpoint import (
     write_policy_checkpoint,
 )
 from cobre_mpi_io.policy.codec import write_stage_cuts
-from cobre_mpi_io.policy.decode import read_stage_cuts
-from cobre_mpi_io.policy.records import PolicyMetadata, StageBasis, StageCuts
+from cobre_mpi_io.policy.decode import read_stage_basis, read_stage_cuts
+from cobre_mpi_io.policy.records import FileDigest, PolicyMetadata, StageBasis, StageCuts
 from cobre_mpi_io.testing.policy import synthetic_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -451,3 +453,212 @@ def test_basis_validation() -> None:
         StageBasis(stage_id=1, iteration=1, num_columns=3, num_rows=2, column_status=[0, 1],
                    row_status=[0, 0]).validate()
     assert info.value.column == "column_status" and info.value.file == "basis/stage_001.bin"
+
+
+# ---------------------------------------------------------------- verified checkpoints (issue 8)
+
+
+def _ckpt(tmp_path: Path, **kw) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """A published checkpoint with every kind of file: (policy dir, checkpoint dir)."""
+    pol = tmp_path / "policy"
+    rec = _write(pol, synthetic_policy(4, 3, 2, seed=1, with_vertices=True, config_hash="c", system_hash="s"),
+                 state_dictionary={"version": "1", "state_dimension": 4, "state_variables": []}, **kw)
+    return pol, Path(rec.checkpoint_dir)
+
+
+def _edit_metadata(ck: Path, fn) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads((ck / "metadata.json").read_text())
+    fn(doc)
+    (ck / "metadata.json").write_text(json.dumps(doc))
+
+
+def test_checkpoint_records_the_xxhash64_of_every_file(tmp_path: Path) -> None:
+    pol = tmp_path / "policy"
+    rec = _write(pol, synthetic_policy(4, 3, 2, seed=1, with_vertices=True), state_dictionary={"version": "1"})
+    ck = Path(rec.checkpoint_dir)
+    doc = json.loads((ck / "metadata.json").read_text())
+    assert doc["version"] == "1.1.0"
+    assert sorted(doc["files"]) == sorted(set(rec.files) - {"metadata.json"})  # all but itself
+    assert len([r for r in doc["files"] if r.endswith(".bin")]) == 4 * 3
+    for rel, entry in doc["files"].items():
+        assert xxh64_file(ck / rel) == (entry["bytes"], entry["xxhash64"]) == (rec.files[rel], rec.xxhash64[rel])
+    back = read_policy_checkpoint(pol)
+    assert back.files == {rel: FileDigest(e["bytes"], e["xxhash64"]) for rel, e in doc["files"].items()}
+
+
+def test_flipped_coefficient_byte_is_caught(tmp_path: Path) -> None:
+    """The issue: a flipped byte changed a coefficient from 1.1503 to 0.5752 and the checkpoint loaded."""
+    p = synthetic_policy(3, 2, 1, seed=4)
+    p.cuts[1].coefficients[2, 1] = 1.1503
+    pol = tmp_path / "policy"
+    ck = Path(_write(pol, p).checkpoint_dir)
+    f = ck / "cuts" / "stage_001.bin"
+    data = bytearray(f.read_bytes())
+    pos = bytes(data).index(struct.pack("<d", 1.1503))
+    data[pos + 6] ^= 0x10  # the lowest exponent bit: the value halves
+    f.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match="xxhash64") as info:
+        read_policy_checkpoint(pol)
+    assert "cuts/stage_001.bin" in str(info.value)
+    # the documented trusted fast path skips the hash: the damage is invisible to structure checks
+    fast = read_policy_checkpoint(pol, verify=False)
+    assert fast.cuts[1].coefficients[2, 1] == 1.1503 / 2
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_all_zero_basis_file_is_refused(tmp_path: Path, same_size: bool) -> None:
+    """The issue: an all-zero basis file loaded as stage 0."""
+    pol, ck = _ckpt(tmp_path)
+    f = ck / "basis" / "stage_001.bin"
+    f.write_bytes(bytes(f.stat().st_size if same_size else 64))
+    with pytest.raises(ManifestError, match="xxhash64" if same_size else "bytes"):
+        read_policy_checkpoint(pol)
+    with pytest.raises(SerializationError, match="StageBasis"):
+        read_policy_checkpoint(pol, verify=False)
+    with pytest.raises(SerializationError):
+        read_stage_basis(f)
+
+
+@pytest.mark.parametrize(("src", "dst"), [("cuts", "basis"), ("basis", "cuts"), ("states", "vertices"),
+                                          ("vertices", "states"), ("cuts", "states"), ("basis", "vertices")])
+def test_file_of_another_kind_is_refused(tmp_path: Path, src: str, dst: str) -> None:
+    """The issue: a cuts file copied over a basis file loaded."""
+    pol, ck = _ckpt(tmp_path)
+    shutil.copyfile(ck / src / "stage_001.bin", ck / dst / "stage_001.bin")
+    with pytest.raises(ManifestError, match="xxhash64|bytes"):
+        read_policy_checkpoint(pol)
+    with pytest.raises((SerializationError, SchemaError)):
+        read_policy_checkpoint(pol, verify=False)
+
+
+def test_stage_files_swapped_between_stages_are_refused(tmp_path: Path) -> None:
+    pol, ck = _ckpt(tmp_path)
+    a, b = ck / "cuts" / "stage_000.bin", ck / "cuts" / "stage_001.bin"
+    tmp = a.with_name("x")
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    with pytest.raises(ManifestError):
+        read_policy_checkpoint(pol)
+    with pytest.raises(SchemaError, match="stage_id") as info:
+        read_policy_checkpoint(pol, verify=False)
+    assert "holds stage 1" in str(info.value) and "stage_000.bin" in str(info.value)
+
+
+def test_stage_of_another_dimension_is_refused(tmp_path: Path) -> None:
+    pol, ck = _ckpt(tmp_path)
+    other = synthetic_policy(5, 3, 2, seed=1).cuts[1]
+    write_stage_cuts(ck / "cuts" / "stage_001.bin", other)
+    _edit_metadata(ck, lambda d: d["files"].update(
+        {"cuts/stage_001.bin": dict(zip(("bytes", "xxhash64"), xxh64_file(ck / "cuts" / "stage_001.bin"),
+                                        strict=True))}))
+    with pytest.raises(SchemaError, match="state_dimension"):
+        read_policy_checkpoint(pol)
+
+
+CAMPAIGN = 494
+
+
+def test_corrupted_stage_files_never_load_silently(tmp_path: Path) -> None:
+    """The issue: 159 of 494 corrupted stage files decoded to different content with no error (151 passed
+    .validate()). Now every one is refused (hash, or size), and without the hash every one is refused or
+    decodes to a record that validates -- never another exception."""
+    pol, ck = _ckpt(tmp_path)
+    files = sorted(p for p in ck.rglob("stage_*.bin"))
+    original = {p: p.read_bytes() for p in files}
+    rng = np.random.default_rng(494)
+    outcomes = {"refused": 0, "loaded": 0}
+    done = 0
+    while done < CAMPAIGN:
+        f = files[int(rng.integers(len(files)))]
+        data = bytearray(original[f])
+        how = int(rng.integers(4))
+        at = int(rng.integers(len(data)))
+        if how == 0:
+            data[at] ^= int(rng.integers(1, 256))
+        elif how == 1:
+            del data[at:]
+        elif how == 2:
+            data[at:at + 8] = bytes(len(data[at:at + 8]))
+        else:
+            data[at & ~3:(at & ~3) + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        if bytes(data) == original[f]:
+            continue
+        f.write_bytes(bytes(data))
+        try:
+            with pytest.raises(ManifestError, match="xxhash64|bytes"):
+                read_policy_checkpoint(pol)
+            try:
+                read_policy_checkpoint(pol, verify=False)
+                outcomes["loaded"] += 1
+            except OutputError:
+                outcomes["refused"] += 1
+        finally:
+            f.write_bytes(original[f])
+        done += 1
+    print(f"\n{CAMPAIGN} corrupted stage files: all refused with verify; without it "
+          f"{outcomes['refused']} refused, {outcomes['loaded']} loaded (coefficient-like damage)")
+    assert outcomes["refused"] > outcomes["loaded"] > 0
+    read_policy_checkpoint(pol)  # restored
+
+
+def test_missing_extra_and_unrecorded_files(tmp_path: Path) -> None:
+    pol, ck = _ckpt(tmp_path)
+    (ck / "states" / "stage_002.bin").unlink()
+    with pytest.raises(ManifestError, match="states/stage_002.bin, which is missing"):
+        read_policy_checkpoint(pol)
+    assert len(read_policy_checkpoint(pol, verify=False).states) == 2  # trusted: reads what is there
+    _edit_metadata(ck, lambda d: d["files"].pop("states/stage_002.bin"))
+    assert len(read_policy_checkpoint(pol).states) == 2
+    _edit_metadata(ck, lambda d: d["files"].pop("basis/stage_000.bin"))
+    with pytest.raises(ManifestError, match="does not record basis/stage_000.bin"):
+        read_policy_checkpoint(pol)
+    shutil.copyfile(ck / "basis" / "stage_000.bin", ck / "basis" / "stage_007.bin")
+    with pytest.raises(SchemaError, match="no cuts file for this stage"):
+        read_policy_checkpoint(pol, verify=False)
+
+
+def test_state_dictionary_is_verified(tmp_path: Path) -> None:
+    pol, ck = _ckpt(tmp_path)
+    (ck / "state_dictionary.json").write_text('{"version": "2", "state_dimension": 4, "state_variables": []}\n')
+    with pytest.raises(ManifestError, match="state_dictionary.json"):
+        read_policy_checkpoint(pol)
+    assert read_policy_checkpoint(pol, verify=False).state_dictionary["version"] == "2"
+
+
+def test_checkpoint_without_hashes(tmp_path: Path) -> None:
+    """Ours without ``files`` (format 1.0.0) needs verify=False; the Cobre solver's own has none to check."""
+    pol, ck = _ckpt(tmp_path)
+    _edit_metadata(ck, lambda d: d.pop("files"))
+    with pytest.raises(ManifestError, match="records no file hashes"):
+        read_policy_checkpoint(pol)
+    assert read_policy_checkpoint(pol, verify=False).metadata.num_stages == 3
+
+    def cobre_own(d: dict) -> None:  # type: ignore[type-arg]
+        for key in ("version", "config_hash", "system_hash", "rng_state", "last_forward_pass"):
+            d.pop(key)
+        d.update(cobre_version="0.5.1", warm_start_counts=[0, 0, 0], total_visited_states=0)
+
+    _edit_metadata(ck, cobre_own)
+    back = read_policy_checkpoint(pol)
+    assert back.metadata.version == "" and back.files == {} and len(back.cuts) == 3
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("completed_iterations", "1e400"), ("final_lower_bound", "1e400"), ("best_upper_bound", "-1e999"),
+    ("completed_iterations", str(10**30)), ("state_dimension", str(2**40)), ("num_stages", "-1"),
+    ("rng_seed", str(2**64)), ("rng_state", "[1, -2]"), ("completed_iterations", '"5"'),
+    ("max_iterations", "true"), ("final_lower_bound", '"low"'), ("created_at", "7"),
+    ("files", '{"../x.bin": {"bytes": 1, "xxhash64": "0000000000000000"}}'),
+    ("files", '{"cuts/stage_000.bin": {"bytes": -1, "xxhash64": "0000000000000000"}}'),
+    ("files", '{"cuts/stage_000.bin": {"bytes": 1, "xxhash64": "XYZ"}}'), ("files", "[]"),
+    ("completed_iterations", "9" * 5000),
+])
+def test_metadata_numbers_and_types_are_bounded(tmp_path: Path, key: str, value: str) -> None:
+    """The issue: policy/metadata.json numbers like 1e400 raised a bare OverflowError."""
+    pol, ck = _ckpt(tmp_path)
+    doc = json.loads((ck / "metadata.json").read_text())
+    doc[key] = "@@"
+    (ck / "metadata.json").write_text(json.dumps(doc).replace('"@@"', value))
+    for verify in (True, False):
+        with pytest.raises(ManifestError, match="metadata.json") as info:
+            read_policy_checkpoint(pol, verify=verify)
+        assert not isinstance(info.value, OverflowError)

@@ -23,6 +23,10 @@ in a checkpoint, which writes into a new directory) and the order of ``write`` a
 byte array needs about three times the stage).  Each written file is also
 decoded with the flatc-generated reader (first and last cut) to prove the
 bytes are a valid FlatBuffer.
+
+``--checkpoint`` adds whole checkpoints of the same stages
+(:func:`run_checkpoint_bench`): the cost of recording each file's xxhash64
+at write time and of verifying it at read time.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import json
 import mmap
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -41,12 +46,13 @@ import numpy as np
 
 from ..hashing import peak_rss_mb
 from ..layout import stage_file_name
+from ..policy.checkpoint import read_policy_checkpoint, write_policy_checkpoint
 from ..policy.codec import write_stage_cuts
 from ..policy.decode import read_stage_cuts
-from ..policy.records import StageCuts
+from ..policy.records import PolicyMetadata, StageCuts
 from .args import non_negative_int, positive_int
 
-__all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_policy_bench"]
+__all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_checkpoint_bench", "run_policy_bench"]
 
 
 def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:
@@ -215,6 +221,79 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
     return result
 
 
+def run_checkpoint_bench(cuts: int, state_dim: int, stages: int, output: str | os.PathLike[str],
+                         repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Whole checkpoints of ``stages`` stages: hashing at write time, verification at read time.
+
+    Each repeat, after an untimed ``os.sync()`` (no fsync, like the stage benchmark):
+
+    - ``files_seconds``: ``write_stage_cuts`` of every stage into a fresh
+      directory -- the stage files alone, unhashed (the baseline);
+    - ``write_seconds``: ``write_policy_checkpoint`` of the same stages
+      (each file hashed by a helper thread while the next one is written,
+      ``metadata.json`` recording them, publication);
+    - ``read_verified_seconds`` / ``read_trusted_seconds``:
+      ``read_policy_checkpoint`` with ``verify=True`` / ``False`` right after
+      (page cache warm: the cost of hashing, not of the disk);
+    - ``*_and_use_seconds``: the same read plus one pass over every
+      coefficient (a resume uses them all; the trusted read pays for the
+      pages then instead).
+
+    Parameters
+    ----------
+    cuts, state_dim, stages : int
+        Stage size and number of stages (production: 15000 x 2080).
+    output : path-like
+        Scratch directory (``output/checkpoint``).
+    repeats : int
+        Measurements of each.
+    seed : int
+    """
+    out = Path(output) / "checkpoint"
+    policy_dir = out / "policy"
+    all_cuts = [_stage(s, cuts, state_dim, seed) for s in range(stages)]
+    meta = PolicyMetadata(completed_iterations=1, state_dimension=state_dim, num_stages=stages)
+    times: dict[str, list[float]] = {k: [] for k in ("files", "write", "read_verified", "read_trusted",
+                                                     "read_verified_and_use", "read_trusted_and_use")}
+
+    def use(ck: Any) -> float:
+        return float(sum(float(c.coefficients.sum()) for c in ck.cuts))
+
+    for r in range(repeats):
+        shutil.rmtree(out, ignore_errors=True)
+        (out / "files").mkdir(parents=True)
+        os.sync()
+        t0 = time.perf_counter()
+        for sc in all_cuts:
+            write_stage_cuts(out / "files" / stage_file_name(sc.stage_id), sc, durable=False)
+        times["files"].append(time.perf_counter() - t0)
+        os.sync()
+        t0 = time.perf_counter()
+        write_policy_checkpoint(policy_dir, all_cuts, [], meta, keep=0, durable=False)
+        times["write"].append(time.perf_counter() - t0)
+        for verify in ((True, False) if r % 2 == 0 else (False, True)):
+            label = "read_verified" if verify else "read_trusted"
+            t0 = time.perf_counter()
+            ck = read_policy_checkpoint(policy_dir, verify=verify)
+            times[label].append(time.perf_counter() - t0)
+            use(ck)
+            del ck
+            t0 = time.perf_counter()
+            ck = read_policy_checkpoint(policy_dir, verify=verify)
+            use(ck)
+            times[label + "_and_use"].append(time.perf_counter() - t0)
+            del ck
+    shutil.rmtree(out, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "stages": stages,
+        **{f"{k}_seconds": round(v, 4) for k, v in med.items()},
+        "checkpoint_over_files": round(med["write"] / med["files"], 3) if med["files"] else None,
+        "verify_seconds_per_stage": round((med["read_verified"] - med["read_trusted"]) / stages, 4),
+        **{f"{k}_seconds_all": [round(x, 4) for x in v] for k, v in times.items()},
+    }
+
+
 def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``bench policy`` options to ``parser`` and return it."""
     parser.add_argument("--cuts", type=positive_int, default=15000, metavar="N",
@@ -229,6 +308,8 @@ def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                         help="random seed of the synthetic cuts, >= 0 (default 0)")
     parser.add_argument("--no-builder", action="store_true", help="skip the flatbuffers.Builder baseline")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="also time whole checkpoints: per-file xxhash64 at write, verified vs trusted read")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: also)")
     return parser
 
@@ -237,6 +318,9 @@ def policy_bench_main(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed ``args`` and print one JSON object; returns the exit code."""
     result = run_policy_bench(args.cuts, args.state_dim, args.stages, args.output,
                               repeats=args.repeats, seed=args.seed, builder=not args.no_builder)
+    if args.checkpoint:
+        result["checkpoint"] = run_checkpoint_bench(args.cuts, args.state_dim, args.stages, args.output,
+                                                    repeats=args.repeats, seed=args.seed)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -16,12 +16,23 @@ from .checkpoint import (
     read_policy_checkpoint,
     write_policy_checkpoint,
 )
-from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
-from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from .codec import encode_stage, write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
+from .decode import (
+    decode_stage_basis,
+    decode_stage_cuts,
+    decode_stage_states,
+    decode_stage_vertices,
+    file_digest,
+    read_stage_basis,
+    read_stage_cuts,
+    read_stage_states,
+    read_stage_vertices,
+)
 from .records import (
     POLICY_FORMAT_VERSION,
     STAGE_SUBDIRS,
     CheckpointRecord,
+    FileDigest,
     PolicyCheckpoint,
     PolicyMetadata,
     StageBasis,
@@ -34,6 +45,7 @@ __all__ = [
     "POLICY_FORMAT_VERSION",
     "STAGE_SUBDIRS",
     "CheckpointRecord",
+    "FileDigest",
     "PolicyCheckpoint",
     "PolicyCheckpointer",
     "PolicyMetadata",
@@ -41,6 +53,12 @@ __all__ = [
     "StageCuts",
     "StageStates",
     "StageVertices",
+    "decode_stage_basis",
+    "decode_stage_cuts",
+    "decode_stage_states",
+    "decode_stage_vertices",
+    "encode_stage",
+    "file_digest",
     "list_checkpoints",
     "policy_cut_files",
     "read_policy_checkpoint",

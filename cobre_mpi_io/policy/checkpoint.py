@@ -35,6 +35,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any, Self
@@ -57,13 +58,15 @@ from ..layout import (
     stage_file_name,
     stage_files,
 )
-from ..manifest import read_json_document, utc_now
+from ..manifest import check_document, read_json_document, utc_now
 from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
-from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from .decode import file_digest, read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from .records import (
+    METADATA_SCHEMA,
     STAGE_SUBDIRS,
     CheckpointRecord,
+    FileDigest,
     PolicyCheckpoint,
     PolicyMetadata,
     StageBasis,
@@ -71,6 +74,7 @@ from .records import (
     StageStates,
     StageVertices,
     _u32,
+    file_digests,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -98,10 +102,14 @@ def read_policy_checkpoint(
     expected_num_stages: int | None = None,
     config_hash: str | None = None,
     system_hash: str | None = None,
+    verify: bool = True,
 ) -> PolicyCheckpoint:
     """Load a policy checkpoint, memory-mapped and zero-copy where possible.
 
-    Not collective (any rank may read).
+    Not collective (any rank may read).  Every stage file is decoded with
+    the checks of :mod:`cobre_mpi_io.policy.decode` (bounded by the file,
+    the root table of the kind its directory says, the ``stage_id`` of its
+    name, the checkpoint's ``state_dimension``, content that validates).
 
     Parameters
     ----------
@@ -111,6 +119,14 @@ def read_policy_checkpoint(
         The running system's values; a mismatch is a hard error.
     config_hash, system_hash : str, optional
         For a resume: must equal the hashes recorded in ``metadata.json``.
+    verify : bool
+        Check every file against the size and xxhash64 ``metadata.json``
+        records (``files``), and that no file is missing or extra, before
+        decoding it (default).  This reads every byte once: about 0.03 s
+        per 250 MB production stage from the page cache here, at disk
+        speed otherwise.  ``False`` is the trusted fast path: structural
+        checks only, and only the pages actually used are read.  A Cobre
+        solver checkpoint records no hashes and is read unverified.
 
     Returns
     -------
@@ -120,17 +136,23 @@ def read_policy_checkpoint(
     ------
     SchemaError
         State dimension or stage count differ from the expected values or
-        between ``metadata.json`` and the stage files.
+        between ``metadata.json`` and the stage files; a stage file holds
+        another stage or content that does not validate.
     ManifestError
-        Missing/corrupt ``metadata.json``, or a config/system hash mismatch.
+        Missing/corrupt ``metadata.json``, a config/system hash mismatch,
+        or (``verify``) a file whose size or xxhash64 differs from the one
+        recorded, a recorded file missing, a file not recorded, or no
+        hashes recorded at all.
     SerializationError
-        A stage file is not a valid FlatBuffer.
+        A stage file is not a valid FlatBuffer of its kind.
     IoError
         A file cannot be read.
     """
     ckpt = resolve_checkpoint_dir(path)
     meta_path = ckpt / "metadata.json"
-    meta = PolicyMetadata.from_dict(read_json_document(meta_path, str(meta_path)), str(meta_path))
+    doc = read_json_document(meta_path, str(meta_path))
+    meta = PolicyMetadata.from_dict(doc, str(meta_path))
+    recorded = file_digests(doc, str(meta_path))
     file = "policy/metadata.json"
     if expected_state_dimension is not None and meta.state_dimension != expected_state_dimension:
         raise SchemaError(file, "state_dimension",
@@ -144,31 +166,56 @@ def read_policy_checkpoint(
     if system_hash is not None and meta.system_hash != system_hash:
         raise ManifestError("policy", f"system_hash {meta.system_hash!r} differs from {system_hash!r}: "
                             "cannot resume with a different system")
-    cut_files = stage_files(ckpt / "cuts")
-    if len(cut_files) != meta.num_stages:
+    found = {sub: stage_files(ckpt / sub) for sub in STAGE_SUBDIRS}
+    if len(found["cuts"]) != meta.num_stages:
         raise SchemaError("policy/cuts", "num_stages",
-                          f"{len(cut_files)} stage files, metadata.json says {meta.num_stages}")
-    cuts = []
-    for sid, p in cut_files:
-        sc = read_stage_cuts(p)
-        if sc.stage_id != sid:
-            raise SchemaError(f"cuts/{p.name}", "stage_id", f"file holds stage {sc.stage_id}")
-        if sc.state_dimension != meta.state_dimension:
-            raise SchemaError(f"cuts/{p.name}", "state_dimension",
-                              f"{sc.state_dimension} != {meta.state_dimension} in metadata.json")
-        cuts.append(sc)
-    states = [read_stage_states(p) for _s, p in stage_files(ckpt / "states")]
-    vertices = [read_stage_vertices(p) for _s, p in stage_files(ckpt / "vertices")]
-    bases = [read_stage_basis(p) for _s, p in stage_files(ckpt / "basis")]
-    for kind, items in (("states", states), ("vertices", vertices)):
-        for it in items:
-            if it.state_dimension != meta.state_dimension:
-                raise SchemaError(f"{kind}/{stage_file_name(it.stage_id)}", "state_dimension",
-                                  f"{it.state_dimension} != {meta.state_dimension} in metadata.json")
+                          f"{len(found['cuts'])} stage files, metadata.json says {meta.num_stages}")
+    cut_ids = {sid for sid, _p in found["cuts"]}
+    for sub in STAGE_SUBDIRS[1:]:
+        for sid, p in found[sub]:
+            if sid not in cut_ids:
+                raise SchemaError(f"{sub}/{p.name}", "stage_id", "no cuts file for this stage")
     sd_path = ckpt / "state_dictionary.json"
-    state_dictionary = read_json_document(sd_path, str(sd_path)) if sd_path.is_file() else None
+    expected = _expected_digests(meta_path, meta, recorded, found, sd_path) if verify else {}
+    d = meta.state_dimension
+
+    def exp(sub: str, p: Path) -> FileDigest | None:
+        return expected.get(f"{sub}/{p.name}")
+
+    cuts = [read_stage_cuts(p, stage_id=sid, state_dimension=d, expected=exp("cuts", p))
+            for sid, p in found["cuts"]]
+    states = [read_stage_states(p, stage_id=sid, state_dimension=d, expected=exp("states", p))
+              for sid, p in found["states"]]
+    vertices = [read_stage_vertices(p, stage_id=sid, state_dimension=d, expected=exp("vertices", p))
+                for sid, p in found["vertices"]]
+    bases = [read_stage_basis(p, stage_id=sid, expected=exp("basis", p)) for sid, p in found["basis"]]
+    state_dictionary = None
+    if sd_path.is_file():
+        want = expected.get(sd_path.name)
+        if want is not None and file_digest(sd_path) != want:
+            raise ManifestError(str(sd_path), "size or xxhash64 differs from the one metadata.json records: "
+                                "the file is corrupt")
+        state_dictionary = read_json_document(sd_path, str(sd_path))
     return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, states=states, vertices=vertices,
-                            state_dictionary=state_dictionary, path=ckpt)
+                            state_dictionary=state_dictionary, path=ckpt, files=recorded or {})
+
+
+def _expected_digests(meta_path: Path, meta: PolicyMetadata, recorded: dict[str, FileDigest] | None,
+                      found: Mapping[str, list[tuple[int, Path]]], sd_path: Path) -> dict[str, FileDigest]:
+    """The digests to verify: exactly the files present, all recorded (ManifestError otherwise)."""
+    if recorded is None:
+        if not meta.version:  # the Cobre solver's own checkpoint: nothing recorded to check against
+            return {}
+        raise ManifestError(str(meta_path), "records no file hashes (files); read it with verify=False "
+                            "to skip the check")
+    present = {f"{sub}/{p.name}" for sub, items in found.items() for _sid, p in items}
+    if sd_path.is_file():
+        present.add(sd_path.name)
+    for rel in sorted(set(recorded) - present):
+        raise ManifestError(str(meta_path), f"records {rel}, which is missing")
+    for rel in sorted(present - set(recorded)):
+        raise ManifestError(str(meta_path), f"does not record {rel} (a stray or foreign file)")
+    return recorded
 
 
 def _replace_symlink(link: Path, target: str) -> None:
@@ -216,32 +263,56 @@ def _write_checkpoint_dir(
     state_dictionary: Mapping[str, Any] | None,
     durable: bool,
     check_finite: bool,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, FileDigest]]:
+    """Write the checkpoint's files into ``ckpt``; returns their sizes and digests.
+
+    Each file is hashed (xxhash64, :func:`~cobre_mpi_io.policy.decode.file_digest`:
+    one pass over a read-only map of the page cache, about 30 ms of CPU per
+    250 MB stage) by a helper thread right after it is written, while the
+    next file is written; ``metadata.json``, written last, records them
+    (``files``).
+    """
     files: dict[str, int] = {}
+    meta_doc = check_document(METADATA_SCHEMA, metadata.to_dict(), "policy/metadata.json")
     for sub in STAGE_SUBDIRS:
         ensure_dir(ckpt / sub)
-    for sc in stage_cuts:
-        rel = f"cuts/{stage_file_name(sc.stage_id)}"
-        files[rel] = write_stage_cuts(ckpt / rel, sc, durable=durable, check_finite=check_finite)
-    for st in stage_states or ():
-        rel = f"states/{stage_file_name(st.stage_id)}"
-        files[rel] = write_stage_states(ckpt / rel, st, durable=durable)
-    for vx in stage_vertices or ():
-        rel = f"vertices/{stage_file_name(vx.stage_id)}"
-        files[rel] = write_stage_vertices(ckpt / rel, vx, durable=durable)
-    for bs in stage_bases:
-        rel = f"basis/{stage_file_name(bs.stage_id)}"
-        files[rel] = write_stage_basis(ckpt / rel, bs, durable=durable)
-    if state_dictionary is not None:
-        files["state_dictionary.json"] = write_json_atomic(ckpt / "state_dictionary.json",
-                                                           dict(state_dictionary),
-                                                           entity="policy/state_dictionary.json")
-    files["metadata.json"] = write_json_atomic(ckpt / "metadata.json", metadata.to_dict(),
-                                               entity="policy/metadata.json")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-hash") as pool:
+        pending: dict[str, Future[FileDigest]] = {}
+        try:
+            for sc in stage_cuts:
+                rel = f"cuts/{stage_file_name(sc.stage_id)}"
+                files[rel] = write_stage_cuts(ckpt / rel, sc, durable=durable, check_finite=check_finite)
+                pending[rel] = pool.submit(file_digest, ckpt / rel)
+            for st in stage_states or ():
+                rel = f"states/{stage_file_name(st.stage_id)}"
+                files[rel] = write_stage_states(ckpt / rel, st, durable=durable)
+                pending[rel] = pool.submit(file_digest, ckpt / rel)
+            for vx in stage_vertices or ():
+                rel = f"vertices/{stage_file_name(vx.stage_id)}"
+                files[rel] = write_stage_vertices(ckpt / rel, vx, durable=durable)
+                pending[rel] = pool.submit(file_digest, ckpt / rel)
+            for bs in stage_bases:
+                rel = f"basis/{stage_file_name(bs.stage_id)}"
+                files[rel] = write_stage_basis(ckpt / rel, bs, durable=durable)
+                pending[rel] = pool.submit(file_digest, ckpt / rel)
+            if state_dictionary is not None:
+                files["state_dictionary.json"] = write_json_atomic(ckpt / "state_dictionary.json",
+                                                                   dict(state_dictionary),
+                                                                   entity="policy/state_dictionary.json")
+                pending["state_dictionary.json"] = pool.submit(file_digest, ckpt / "state_dictionary.json")
+            digests = {rel: fut.result() for rel, fut in pending.items()}
+        finally:
+            for fut in pending.values():
+                fut.cancel()
+    for rel, dg in digests.items():
+        if dg.bytes != files[rel]:
+            raise IoError(ckpt / rel, "changed", f"{dg.bytes} bytes on disk, {files[rel]} written")
+    meta_doc["files"] = {rel: digests[rel].to_dict() for rel in sorted(digests)}
+    files["metadata.json"] = write_json_atomic(ckpt / "metadata.json", meta_doc, entity="policy/metadata.json")
     for sub in STAGE_SUBDIRS:
         fsync_dir(ckpt / sub)
     fsync_dir(ckpt)
-    return files
+    return files, digests
 
 
 def _check_policy(stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
@@ -298,7 +369,7 @@ def write_policy_checkpoint(
     metadata: PolicyMetadata,
     stage_states: Sequence[StageStates] | None = None,
     stage_vertices: Sequence[StageVertices] | None = None,
-    comm: Any = None,
+    comm: mpi.Comm | None = None,
     *,
     state_dictionary: Mapping[str, Any] | None = None,
     keep: int = 3,
@@ -384,14 +455,15 @@ def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_base
         k += 1
     tmp = root / f".{final.name}.{secrets.token_hex(6)}.tmp"
     try:
-        files = _write_checkpoint_dir(tmp, stage_cuts, stage_bases, metadata, stage_states,
-                                      stage_vertices, state_dictionary, durable, check_finite)
+        files, digests = _write_checkpoint_dir(tmp, stage_cuts, stage_bases, metadata, stage_states,
+                                               stage_vertices, state_dictionary, durable, check_finite)
         removed = _publish(policy_dir, tmp, final, keep)
     finally:
         if tmp.exists():
             _remove_tree(tmp)
     return CheckpointRecord(policy_dir=str(policy_dir), checkpoint_dir=str(final),
-                            iteration=int(metadata.completed_iterations), files=files, removed=removed)
+                            iteration=int(metadata.completed_iterations), files=files, removed=removed,
+                            xxhash64={rel: dg.xxhash64 for rel, dg in digests.items()})
 
 
 # --------------------------------------------------------------------------
@@ -452,7 +524,7 @@ class PolicyCheckpointer:
     """
 
     def __init__(self, output_dir: str | os.PathLike[str], every: int = 10, keep: int = 3,
-                 comm: Any = None, training_writer: Any = None, install_signal_handlers: bool = True,
+                 comm: mpi.Comm | None = None, training_writer: Any = None, install_signal_handlers: bool = True,
                  state_dictionary: Mapping[str, Any] | None = None, durable: bool = True,
                  identity: RunIdentity | None = None, break_claim: bool = False) -> None:
         if every < 0 or keep < 0:

@@ -107,6 +107,21 @@ def _vtable(n_slots: int, offsets: Mapping[int, int], table_size: int) -> bytes:
     return raw + b"\0" * (-len(raw) % 4)
 
 
+def _root_layout(spec: _Root) -> tuple[dict[int, int], int]:
+    """Field offsets and inline size of the root table :func:`_encode` writes for ``spec``."""
+    fields = [(s.slot, _size(s.dtype)) for s in spec.scalars]
+    fields += [(t.slot, 4) for t in spec.tails]
+    if spec.child is not None:
+        fields.append((spec.child.slot, 4))
+    return _inline_layout(fields)
+
+
+def _root_vtable(spec: _Root) -> bytes:
+    """The root vtable :func:`_encode` writes for ``spec`` (unpadded): the layout signature of our files."""
+    offsets, size = _root_layout(spec)
+    return _vtable(spec.n_slots, offsets, size)[:4 + 2 * spec.n_slots]
+
+
 def _align(pos: int, n: int) -> int:
     return (pos + n - 1) & ~(n - 1)
 
@@ -152,11 +167,7 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
             emit(_PAD[:gap])
 
     # root layout
-    root_fields = [(s.slot, _size(s.dtype)) for s in spec.scalars]
-    root_fields += [(t.slot, 4) for t in spec.tails]
-    if spec.child is not None:
-        root_fields.append((spec.child.slot, 4))
-    root_off, root_size = _inline_layout(root_fields)
+    root_off, root_size = _root_layout(spec)
     root_vt = _vtable(spec.n_slots, root_off, root_size)
     vt_pos = 4
     root_pos = _align(vt_pos + len(root_vt), 8)
@@ -482,3 +493,42 @@ def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durabl
     return _write_flatbuffer(path, _encode(basis, _BASIS_SPEC, 0, str(path)), durable)
 
 
+
+
+def encode_stage(stage: StageCuts | StageStates | StageVertices | StageBasis) -> bytes:
+    """The bytes the ``write_stage_*`` writer of ``stage``'s type writes, built in memory.
+
+    ``stage`` is validated first, like the writers do (NaN/inf are kept).
+    For tests and tools that want a buffer rather than a file; the
+    ``decode_stage_*`` functions of :mod:`cobre_mpi_io.policy.decode` read
+    it back.
+
+    Raises
+    ------
+    SchemaError
+        Invalid ``stage`` (see its ``validate``).
+    SerializationError
+        The stage exceeds the 2 GiB FlatBuffers limit.
+    """
+    spec: _Root
+    if isinstance(stage, StageCuts):
+        stage.validate(check_finite=False)
+        spec, d = _CUT_SPEC, stage.state_dimension
+    elif isinstance(stage, StageStates):
+        spec, d = _STATES_SPEC, stage.validate().state_dimension
+    elif isinstance(stage, StageVertices):
+        spec, d = _VERTICES_SPEC, stage.validate().state_dimension
+    else:
+        stage.validate()
+        spec, d = _BASIS_SPEC, 0
+    parts: list[bytes | memoryview] = []
+    for chunk in _encode(stage, spec, d, f"stage {stage.stage_id}"):
+        if isinstance(chunk, _Rows):  # [pad 4][len 4][row] per row, as _write_chunks streams them
+            n, dim = chunk.arr.shape
+            block = np.zeros((n, 8 + 8 * dim), dtype=np.uint8)
+            block[:, 4:8] = np.frombuffer(struct.pack("<I", dim), dtype=np.uint8)
+            block[:, 8:] = chunk.arr.view(np.uint8).reshape(n, 8 * dim)
+            parts.append(block.data)
+        else:
+            parts.append(chunk)
+    return b"".join(parts)

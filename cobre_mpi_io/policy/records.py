@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,11 @@ import numpy.typing as npt
 
 from ..errors import ManifestError, SchemaError
 from ..layout import stage_file_name
+from ..manifest import HEX16, Int, MapOf, Num, Obj, Opt, Seq, Str, check_document
 
 F64 = npt.NDArray[np.float64]
 
-POLICY_FORMAT_VERSION = "1.0.0"
+POLICY_FORMAT_VERSION = "1.1.0"  # 1.1.0: metadata.json records each file's bytes and xxhash64 (``files``)
 STAGE_SUBDIRS = ("cuts", "states", "vertices", "basis")
 _MAX_FLATBUFFER = 2**31 - 1
 
@@ -51,13 +53,19 @@ def _as_array(value: Any, dtype: Any, n: int | None, file: str, column: str, *,
     return arr
 
 
-def _as_matrix(value: Any, n: int, d: int, file: str, column: str) -> F64:
-    """Coerce to a C-contiguous little-endian float64 ``(n, d)`` array or raise SchemaError."""
+def _as_matrix(value: Any, n: int, d: int, file: str, column: str, contiguous: bool = True) -> F64:
+    """Coerce to a C-contiguous little-endian float64 ``(n, d)`` array or raise SchemaError.
+
+    ``contiguous=False`` keeps a little-endian float64 array as it is (a
+    strided view of a mapped file stays a view).
+    """
     arr = np.asarray(value)
     if arr.ndim != 2 or arr.shape != (n, d):
         raise SchemaError(file, column, f"must have shape ({n}, {d}), got {arr.shape}")
     if arr.dtype.kind not in "fiu":
         raise SchemaError(file, column, f"must be numeric, got {arr.dtype}")
+    if not contiguous and arr.dtype == np.dtype("<f8"):
+        return arr
     return np.ascontiguousarray(arr, dtype="<f8")
 
 
@@ -131,8 +139,11 @@ class StageCuts:
         """Populated slots of the pool, ``n_cuts``."""
         return self.n_cuts
 
-    def validate(self, *, check_finite: bool = True) -> StageCuts:
+    def validate(self, *, check_finite: bool = True, contiguous: bool = True) -> StageCuts:
         """Coerce arrays in place and check shapes, ranges and consistency.
+
+        ``contiguous=False`` leaves float64 matrices that are strided views
+        as they are (the readers); the writers need C-contiguous rows.
 
         Raises
         ------
@@ -159,14 +170,14 @@ class StageCuts:
         self.is_active = _as_array(self.is_active, np.bool_, n, file, "is_active", default=True)
         self.domination_count = _as_array(self.domination_count, "<u4", n, file, "domination_count",
                                           default=0)
-        self.coefficients = _as_matrix(self.coefficients, n, d, file, "coefficients")
+        self.coefficients = _as_matrix(self.coefficients, n, d, file, "coefficients", contiguous)
         if self.states_at_generation is not None:
             self.states_at_generation = _as_matrix(self.states_at_generation, n, d, file,
-                                                   "states_at_generation")
+                                                   "states_at_generation", contiguous)
         if n and int(self.slot_index.max()) >= self.capacity:
             raise SchemaError(file, "slot_index",
                               f"slot {int(self.slot_index.max())} outside 0..{self.capacity - 1}")
-        if np.unique(self.slot_index).shape[0] != n:
+        if n > 1 and bool((np.diff(np.sort(self.slot_index)) == 0).any()):
             raise SchemaError(file, "slot_index", "slot indices are not unique")
         active_slots = np.sort(self.slot_index[self.is_active])
         if self.active_cut_indices is None:
@@ -187,7 +198,8 @@ class StageCuts:
         return self
 
 
-def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[str, str]]) -> str:
+def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[str, str]],
+                     contiguous: bool = True) -> str:
     """Shared validation of :class:`StageStates` and :class:`StageVertices` (points in state space).
 
     Coerces in place ``stage_id``, ``state_dimension``, the ``id_field`` ids (uint64), ``iteration``,
@@ -202,7 +214,7 @@ def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[s
     n = ids.shape[0]
     for name, dtype in (("iteration", "<u4"), ("forward_pass_idx", "<u4"), ("scenario_idx", "<u4")):
         setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
-    obj.components = _as_matrix(obj.components, n, d, file, "components")
+    obj.components = _as_matrix(obj.components, n, d, file, "components", contiguous)
     for name, dtype in extra:
         setattr(obj, name, _as_array(getattr(obj, name), dtype, n, file, name))
     return file
@@ -237,9 +249,13 @@ class StageStates:
         """Number of visited states."""
         return int(np.asarray(self.state_ids).shape[0])
 
-    def validate(self) -> StageStates:
-        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
-        _validate_points(self, "states", "state_ids", (("dominating_cut_id", "<u8"), ("dominating_objective", "<f8")))
+    def validate(self, *, contiguous: bool = True) -> StageStates:
+        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field.
+
+        ``contiguous=False``: see :meth:`StageCuts.validate`.
+        """
+        _validate_points(self, "states", "state_ids", (("dominating_cut_id", "<u8"), ("dominating_objective", "<f8")),
+                         contiguous)
         return self
 
 
@@ -273,10 +289,13 @@ class StageVertices:
         """Number of vertices."""
         return int(np.asarray(self.vertex_ids).shape[0])
 
-    def validate(self) -> StageVertices:
-        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field."""
+    def validate(self, *, contiguous: bool = True) -> StageVertices:
+        """Coerce arrays in place and check shapes; :class:`SchemaError` naming the field.
+
+        ``contiguous=False``: see :meth:`StageCuts.validate`.
+        """
         file = _validate_points(self, "vertices", "vertex_ids",
-                                (("upper_bound_value", "<f8"), ("lipschitz_constant", "<f8")))
+                                (("upper_bound_value", "<f8"), ("lipschitz_constant", "<f8")), contiguous)
         try:
             self.stage_lipschitz = float(self.stage_lipschitz)
         except (TypeError, ValueError) as exc:
@@ -320,6 +339,25 @@ class StageBasis:
         if self.num_cut_rows > self.num_rows:
             raise SchemaError(file, "num_cut_rows", f"{self.num_cut_rows} exceeds num_rows {self.num_rows}")
         return self
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """Size and xxhash64 of one checkpoint file, as its ``metadata.json`` records them (``files``).
+
+    Attributes
+    ----------
+    bytes : int
+    xxhash64 : str
+        xxh64 (seed 0) of the file's bytes, 16 lowercase hex digits.
+    """
+
+    bytes: int
+    xxhash64: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"bytes": ..., "xxhash64": ...}``."""
+        return {"bytes": int(self.bytes), "xxhash64": self.xxhash64}
 
 
 @dataclass(frozen=True)
@@ -377,32 +415,76 @@ class PolicyMetadata:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "policy/metadata.json") -> PolicyMetadata:
-        """Rebuild from :meth:`to_dict` output; :class:`ManifestError` if a field is missing/bad."""
-        try:
-            # The Cobre solver's own metadata.json names its cobre_version but has no version and no
-            # hashes; ours always has all three, so a version missing from ours stays an error.
-            cobre_own = ("version" not in data and "config_hash" not in data
-                         and isinstance(data.get("cobre_version"), str) and bool(data["cobre_version"]))
-            return cls(
-                version="" if cobre_own else str(data["version"]),
-                cobre_version=str(data.get("cobre_version", "")),
-                created_at=str(data.get("created_at", "")),
-                completed_iterations=int(data["completed_iterations"]),
-                last_forward_pass=int(data.get("last_forward_pass", 0)),
-                final_lower_bound=data.get("final_lower_bound"),
-                best_upper_bound=data.get("best_upper_bound"),
-                max_iterations=int(data.get("max_iterations", 0)),
-                forward_passes=int(data.get("forward_passes", 0)),
-                warm_start_cuts=int(data.get("warm_start_cuts", 0)),
-                rng_seed=int(data.get("rng_seed", 0)),
-                rng_state=tuple(int(x) for x in data.get("rng_state", ())),
-                state_dimension=int(data["state_dimension"]),
-                num_stages=int(data["num_stages"]),
-                config_hash=str(data.get("config_hash", "")),
-                system_hash=str(data.get("system_hash", "")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ManifestError(source, f"invalid policy metadata: {exc!r}") from exc
+        """Rebuild from :meth:`to_dict` output (or a parsed ``metadata.json``).
+
+        Every field is checked against :data:`METADATA_SCHEMA`: integers in
+        their uint32/uint64 ranges, bounds finite or null, text as strings,
+        ``files`` well formed (:func:`file_digests` returns it).
+
+        Raises
+        ------
+        ManifestError
+            Naming ``source`` and the field that is missing or bad.
+        """
+        doc = check_document(METADATA_SCHEMA, data, source)
+        # The Cobre solver's own metadata.json names its cobre_version but has no version and no
+        # hashes; ours always has all three, so a version missing from ours stays an error.
+        cobre_own = ("version" not in doc and "config_hash" not in doc and bool(doc.get("cobre_version")))
+        if "version" not in doc and not cobre_own:
+            raise ManifestError(source, "version: missing")
+        return cls(
+            version=doc.get("version", ""),
+            cobre_version=doc.get("cobre_version", ""),
+            created_at=doc.get("created_at", ""),
+            completed_iterations=doc["completed_iterations"],
+            last_forward_pass=doc.get("last_forward_pass", 0),
+            final_lower_bound=doc.get("final_lower_bound"),
+            best_upper_bound=doc.get("best_upper_bound"),
+            max_iterations=doc.get("max_iterations", 0),
+            forward_passes=doc.get("forward_passes", 0),
+            warm_start_cuts=doc.get("warm_start_cuts", 0),
+            rng_seed=doc.get("rng_seed", 0),
+            rng_state=doc.get("rng_state", ()),
+            state_dimension=doc["state_dimension"],
+            num_stages=doc["num_stages"],
+            config_hash=doc.get("config_hash", ""),
+            system_hash=doc.get("system_hash", ""),
+        )
+
+
+_U32 = Int(hi=2**32 - 1)
+_U64 = Int(hi=2**64 - 1)
+_POLICY_FILE = re.compile(r"(cuts|states|vertices|basis)/stage_\d{3,}\.bin|state_dictionary\.json")
+METADATA_SCHEMA = Obj(
+    {
+        "version": Str(), "cobre_version": Str(), "created_at": Str(),
+        "completed_iterations": _U32, "last_forward_pass": _U32,
+        "final_lower_bound": Opt(Num()), "best_upper_bound": Opt(Num()),
+        "max_iterations": _U32, "forward_passes": _U32, "warm_start_cuts": _U32,
+        "rng_seed": _U64, "rng_state": Seq(_U64),
+        "state_dimension": _U32, "num_stages": _U32, "config_hash": Str(), "system_hash": Str(),
+        "files": MapOf(Str(pattern=_POLICY_FILE, what="a stage file path or state_dictionary.json"),
+                       Obj({"bytes": Int(), "xxhash64": Str(pattern=HEX16, what="16 lowercase hex digits")})),
+    },
+    optional=frozenset({"version", "cobre_version", "created_at", "last_forward_pass", "final_lower_bound",
+                        "best_upper_bound", "max_iterations", "forward_passes", "warm_start_cuts",
+                        "rng_seed", "rng_state", "config_hash", "system_hash", "files"}),
+)
+"""Schema of a checkpoint's ``metadata.json`` (SPEC §9 plus ``files``); unknown keys are allowed."""
+
+
+def file_digests(data: Mapping[str, Any], source: str = "policy/metadata.json") -> dict[str, FileDigest] | None:
+    """The ``files`` map of a checkpoint's ``metadata.json``: path -> :class:`FileDigest`; None without one.
+
+    Raises
+    ------
+    ManifestError
+        The document (``files`` included) does not match :data:`METADATA_SCHEMA`.
+    """
+    files = check_document(METADATA_SCHEMA, data, source).get("files")
+    if files is None:
+        return None
+    return {rel: FileDigest(e["bytes"], e["xxhash64"]) for rel, e in files.items()}
 
 
 @dataclass
@@ -417,6 +499,10 @@ class PolicyCheckpoint:
     state_dictionary : dict or None
     path : Path or None
         The resolved checkpoint directory it was read from.
+    files : dict
+        Path relative to the checkpoint -> :class:`FileDigest`, as its
+        ``metadata.json`` records them (empty for a checkpoint without them,
+        such as the Cobre solver's own).
     """
 
     metadata: PolicyMetadata
@@ -426,6 +512,7 @@ class PolicyCheckpoint:
     vertices: list[StageVertices] = field(default_factory=list)
     state_dictionary: dict[str, Any] | None = None
     path: Path | None = None
+    files: dict[str, FileDigest] = field(default_factory=dict)
 
     def write_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`write_policy_checkpoint` that rewrite this checkpoint."""
@@ -454,6 +541,9 @@ class CheckpointRecord:
         Path relative to the checkpoint directory -> bytes.
     removed : tuple of str
         Older checkpoints deleted by retention.
+    xxhash64 : dict
+        Path relative to the checkpoint directory -> xxhash64 (16 hex
+        digits) of every file ``metadata.json`` records (all but itself).
     """
 
     policy_dir: str
@@ -461,6 +551,7 @@ class CheckpointRecord:
     iteration: int
     files: dict[str, int]
     removed: tuple[str, ...] = ()
+    xxhash64: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
