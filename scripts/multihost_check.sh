@@ -215,8 +215,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rank_pid() {
     local r=$1 out=$2 p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "cobre.mpi.io.* demo .*--output $out" || continue
-        tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx -e "PMI_RANK=$r" -e "OMPI_COMM_WORLD_RANK=$r" || continue
+        { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -q -- "cobre.mpi.io.* demo .*--output $out" || continue
+        { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx -e "PMI_RANK=$r" -e "OMPI_COMM_WORLD_RANK=$r" || continue
         echo "${p#/proc/}"
         return 0
     done
