@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mpi4py import MPI
@@ -247,14 +249,14 @@ def scenario_payload(system: System, lp: LpLayout, scenario_id: int) -> Simulati
             hydro_pos = np.repeat(np.arange(len(hy)), system.ar_orders)  # rows: hydro by id, lag 1..order
             lags["inflow_m3s"][r] = history[max_lag + t - lags["lag_index"][r], hydro_pos]
 
-    if "generic_violations" in tb:
-        tb["generic_violations"] = {  # replaces the empty table (no rows) of empty_scenario_result
+    if "generic_violations" in tb:  # replaces the empty table (no rows) of empty_scenario_result
+        p.tables = {**tb, "generic_violations": {
             "stage_id": np.concatenate([np.full(ids.size, t, np.int32) for t, _b, ids, _v in generic_rows]),
             "block_id": np.concatenate([np.full(ids.size, b, np.int32) for _t, b, ids, _v in generic_rows]),
             "constraint_id": np.concatenate([ids for *_tb, ids, _v in generic_rows]).astype(np.int32),
             "slack_value": np.concatenate([v for *_r, v in generic_rows]),
             "slack_cost": np.concatenate([v * 1000.0 for *_r, v in generic_rows]),
-        }
+        }}
     costs = tb["costs"]
     stage_rows = np.ma.getmaskarray(costs["block_id"])  # stage-level rows: block_id null
     p.category_costs = {name: float(costs[name][stage_rows].sum()) for name in p.category_costs}
@@ -262,7 +264,7 @@ def scenario_payload(system: System, lp: LpLayout, scenario_id: int) -> Simulati
     return p
 
 
-def _cost_row(costs: dict[str, np.ndarray], r: slice, comp: dict[str, float], future: float) -> None:
+def _cost_row(costs: Mapping[str, Any], r: slice, comp: dict[str, float], future: float) -> None:
     """One costs row: the 14 components, ``immediate_cost`` (their sum), the future cost, the total."""
     for name, value in comp.items():
         costs[name][r] = value
