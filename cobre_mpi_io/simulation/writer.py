@@ -511,6 +511,8 @@ class SimulationParquetWriter:
         # no rank blocks in a collective while a peer still works or has died; rank 0 keeps reporting
         self._monitor.wait_all(on_poll=self._report_progress if self._progress is not None else None)
         parts = mpi.gather_to_root(self.comm, part)
+        if self._progress is not None and parts is not None:  # exact job-wide count (counts may be in flight)
+            self._progress.update(self._progress.initial + sum(len(p.scenarios_written) for p in parts))
         outcome: tuple[SimulationManifest | None, OutputError | None] = (None, None)
         if self.rank == 0:
             assert parts is not None
