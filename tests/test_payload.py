@@ -272,11 +272,22 @@ def test_non_payload_objects_are_refused(bad: object) -> None:
         assert w.finalize().status == "complete"
 
 
+class _Hostile:
+    def __float__(self) -> float:
+        raise RuntimeError("no")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
 @pytest.mark.parametrize("attr,value,match", [
     ("tables", None, "tables must be a mapping"),
     ("category_costs", [1, 2], "must be a mapping of cost component"),
     ("scenario_id", "7", "scenario id must be a non-negative int32"),
     ("total_cost", "x", "not a number"),
+    ("total_cost", True, "not a number"),
+    ("total_cost", 10**400, r"not a number: 1000000000.*\.\.\."),  # float() overflows; the repr is cut
+    ("total_cost", _Hostile(), r"not a number: <_Hostile>"),         # __float__ and __repr__ raise
 ])
 def test_wrong_attribute_types_are_schema_errors(attr: str, value: object, match: str) -> None:
     r = copy.deepcopy(BASE)

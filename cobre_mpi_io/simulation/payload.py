@@ -326,6 +326,25 @@ def _check_keys(p: _Problems, where: str, t: TableSchema, cols: dict[str, Normal
     return False
 
 
+def _as_float(v: Any) -> float | None:
+    """``float(v)``, or None when ``v`` is not a number (whatever its conversion raises)."""
+    if isinstance(v, (bool, str, bytes)):
+        return None
+    try:
+        return float(v)
+    except Exception:  # noqa: BLE001 - a caller's object: any failure means "not a number"
+        return None
+
+
+def _show(v: Any) -> str:
+    """A short ``repr`` for a message (never raises)."""
+    try:
+        r = repr(v)
+    except Exception:  # noqa: BLE001 - a caller's object whose repr fails
+        r = f"<{type(v).__name__}>"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _check(result: Any, system: System, detail: str) -> tuple[_Problems, ValidatedResult | None]:
     """Every problem of ``result``, and the validated result when there is none."""
     p = _Problems()
@@ -335,17 +354,15 @@ def _check(result: Any, system: System, detail: str) -> tuple[_Problems, Validat
     sid_raw = result.scenario_id
     sid_ok = (not isinstance(sid_raw, bool) and isinstance(sid_raw, (int, np.integer))
               and 0 <= int(sid_raw) <= 2**31 - 1)
-    scen = f"scenario {int(sid_raw)}" if sid_ok else f"scenario {sid_raw!r}"
+    scen = f"scenario {int(sid_raw)}" if sid_ok else f"scenario {_show(sid_raw)}"
     if not sid_ok:
         p.add(scen, "scenario_id", "scenario id must be a non-negative int32")
-    total = math.nan
-    try:
-        total = float(result.total_cost)
-    except (TypeError, ValueError):
-        p.add(scen, "total_cost", f"not a number: {result.total_cost!r}")
-    else:
-        if not math.isfinite(total):
-            p.add(scen, "total_cost", f"must be finite, got {total}")
+    total = _as_float(result.total_cost)
+    if total is None:
+        p.add(scen, "total_cost", f"not a number: {_show(result.total_cost)}")
+        total = math.nan
+    elif not math.isfinite(total):
+        p.add(scen, "total_cost", f"must be finite, got {total}")
     cats: dict[str, float] = {}
     if not isinstance(result.category_costs, Mapping):
         p.add(scen, "category_costs", "must be a mapping of cost component to value, got "
@@ -358,10 +375,9 @@ def _check(result: Any, system: System, detail: str) -> tuple[_Problems, Validat
         for c in COST_COMPONENTS:
             if c not in result.category_costs:
                 continue
-            try:
-                v = float(result.category_costs[c])
-            except (TypeError, ValueError):
-                p.add(scen, c, f"category cost is not a number: {result.category_costs[c]!r}")
+            v = _as_float(result.category_costs[c])
+            if v is None:
+                p.add(scen, c, f"category cost is not a number: {_show(result.category_costs[c])}")
                 continue
             if not math.isfinite(v):
                 p.add(scen, c, f"category cost must be finite, got {v}")
@@ -478,7 +494,7 @@ def validate_result(result: SimulationScenarioResult, system: System, detail: st
     problems, validated = _check(result, system, detail)
     if validated is None:
         sid = getattr(result, "scenario_id", None)
-        raise problems_error(problems.items, f"scenario {sid!r}" if not isinstance(sid, int) else f"scenario {sid}")
+        raise problems_error(problems.items, f"scenario {_show(sid)}" if not isinstance(sid, int) else f"scenario {sid}")
     return validated
 
 
