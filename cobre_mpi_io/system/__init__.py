@@ -2,7 +2,8 @@
 
 - :mod:`.entities`: the entity types and kinds;
 - :mod:`.model`: :class:`System` (lookups, row layouts of each simulation table);
-- :mod:`.case`: loading a Cobre case directory;
+- :mod:`.checks`: the consistency checks of a system (every problem at once, naming file, entity, field);
+- :mod:`.case`: loading a Cobre case directory (:func:`~.case.case_problems` lists what is wrong with one);
 - :mod:`.synthetic`: the built-in synthetic systems.
 """
 
