@@ -63,13 +63,16 @@ RESULTS=()
 FAILED=0
 
 # ----------------------------------------------------------------------------------------------- teardown
-ns_pids() {  # pids of every process inside one of our network namespaces
-    local ns inode p
+ns_pids() {  # pids of every process inside one of our network namespaces (test -ef: no fork per process)
+    local ns p f
+    local -a files=()
     for ns in "${P}-h1" "${P}-h2" "${P}-h3" "${P}-sw"; do
-        [ -e "/run/netns/$ns" ] || continue
-        inode=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null) || continue
-        for p in /proc/[0-9]*; do
-            [ "$(stat -L -c %i "$p/ns/net" 2>/dev/null)" = "$inode" ] && echo "${p#/proc/}"
+        [ -e "/run/netns/$ns" ] && files+=("/run/netns/$ns")
+    done
+    [ ${#files[@]} -gt 0 ] || return 0
+    for p in /proc/[0-9]*; do
+        for f in "${files[@]}"; do
+            if [ "$p/ns/net" -ef "$f" ]; then echo "${p#/proc/}"; break; fi
         done
     done
 }
@@ -180,13 +183,15 @@ multi() {  # multi N CMD...: N ranks on the 3 hosts (2 slots each), launched fro
     local n=$1
     shift
     # shellcheck disable=SC2086
-    node1_env "$MULTI_PREFLAGS" timeout -k 5 "$JOB_TIMEOUT" "$MPIEXEC" -n "$n" $MULTI_PREFLAGS "$@"
+    node1_env "$MULTI_PREFLAGS" timeout -k 5 "$JOB_TIMEOUT" "$MPIEXEC" -n "$n" $MULTI_PREFLAGS "$@" &
+    wait $!   # (a trapped signal interrupts wait at once, a foreground command only when it ends)
 }
 local1() {  # local1 N CMD...: N ranks on node1 alone
     local n=$1
     shift
     # shellcheck disable=SC2086
-    node1_env "$LOCAL_PREFLAGS" timeout -k 5 "$JOB_TIMEOUT" "$MPIEXEC" -n "$n" $LOCAL_PREFLAGS "$@"
+    node1_env "$LOCAL_PREFLAGS" timeout -k 5 "$JOB_TIMEOUT" "$MPIEXEC" -n "$n" $LOCAL_PREFLAGS "$@" &
+    wait $!
 }
 
 checksum_of() {  # the simulation checksum of a run directory ("" when none)
@@ -495,7 +500,8 @@ check_slurm_signal() {
     [ ! -e "$out/training/_SUCCESS" ] || { MSG="$MSG; training/_SUCCESS written"; return 1; }
     on_host 1 env -i HOME=/root LANG=C.UTF-8 PATH="$path" MH_STATE="$MH_STATE" "${MPI_ENV[@]}" "${senv[@]}" \
         MPIEXEC="$MPIEXEC" MPIEXEC_NUMPROC_FLAG=-n MPIEXEC_PREFLAGS="$MULTI_PREFLAGS" \
-        timeout -k 5 "$JOB_TIMEOUT" bash "$ROOT/scripts/slurm_demo.sbatch" > "$scratch/job2.log" 2>&1
+        timeout -k 5 "$JOB_TIMEOUT" bash "$ROOT/scripts/slurm_demo.sbatch" > "$scratch/job2.log" 2>&1 &
+    wait $!
     rc=$?
     [ "$rc" = 0 ] || { MSG="$MSG; re-submission exit $rc: $(tail -c 300 "$scratch/job2.log")"; return 1; }
     grep -q -- "--resume" "$scratch/job2.log" || { MSG="$MSG; re-submission did not resume"; return 1; }
