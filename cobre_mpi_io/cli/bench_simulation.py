@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .. import mpi
@@ -112,6 +111,8 @@ def _pyarrow_files(out: Path, tables: list[tuple[str, int, pa.Table]], default_e
 
 
 def _write_dataset(out: Path, tables: list[tuple[str, int, pa.Table]], cfg: ParquetConfig) -> None:
+    import pyarrow.dataset as pads  # here, not at the top: it imports pandas, 0.4 s of every CLI command's start
+
     sim = simulation_dir(out)
     fmt = pads.ParquetFileFormat()
     opts = fmt.make_write_options(compression=cfg.compression, compression_level=cfg.compression_level)
