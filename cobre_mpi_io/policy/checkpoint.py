@@ -416,6 +416,9 @@ def write_policy_checkpoint(
     SchemaError, SerializationError, IoError
         On every rank, as raised on rank 0; the previous checkpoint stays
         published.
+    ManifestError
+        ``metadata`` holds a value ``metadata.json`` cannot (an integer
+        outside uint32/uint64, a non-finite bound is written as null).
     """
     comm = mpi.resolve_comm(comm)
     policy_dir = Path(path)
