@@ -39,10 +39,11 @@ from typing import Any
 from . import mpi
 from ._version import __version__
 from .atomic import atomic_write, ensure_dir
+from .documents import read_json_document
 from .errors import IoError, ManifestError, OutputError
 from .identity import RunIdentity, check_same_identity
 from .layout import CLAIM_NAME, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
-from .manifest import read_json_document, read_simulation_manifest, read_training_manifest, utc_now
+from .manifest import read_simulation_manifest, read_training_manifest, utc_now
 
 __all__ = ["RunLease", "acquire_run", "claim_holder", "read_claim"]
 

@@ -15,15 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cobre_mpi_io import manifest as manifest_mod
+from cobre_mpi_io.documents import check_document, parse_json_document, read_json_document
 from cobre_mpi_io.errors import ManifestError
 from cobre_mpi_io.manifest import (
     Failure,
     FileEntry,
     SimulationManifest,
     TrainingManifest,
-    check_document,
-    parse_json_document,
-    read_json_document,
     read_simulation_manifest,
     read_training_manifest,
     simulation_manifest_text,

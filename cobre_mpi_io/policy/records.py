@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..documents import Int, MapOf, Num, Obj, Opt, Seq, Str, check_document
 from ..errors import ManifestError, SchemaError
 from ..layout import stage_file_name
-from ..manifest import HEX16, Int, MapOf, Num, Obj, Opt, Seq, Str, check_document
+from ..manifest import HEX16
 
 F64 = npt.NDArray[np.float64]
 

@@ -37,13 +37,8 @@ from typing import Any, Final
 from .. import mpi
 from .._version import __version__
 from ..atomic import write_json_atomic
-from ..errors import IoError, ManifestError
-from ..hashing import sha256_file, sha256_files, sha256_json, update_from_file
-from ..layout import policy_cut_files
-from ..manifest import (
-    IDENTITY_FIELDS,
+from ..documents import (
     INT_MAX,
-    SHA256,
     Anything,
     Bool,
     Int,
@@ -57,6 +52,10 @@ from ..manifest import (
     check_document,
     read_json_document,
 )
+from ..errors import IoError, ManifestError
+from ..hashing import sha256_file, sha256_files, sha256_json, update_from_file
+from ..layout import policy_cut_files
+from ..manifest import IDENTITY_FIELDS, SHA256
 from ..schemas import DETAIL_LEVELS
 from ..system.model import System
 
