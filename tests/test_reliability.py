@@ -272,10 +272,14 @@ def test_one_rank_raises_fails_fast_then_resume(tmp_path: Path, clean: CleanRuns
     assert not any(f["rank"] in (0, 1, 3) for f in m["failures"])
     assert m["scenarios"]["completed"] < FAIL_SCENARIOS
     assert not (sim(out) / "_SUCCESS").exists()
-    # rank 2 wrote exactly its first 3 scenarios (2, 6, 10); the others all of theirs
+    # rank 2 wrote exactly its first 3 scenarios (2, 6, 10); the others stopped early too (fail fast),
+    # each after a prefix of its own scenarios, in order
     written = {int(p.removeprefix("scenario_id=").rstrip("/")) for p in m["partitions_written"]}
     assert {s for s in written if s % 4 == 2} == {2, 6, 10}
-    assert {s for s in range(FAIL_SCENARIOS) if s % 4 != 2} <= written
+    for r in (0, 1, 3):
+        owned = list(range(r, FAIL_SCENARIOS, 4))
+        mine_written = sorted(s for s in written if s % 4 == r)
+        assert mine_written == owned[:len(mine_written)], (r, mine_written)
     run_cli("demo", "--output", str(out), "--quiet", *args, "--resume", n=4, timeout=MPI_TIMEOUT)
     assert_valid(out)
     m = read_manifest(out)
