@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._version import __version__
 from .config import RunConfig
 from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+from .identity import RunIdentity
 from .manifest import (
     SimulationManifest,
     TrainingManifest,
@@ -27,7 +28,11 @@ from .policy import (
     StageStates,
     StageVertices,
     read_policy_checkpoint,
+    read_stage_basis,
+    read_stage_cuts,
     write_policy_checkpoint,
+    write_stage_basis,
+    write_stage_cuts,
 )
 from .results import SimulationOutput, TrainingOutput, write_results
 from .simulation import (
@@ -41,6 +46,7 @@ from .training import (
     IterationRecord,
     RankTimingRecord,
     TrainingParquetWriter,
+    state_dictionary,
     write_dictionaries,
     write_metadata,
 )
@@ -56,6 +62,7 @@ __all__ = [
     "PolicyMetadata",
     "RankTimingRecord",
     "RunConfig",
+    "RunIdentity",
     "SchemaError",
     "SerializationError",
     "SimulationConfig",
@@ -75,12 +82,17 @@ __all__ = [
     "empty_scenario_result",
     "read_policy_checkpoint",
     "read_simulation_manifest",
+    "read_stage_basis",
+    "read_stage_cuts",
     "read_training_manifest",
+    "state_dictionary",
     "validate_simulation",
     "write_dictionaries",
     "write_metadata",
     "write_policy_checkpoint",
     "write_results",
     "write_simulation_manifest",
+    "write_stage_basis",
+    "write_stage_cuts",
     "write_training_manifest",
 ]

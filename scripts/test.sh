@@ -29,7 +29,7 @@ if [ -z "${COBRE_PYTHON:-}" ]; then
 fi
 
 echo "== lint: ruff, mypy --strict"
-.venv/bin/ruff check cobre_mpi_io tests
+.venv/bin/ruff check cobre_mpi_io tests examples
 .venv/bin/mypy cobre_mpi_io
 
 for kind in $MPI_KINDS; do

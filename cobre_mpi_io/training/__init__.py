@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .dictionaries import write_dictionaries
+from .dictionaries import state_dictionary, write_dictionaries
 from .metadata import write_metadata
 from .writer import IterationRecord, RankTimingRecord, TrainingParquetWriter
 
-__all__ = ["IterationRecord", "RankTimingRecord", "TrainingParquetWriter", "write_dictionaries", "write_metadata"]
+__all__ = ["IterationRecord", "RankTimingRecord", "TrainingParquetWriter", "state_dictionary", "write_dictionaries", "write_metadata"]
