@@ -4,7 +4,8 @@
 #   small:      2,000 small-scale scenarios (20,000 simulation files, ~190 MB, 2 training iterations)
 # Each dataset is generated once (kept; pass other paths to reuse yours), validated once to warm the page
 # cache, then timed REPEATS times as a plain process and, with MPI_RANKS > 1, under mpiexec; prints the
-# median wall time of each. Run it alone on the machine (it is a benchmark).
+# median wall time and CPU time (user+sys, all processes) of each. Run it alone on the machine (a benchmark);
+# on a shared machine the CPU time is the steadier figure.
 #
 #   scripts/bench_validate.sh [PROD_DIR] [SMALL_DIR]
 #   REPEATS=7 MPI_RANKS=2 THREADS=2 scripts/bench_validate.sh /tmp/val_prod /tmp/val_small2000
@@ -37,16 +38,17 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[
 time_runs() {  # LABEL CMD...
     local label="$1"; shift
     "$@" >/dev/null  # warm the page cache (and check it runs)
-    local times=()
+    local walls=() cpus=() out
+    out=$(mktemp)
     for _ in $(seq "$REPEATS"); do
-        local t0 t1
-        t0=$(date +%s.%N)
-        "$@" >/dev/null
-        t1=$(date +%s.%N)
-        times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
+        /usr/bin/time -f "%e %U %S" -o "$out" "$@" >/dev/null
+        walls+=("$(awk '{print $1}' "$out")")
+        cpus+=("$(awk '{print $2 + $3}' "$out")")
     done
-    printf '%-44s median %6.2f s   (runs: %s)\n' "$label" "$(printf '%s\n' "${times[@]}" | median)" \
-        "$(printf '%.2f ' "${times[@]}")"
+    rm -f "$out"
+    printf '%-34s wall median %6.2f s  cpu (user+sys) median %6.2f s   (walls: %s)\n' "$label" \
+        "$(printf '%s\n' "${walls[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)" \
+        "$(printf '%s ' "${walls[@]}")"
 }
 
 make_data "$PROD" production 200

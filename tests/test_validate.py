@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xxhash
-from conftest import mpiexec_argv, run_cli
+from conftest import CASE_4REE, mpiexec_argv, run_cli
 
 from cobre_mpi_io.identity import FOOTER_KEY
 from cobre_mpi_io.layout import partition_file
@@ -123,6 +123,31 @@ def test_clean_run_is_valid(clean_run: Path) -> None:
     proc = cli(str(clean_run))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "valid;" in proc.stdout and proc.stderr == ""
+
+
+@pytest.mark.parametrize("args", [("--detail", "stage"), ("--detail", "summary"), ("--iterations", "0"),
+                                  ("--case", str(CASE_4REE), "--scenarios", "2")],
+                         ids=["stage", "summary", "no-training", "4ree"])
+def test_other_runs_are_valid_also_deep(tmp_path: Path, args: tuple[str, ...]) -> None:
+    out = tmp_path / "run"
+    extra = () if "--scenarios" in args else ("--scenarios", "3")
+    run_cli("demo", "--output", str(out), "--iterations", "1", "--quiet", *extra, *args, timeout=180)
+    for deep in (False, True):
+        report = validate_output(out, deep=deep)
+        assert report.valid, [str(p) for p in report.problems]
+    assert report.status == "complete"
+    assert (report.training_status is None) == ("0" in args)
+
+
+def test_truncated_file_is_one_finding_per_fact(run: Path, baseline: set[str]) -> None:
+    rel = partition_file("hydros", 1)
+    data = (sim(run) / rel).read_bytes()
+    (sim(run) / rel).write_bytes(data[: len(data) // 2])
+    got = new_problems(run, baseline)
+    assert len(got) == 3, got
+    assert got[0].startswith(f"simulation/{rel}: Parquet footer does not read")
+    assert got[1].startswith(f"simulation/{rel}: size {len(data) // 2} differs from the manifest ({len(data)})")
+    assert got[2].startswith(f"simulation/{rel}: xxhash64 ")
 
 
 def test_json_names_section_file_and_path(run: Path, baseline: set[str]) -> None:
@@ -506,6 +531,21 @@ def test_recorded_file_hashes_are_checked(run: Path, baseline: set[str]) -> None
     got = new_problems(run, baseline)
     assert any(g.startswith("policy/checkpoints/iter_000002/cuts/stage_000.bin: xxhash64") for g in got), got
     assert "policy/checkpoints/iter_000002/basis/stage_009.bin: recorded in metadata.json's files but missing" in got
+
+
+def test_unrecorded_stage_file_is_reported(run: Path, baseline: set[str]) -> None:
+    path = latest(run) / "metadata.json"
+    md = json.loads(path.read_text())
+    if not isinstance(md.get("files"), dict):  # a writer before per-file hashes: record them as 1.1.0 does
+        md["files"] = {p.relative_to(latest(run)).as_posix(): {"bytes": p.stat().st_size,
+                                                               "xxhash64": xxhash.xxh64_hexdigest(p.read_bytes())}
+                       for p in sorted(latest(run).glob("*/stage_*.bin"))}
+    del md["files"]["states/stage_001.bin"]
+    os.chmod(path, 0o644)
+    path.write_text(json.dumps(md))
+    got = new_problems(run, baseline)
+    assert got == [("policy/checkpoints/iter_000002/states/stage_001.bin: not recorded in metadata.json's files "
+                    "(a file this checkpoint did not write)")]
 
 
 def test_policy_links(run: Path, baseline: set[str]) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..documents import read_json_document
+from ..hashing import xxh64_hex
 from ..layout import (
     CHECKPOINT_RE,
     CHECKPOINTS_DIR,
@@ -18,7 +20,6 @@ from ..layout import (
     TRAINING_DIR,
     stage_file_name,
 )
-from ..manifest import read_json_document
 from ..policy.records import STAGE_SUBDIRS, PolicyMetadata
 from .files import Task
 from .plan import DICTIONARIES, Plan
@@ -102,15 +103,21 @@ def plan_policy(pol: Path, plan: Plan) -> None:
         plan.tasks.append(Task("concat", p, plan.policy_latest + "/cuts", files=cut_files, keep=True))
 
 
-def _recorded_files(raw: Any) -> dict[str, str]:
-    """Per-file xxhash64 a checkpoint's metadata.json records (``files``: path -> hex or {xxhash64})."""
+def _recorded_files(raw: Any) -> dict[str, tuple[int | None, str]] | None:
+    """``files`` of a checkpoint's metadata.json: path -> (bytes, xxhash64); None when it records none.
+
+    Policy format 1.1.0 writes ``{"cuts/stage_000.bin": {"bytes": ..., "xxhash64": ...}, ...}``; a
+    malformed entry is left to the metadata reader (it reports the document).
+    """
     files = raw.get("files") if isinstance(raw, Mapping) else None
-    out: dict[str, str] = {}
-    if isinstance(files, Mapping):
-        for rel, v in files.items():
-            h = v.get("xxhash64") if isinstance(v, Mapping) else v
-            if isinstance(rel, str) and isinstance(h, str):
-                out[rel] = h
+    if not isinstance(files, Mapping):
+        return None
+    out: dict[str, tuple[int | None, str]] = {}
+    for rel, v in files.items():
+        h = v.get("xxhash64") if isinstance(v, Mapping) else v
+        n = v.get("bytes") if isinstance(v, Mapping) else None
+        if isinstance(rel, str) and isinstance(h, str):
+            out[rel] = (n if isinstance(n, int) and not isinstance(n, bool) else None, h)
     return out
 
 
@@ -163,10 +170,25 @@ def _plan_checkpoint(pol: Path, rel: str, plan: Plan) -> None:
                                          "of metadata.json")
         for sid in sorted(ids):
             srel = f"{kind}/{stage_file_name(sid)}"
-            plan.tasks.append(Task("stage", p, f"{rel}/{srel}", xxhash64=recorded.pop(srel, None), stage_id=sid,
-                                    state_dimension=meta.state_dimension if kind != "basis" else -1))
-    for name in ("metadata.json", "state_dictionary.json"):
-        recorded.pop(name, None)
+            size, digest = recorded.pop(srel, (None, None)) if recorded is not None else (None, None)
+            if recorded is not None and digest is None:
+                plan.add(p, f"{rel}/{srel}", "not recorded in metadata.json's files (a file this checkpoint "
+                                             "did not write)")
+            plan.tasks.append(Task("stage", p, f"{rel}/{srel}", size=size, xxhash64=digest, stage_id=sid,
+                                   state_dimension=meta.state_dimension if kind != "basis" else -1))
+    if recorded is None:
+        return
+    sd = recorded.pop("state_dictionary.json", None)
+    if sd is not None and (ckpt / "state_dictionary.json").is_file():
+        try:
+            data = (ckpt / "state_dictionary.json").read_bytes()
+        except OSError as exc:
+            plan.add(p, f"{rel}/state_dictionary.json", f"cannot be read: {exc}")
+        else:
+            if (sd[0] is not None and len(data) != sd[0]) or xxh64_hex(data) != sd[1]:
+                plan.add(p, f"{rel}/state_dictionary.json", "size or xxhash64 differs from metadata.json's files")
+    elif sd is not None:
+        plan.add(p, f"{rel}/state_dictionary.json", "recorded in metadata.json's files but missing")
     for srel in sorted(recorded):
         plan.add(p, f"{rel}/{srel}", "recorded in metadata.json's files but missing")
 
