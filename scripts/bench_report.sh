@@ -7,8 +7,9 @@
 #   ENGINES=0       skip the engine comparison
 #
 # A missing run is generated first (2 ranks): 2,000 small-scale scenarios, 200 production-scale scenarios.
-# Each measurement is a fresh process (imports included), wall time from start to exit; peak RSS is the
-# child's maxrss. Run it on a quiet machine: on a shared one, the spread between runs is large.
+# Each measurement is a fresh process (imports included): wall time from start to exit, CPU time (user +
+# sys, all threads), the children's peak RSS and the 1-minute load average at the end. Run it on a quiet
+# machine: on a shared one, wall times spread widely (CPU times much less).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL=${1:-/tmp/rep_small}
@@ -33,17 +34,23 @@ measure() {
     "$PY" - "$label" "$REPEATS" "$@" <<'EOF'
 import json, os, resource, statistics, subprocess, sys, time
 label, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-runs = []
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+runs, cpus = [], []
 for _ in range(n):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, err = p.communicate()
     runs.append(round(time.perf_counter() - t, 3))
+    cpus.append(round(cpu() - c, 3))
     if p.returncode != 0:
         sys.exit(f"{label}: exit {p.returncode}: {err.decode()[-500:]}")
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+load = os.getloadavg()[0]
 print(json.dumps({"label": label, "median_s": statistics.median(runs), "min_s": min(runs), "max_s": max(runs),
-                  "peak_rss_mb": round(rss, 1), "runs": runs}))
+                  "median_cpu_s": statistics.median(cpus), "peak_rss_mb": round(rss, 1), "load1": round(load, 1),
+                  "runs": runs}))
 EOF
 }
 

@@ -377,3 +377,12 @@ def test_results_without_duckdb(full_run: Path, capsys: pytest.CaptureFixture[st
     assert rc == 1 and "duckdb" in err and "pip install 'cobre_mpi_io[report]'" in err
     rc, out, _ = _main(capsys, [str(full_run), "--section", "convergence"])  # needs only pyarrow
     assert rc == 0 and "convergence" in out
+
+
+def test_duckdb_never_draws_its_progress_bar(full_run: Path) -> None:
+    """duckdb draws a progress bar on queries over 2 s by default: it would land in the report's output."""
+    from cobre_mpi_io.cli.analysis import _Engine
+
+    eng = _Engine(full_run)
+    assert eng.con.sql("select current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    eng.con.close()

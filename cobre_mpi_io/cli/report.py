@@ -42,9 +42,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from ..documents import read_json_document
 from ..errors import IoError, OutputError
 from ..layout import CLAIM_NAME, MANIFEST_NAME, SIMULATION_DIR, SUCCESS_NAME, TRAINING_DIR
-from ..manifest import read_json_document
 from .analysis import CONVERGENCE_FILE, RANK_TIMING_DIR, read_convergence, read_rank_totals
 
 __all__ = [
@@ -445,7 +445,9 @@ def render_text(rep: dict[str, Any]) -> str:
                          f"checksum {s['checksum']}")
     if "results" in sec:
         _text_results(sec["results"], lines)
-    if "metadata" in sec and isinstance(sec["metadata"], dict):
+    if "metadata" in sec and sec["metadata"] is None:
+        lines.append("metadata    no training/metadata.json")
+    elif "metadata" in sec and isinstance(sec["metadata"], dict):
         md = sec["metadata"]
         ri, dims = md.get("run_info") or {}, md.get("problem_dimensions") or {}
         lines.append(f"metadata    run {ri.get('run_id')}, {ri.get('hostname')}, {ri.get('duration_seconds')} s; "
