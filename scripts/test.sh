@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run every test, under MPICH and under Open MPI (the PyPI wheels, one venv each; see
-# scripts/mpi_launcher.sh): lint once, then per MPI the serial suite (its tests that start jobs themselves
-# use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG / MPIEXEC_PREFLAGS) and the MPI tests under that
-# launcher with 2 and 3 ranks (3 exposes uneven round-robin).
+# scripts/mpi_launcher.sh): lint once, the serial suite under MPICH, under Open MPI its tests that start
+# MPI jobs themselves (they use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG / MPIEXEC_PREFLAGS), and
+# under each MPI the MPI tests with 2 and 3 ranks (3 exposes uneven round-robin).
 #   MPI_KINDS="mpich"  restricts the run to one MPI (default: "mpich openmpi").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +32,20 @@ echo "== lint: ruff, mypy --strict"
 .venv/bin/ruff check cobre_mpi_io tests examples
 .venv/bin/mypy cobre_mpi_io
 
+read -r first _ <<< "$MPI_KINDS"
 for kind in $MPI_KINDS; do
     use_mpi "$kind"
     (
         export PATH="$MPI_VENV/bin:$PATH"
-        echo "== [$kind] serial suite (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-        python -m pytest -q -rs -p no:cacheprovider --color=no tests
+        # The whole serial suite under the first MPI; under the others only the modules that start MPI
+        # jobs themselves (marker "launcher", set by tests/conftest.py): the rest does not depend on the MPI.
+        if [ "$kind" = "$first" ]; then
+            echo "== [$kind] serial suite (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+            python -m pytest -q -rs -p no:cacheprovider --color=no tests
+        else
+            echo "== [$kind] serial tests that start MPI jobs (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+            python -m pytest -q -rs -p no:cacheprovider --color=no -m launcher tests
+        fi
         for n in 2 3; do
             echo "== [$kind] MPI tests on $n ranks"
             mpiexec_n "$n" python -m pytest -q -rs -p no:cacheprovider --color=no --with-mpi -m mpi tests

@@ -9,6 +9,7 @@ deadlock into a failure.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +30,29 @@ def _world_size() -> int:
     from mpi4py import MPI
 
     return MPI.COMM_WORLD.Get_size()
+
+
+# A test module that starts MPI jobs itself (mpiexec_argv, mpiexec() or run_cli(..., n=...)) depends on the
+# launcher; scripts/test.sh runs those modules (marker "launcher", added here) under every MPI, and the
+# rest of the serial suite, which does not depend on the MPI, once.
+_STARTS_JOBS = re.compile(r"mpiexec_argv\(|mpiexec\(\)|run_cli\((?:[^()]|\([^()]*\))*?\bn=", re.DOTALL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "launcher: the module starts MPI jobs through the launcher settings")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    starts: dict[str, bool] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in starts:
+            try:
+                starts[path] = bool(_STARTS_JOBS.search(Path(path).read_text()))
+            except OSError:
+                starts[path] = False
+        if starts[path] and not path.endswith("conftest.py"):
+            item.add_marker(pytest.mark.launcher)
 
 
 @pytest.hookimpl(hookwrapper=True)
