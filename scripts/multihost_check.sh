@@ -160,7 +160,8 @@ set_launcher() {  # set_launcher KIND: MPIEXEC* for 3 hosts (HF) or one host (LO
         LOCAL_PREFLAGS=""
         # ch4's ofi netmod over libfabric's tcp provider on the emulated link (the default netmod, UCX,
         # does not go through the emulated network); Hydra hands mpiexec's environment to every rank.
-        MPI_ENV=(MPIR_CVAR_CH4_NETMOD=ofi FI_PROVIDER=tcp FI_TCP_IFACE=cb0)
+        # MH_MPICH_ENV replaces these (e.g. MH_MPICH_ENV= to see what the default does).
+        read -r -a MPI_ENV <<< "${MH_MPICH_ENV-MPIR_CVAR_CH4_NETMOD=ofi FI_PROVIDER=tcp FI_TCP_IFACE=cb0}"
     else
         printf 'node1 slots=2\nnode2 slots=2\nnode3 slots=2\n' > "$HF"
         local tcp="--mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include $MH_NET.0/24 --mca oob_tcp_if_include $MH_NET.0/24"
@@ -274,12 +275,18 @@ want = {0: "node1", 1: "node1", 2: "node2", 3: "node2", 4: "node3", 5: "node3"}
 bad = [f"rank {r['rank']} on {r['host']}" for r in ranks if want.get(r["rank"]) != r["host"]]
 others = [f"rank {r['rank']} -> {p}" for r in ranks for p in r["peers"]
           if not (ipaddress.ip_address(p) in net or ipaddress.ip_address(p).is_loopback)]
-cross = sum(1 for r in ranks for p in r["peers"] if ipaddress.ip_address(p) in net
-            and p != f"{sys.argv[2]}.1{r['host'][-1]}")
-if bad or others or not cross:
-    print("; ".join(bad + others) or "no TCP connection between hosts")
+# every rank must hold TCP connections to both other hosts (a transport that bypasses the emulated
+# network, e.g. shared memory across the namespaces, leaves ranks without them)
+lonely = []
+for r in ranks:
+    own = f"{sys.argv[2]}.1{r['host'][-1]}"
+    hosts = {p for p in r["peers"] if ipaddress.ip_address(p) in net and p != own}
+    if len(hosts) != 2:
+        lonely.append(f"rank {r['rank']} has TCP to {sorted(hosts) or 'no other host'}")
+if bad or others or lonely:
+    print("; ".join(bad + others + lonely))
     sys.exit(1)
-print(f"ranks 0-1 node1, 2-3 node2, 4-5 node3; {cross} TCP connections to other hosts, all in {net}")
+print(f"ranks 0-1 node1, 2-3 node2, 4-5 node3; every rank has TCP connections to both other hosts, all in {net}")
 PY
 ) || return 1
 }
