@@ -27,6 +27,9 @@ from conftest import CASE_4REE, mpiexec_argv, run_cli
 from cobre_mpi_io.identity import FOOTER_KEY
 from cobre_mpi_io.layout import partition_file
 from cobre_mpi_io.manifest import combined_checksum
+from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
+from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.simulation import synthetic_result
 from cobre_mpi_io.validate import validate_output
 
 pytestmark = pytest.mark.timeout(240)
@@ -586,3 +589,37 @@ def test_under_mpiexec_the_report_is_the_same(run: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == plain.returncode == 1, proc.stderr
     assert json.loads(proc.stdout) == json.loads(plain.stdout)  # printed once (rank 0), same content
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.timeout(120)
+def test_split_over_ranks_gives_every_rank_the_report_of_one_process(mpi_tmp_path: Path,
+                                                                     small_system: System) -> None:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    out = mpi_tmp_path / "run"
+    n = 2 * size + 1
+    with SimulationParquetWriter(out, small_system, SimulationConfig(num_scenarios=n), comm) as w:
+        for sid in w.pending_scenarios():
+            w.write_scenario(synthetic_result(small_system, sid, 42))
+    w.finalize()
+    if rank == 0:  # one problem in a file of every rank's share, and one in the tree
+        for sid in range(n):
+            p = out / "simulation" / partition_file("buses", sid)
+            data = bytearray(p.read_bytes())
+            data[len(data) // 3] ^= 0x04
+            p.write_bytes(bytes(data))
+        (out / "simulation" / "costs" / "scenario_id=0000" / "notes.txt").write_text("x")
+    comm.Barrier()
+    alone = validate_output(out, threads=1) if rank == 0 else None
+    split = validate_output(out, comm=comm)
+    every = comm.allgather(split.to_dict())
+    assert all(d == every[0] for d in every)
+    if rank == 0:
+        assert alone is not None and split.to_dict() == alone.to_dict()
+        assert sum("xxhash64" in p.problem for p in split.problems) == n
+        assert any(p.file.endswith("notes.txt") for p in split.problems)
+        assert split.files_checked == alone.files_checked == len(read_manifest(out)["files"])
+    comm.Barrier()

@@ -42,7 +42,10 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 def validate_main(args: argparse.Namespace) -> int:
     """Run ``validate``; exit code 0 when valid, 1 when problems were found, 2 for a usage error."""
     directory: Path = args.directory
-    comm = mpi.resolve_comm(None) if mpi.launcher_task_count() is not None else None
+    comm = None
+    if mpi.launcher_task_count() is not None:  # started by mpiexec/srun with several tasks: split the files
+        comm = mpi.resolve_comm(None)
+        mpi.check_launch(comm)  # MPI sees singletons: refuse (each would validate and print alone)
     rank = mpi.rank_of(comm) if comm is not None else 0
     if not directory.is_dir():
         if rank == 0:
