@@ -427,6 +427,10 @@ def test_claim_is_reported(run: Path, baseline: set[str]) -> None:
     assert len(got) == 1 and got[0].startswith("_claim.json: present: a run holds this directory"), got
     assert "node7" in got[0] and "4242" in got[0]
     assert cli(str(run)).returncode == 1
+    (run / "_claim.json").write_text("{ half a clai")  # a run that died while writing it
+    got = new_problems(run, baseline)
+    assert got == [("_claim.json: present: a run holds this directory or died holding it (an unreadable claim); "
+                   "results may be incomplete")]
 
 
 # --------------------------------------------------------------------------- training

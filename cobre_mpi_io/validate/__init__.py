@@ -92,11 +92,11 @@ def _plan(path: Path, deep: bool) -> Plan:
     if not present:
         plan.add("", ".", "not an output directory: no simulation/, training/ or policy/")
     try:
-        claim = read_claim(path)
+        claim = read_claim(path)  # None: no claim; {}: an unreadable one
     except OutputError as exc:
-        claim = {}
+        claim = None
         plan.add("", CLAIM_NAME, f"present but unreadable: {exc}")
-    if claim:
+    if claim is not None:
         plan.add("", CLAIM_NAME, f"present: a run holds this directory or died holding it ({claim_holder(claim)}); "
                                  "results may be incomplete")
     if SIMULATION_DIR in present:
