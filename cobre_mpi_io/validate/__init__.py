@@ -222,7 +222,11 @@ def validate_output(path: str | os.PathLike[str], *, deep: bool = False, threads
     report: ValidationReport | None = None
     if rank == 0:
         assert plan is not None and partials is not None
-        report = _assemble(plan, [ref_partial, *partials])
+        try:
+            report = _assemble(plan, [ref_partial, *partials])
+        except Exception as exc:  # noqa: BLE001 - never raise (the other ranks wait for the report)
+            report = ValidationReport(str(root))
+            report.add(".", f"validate failed unexpectedly: {type(exc).__name__}: {exc}", "")
     if size > 1:
         report = mpi.bcast_from_root(comm, report)
     assert report is not None

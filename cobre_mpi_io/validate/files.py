@@ -68,6 +68,8 @@ class Task:
 
 @dataclass
 class Result:
+    """What checking one file found: problems, and the figures the report may compare later."""
+
     problems: list[Problem] = field(default_factory=list)
     rows: int | None = None
     digest: str | None = None
@@ -410,7 +412,19 @@ def _describe(sig: tuple[Any, ...]) -> str:
 
 def formula(table_name: str, info: Mapping[str, Any], costs: Mapping[str, Any] | None,
              detail: str) -> tuple[int, str] | None:
-    """Expected rows (SPEC §4) of a partition and the formula's name; None when not checkable."""
+    """Expected rows (SPEC §4) of a partition and the formula's name; None when not checkable.
+
+    Parameters
+    ----------
+    table_name : str
+        The partition's table.
+    info : mapping
+        Its decoded key counts (``entities``, ``lag_sum``).
+    costs : mapping or None
+        The decoded key counts of a ``costs`` partition (``stages``, ``block_rows``).
+    detail : str
+        ``full`` or ``stage``.
+    """
     if costs is None or table_name in ("costs", "generic_violations", "scenario_totals"):
         return None
     stages = int(costs.get("stages", 0))
@@ -447,6 +461,26 @@ def _reduce(partial: Partial, task: Task, res: Result, refs: Mapping[str, Refere
 
 def run_tasks(tasks: Sequence[Task], bases: Mapping[str, str], refs: Mapping[str, Reference], detail: str,
                threads: int) -> Partial:
+    """Check ``tasks`` on ``threads`` threads, reducing each result as it comes.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The files to check (this rank's share).
+    bases : mapping
+        Section name -> its directory (``simulation`` -> ``OUT/simulation``, ...).
+    refs : mapping
+        Table -> its reference scenario: every other simulation file is compared with it.
+    detail : str
+        The simulation's detail level (which SPEC §4 formula applies).
+    threads : int
+        Worker threads; 1 runs in the calling thread.
+
+    Returns
+    -------
+    Partial
+        The problems, the number of files, and the results of the tasks marked ``keep``.
+    """
     partial = Partial()
     if threads <= 1 or len(tasks) < 2:
         for t in tasks:

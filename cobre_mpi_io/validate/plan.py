@@ -122,6 +122,17 @@ def _check_identity_fields(doc: Any, section: str, file: str, plan: Plan) -> str
 
 
 def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
+    """Plan ``simulation/``: its manifest, the tree walk, one task per listed file.
+
+    Parameters
+    ----------
+    sim : Path
+        The ``simulation/`` directory.
+    plan : Plan
+        Receives the problems, the tasks and the references' tasks.
+    deep : bool
+        Decode every file's key columns, not only the reference scenario's.
+    """
     s = SIMULATION_DIR
     manifest: SimulationManifest | None = None
     if not (sim / MANIFEST_NAME).exists() and not (sim / MANIFEST_NAME).is_symlink():
@@ -250,6 +261,7 @@ def _sim_entry(rel: str, kind: str, manifest: SimulationManifest | None) -> tupl
 
 
 def plan_training(train: Path, plan: Plan) -> None:
+    """Plan ``training/``: manifest, ``metadata.json``, the tree walk, the Parquet tasks."""
     t = TRAINING_DIR
     tm: TrainingManifest | None = None
     if not (train / MANIFEST_NAME).exists():

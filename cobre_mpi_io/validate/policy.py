@@ -29,6 +29,7 @@ __all__ = ["plan_policy"]
 
 
 def plan_policy(pol: Path, plan: Plan) -> None:
+    """Plan ``policy/``: ``latest``, the fixed links, every checkpoint, one task per stage file."""
     p = POLICY_DIR
     latest = pol / LATEST_LINK
     latest_name: str | None = None

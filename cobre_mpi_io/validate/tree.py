@@ -41,9 +41,17 @@ def _scan(root: Path) -> Generator[tuple[str, str], bool, None]:
 
 def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
           report: Callable[[str, str], None]) -> int:
-    """Walk ``root``: ``classify(rel, kind) -> (enter, problem)``; returns the number of entries seen.
+    """Walk ``root``, one directory open at a time; returns the number of entries seen.
 
-    Links and special files are reported here, whatever ``classify`` says.
+    Parameters
+    ----------
+    root : Path
+        The directory walked (never through a link).
+    classify : callable
+        ``classify(rel, kind) -> (enter, problem)`` for files and directories: whether to enter a
+        directory, and what is wrong with the entry (None: nothing).
+    report : callable
+        ``report(rel, problem)``; links and special files are reported whatever ``classify`` says.
     """
     seen = 0
     gen = _scan(root)
