@@ -34,7 +34,6 @@ __all__ = [
     "barrier",
     "bcast_from_root",
     "check_launch",
-    "gather_hosts",
     "gather_to_root",
     "hostname",
     "job_monitor",
@@ -462,8 +461,3 @@ def pickle_loads(data: bytes) -> Any:
     from mpi4py import MPI
 
     return MPI.pickle.loads(data)
-
-
-def gather_hosts(comm: Any) -> list[str]:
-    """Collective over ``comm``: the host name of every rank, on every rank."""
-    return allgather(comm, hostname())

@@ -15,7 +15,6 @@ __all__ = [
     "int_in_range",
     "non_negative_float",
     "non_negative_int",
-    "positive_float",
     "positive_int",
 ]
 
@@ -67,5 +66,4 @@ def _float_type(strict: bool) -> Callable[[str], float]:
 non_negative_float = _float_type(strict=False)
 """Finite float >= 0 (seconds)."""
 
-positive_float = _float_type(strict=True)
 """Finite float > 0."""
