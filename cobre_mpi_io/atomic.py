@@ -149,7 +149,30 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *, durable: bool = True,
                        start_writeback: bool = False) -> int:
-    """Atomically write ``data`` to ``path``; returns the number of bytes (options: :func:`atomic_write`)."""
+    """Atomically write ``data`` to ``path`` (through :func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : path-like
+        Final path. Its directory is created if missing.
+    data : bytes or memoryview
+        The whole content of the file.
+    durable : bool, default True
+        fsync the file and its directory before returning (see :func:`atomic_write`).
+    start_writeback : bool, default False
+        When not ``durable``: start the kernel's write-back of the file now
+        (see :func:`atomic_write`).
+
+    Returns
+    -------
+    int
+        ``len(data)``, the number of bytes written.
+
+    Raises
+    ------
+    IoError
+        As :func:`atomic_write`.
+    """
     with atomic_write(path, durable=durable, start_writeback=start_writeback) as fh:
         fh.write(data)
     return len(data)
@@ -157,6 +180,24 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, entity: str | None = None) -> int:
     """Atomically write ``obj`` as pretty JSON (UTF-8, trailing newline).
+
+    The file is written durably (file and directory fsynced). ``NaN`` and
+    infinities are refused rather than written as non-standard JSON.
+
+    Parameters
+    ----------
+    path : path-like
+        Final path. Its directory is created if missing.
+    obj : Any
+        A JSON-serializable value (dicts keep their insertion order).
+    entity : str or None, default None
+        What the document is, named in the error when ``obj`` cannot be
+        serialized; ``None`` names ``path`` instead.
+
+    Returns
+    -------
+    int
+        Number of bytes written.
 
     Raises
     ------
@@ -232,7 +273,23 @@ def missing_files(root: str | os.PathLike[str], sizes: Mapping[str, int], *, thr
     One ``stat`` per file: the commit's check that what a manifest lists is
     really there.  Above a few thousand files the stats run on ``threads``
     threads (``stat`` releases the GIL), which hides the per-call latency of
-    a network or parallel filesystem.  Returned in sorted order.
+    a network or parallel filesystem.
+
+    Parameters
+    ----------
+    root : path-like
+        Directory the relative paths of ``sizes`` are resolved against.
+    sizes : Mapping[str, int]
+        Expected size in bytes of each file, keyed by path relative to ``root``.
+    threads : int, default 16
+        Worker threads for the stats; used only from 4096 files up, and
+        ``threads <= 1`` keeps them on the calling thread.
+
+    Returns
+    -------
+    list of str
+        The relative paths that cannot be stat'ed or whose size differs, sorted;
+        empty when everything is there.
     """
     base = os.fspath(root)
     items = list(sizes.items())

@@ -312,7 +312,23 @@ def check_document(schema: Node, document: Any, where: str) -> Any:
 
 
 def field_error(where: str, path: str, message: str) -> ManifestError:
-    """The error of a document field: ``manifest error (<where>): <path>: <message>``."""
+    """The error of a document field: ``manifest error (<where>): <path>: <message>``.
+
+    Parameters
+    ----------
+    where : str
+        The file (or manifest kind) the document was read from.
+    path : str
+        The field's path in the document, e.g. ``"scenarios.completed"`` or
+        ``"partitions_written[3]"``.
+    message : str
+        What is wrong with the field's value.
+
+    Returns
+    -------
+    ManifestError
+        The error, for the caller to raise.
+    """
     return ManifestError(where, f"{path}: {message}")
 
 

@@ -112,7 +112,33 @@ def owner_rank(scenario_id: int, world_size: int, assignment: Assignment = "roun
 
 def owned_scenarios(total: int, rank: int, world_size: int,
                     assignment: Assignment = "round-robin") -> list[int]:
-    """Scenario ids ``0..total-1`` owned by ``rank``, ascending."""
+    """Scenario ids ``0..total-1`` owned by ``rank``, ascending.
+
+    The inverse of :func:`owner_rank`: every id is owned by exactly one rank.
+
+    Parameters
+    ----------
+    total : int
+        Total number of scenarios.
+    rank : int
+        The rank, ``0 <= rank < world_size``.
+    world_size : int
+        Number of ranks.
+    assignment : {"round-robin", "block"}
+        ``"round-robin"`` (default): ``rank, rank + world_size, ...``.
+        ``"block"``: the contiguous block
+        ``[rank*total//world_size, (rank+1)*total//world_size)``.
+
+    Returns
+    -------
+    list of int
+        The owned ids (empty when ``rank`` owns none, e.g. ``total < world_size``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``assignment``.
+    """
     if assignment == "round-robin":
         return list(range(rank, total, world_size))
     if assignment == "block":
@@ -128,7 +154,22 @@ def all_agree(comm: Any, ok: bool) -> bool:
 
 
 def gather_to_root(comm: Any, obj: T, root: int = 0) -> list[T] | None:
-    """Collective over ``comm``: list of every rank's ``obj`` at ``root``, ``None`` elsewhere."""
+    """Collective over ``comm``: list of every rank's ``obj`` at ``root``, ``None`` elsewhere.
+
+    Parameters
+    ----------
+    comm : MPI communicator
+        The communicator; every rank of it must call this.
+    obj : picklable object
+        This rank's contribution (sent pickled).
+    root : int, default 0
+        The rank that receives the list.
+
+    Returns
+    -------
+    list or None
+        At ``root``: every rank's ``obj``, indexed by rank. ``None`` on the other ranks.
+    """
     return comm.gather(obj, root=root)  # type: ignore[no-any-return]
 
 
@@ -138,7 +179,23 @@ def allgather(comm: Any, obj: T) -> list[T]:
 
 
 def bcast_from_root(comm: Any, obj: T, root: int = 0) -> T:
-    """Collective over ``comm``: ``root``'s ``obj`` on every rank."""
+    """Collective over ``comm``: ``root``'s ``obj`` on every rank.
+
+    Parameters
+    ----------
+    comm : MPI communicator
+        The communicator; every rank of it must call this.
+    obj : picklable object
+        The value to send; only ``root``'s is used (the others typically pass ``None``).
+    root : int, default 0
+        The rank whose ``obj`` is broadcast.
+
+    Returns
+    -------
+    object
+        ``root``'s ``obj`` on every rank (on ``root`` itself, the same object;
+        elsewhere an unpickled copy).
+    """
     return comm.bcast(obj, root=root)  # type: ignore[no-any-return]
 
 
@@ -175,9 +232,27 @@ def mark_agreed(error: BaseException) -> BaseException:
 def run_agreed(comm: Any, fn: Callable[[], T], entity: str) -> T:
     """Collective over ``comm``: run ``fn`` on every rank, then agree on failure.
 
-    Any exception of ``fn`` becomes an ``OutputError`` naming ``entity``
-    (:func:`~cobre_mpi_io.errors.as_output_error`) and is raised on every
-    rank by :func:`agree_on_error`. Returns ``fn``'s result on success.
+    Parameters
+    ----------
+    comm : MPI communicator
+        The communicator; every rank of it must call this.
+    fn : callable
+        Called with no arguments on every rank.
+    entity : str
+        The file, column, entity or phase named in the error when ``fn`` fails.
+
+    Returns
+    -------
+    object
+        This rank's result of ``fn``, when ``fn`` succeeded on every rank.
+
+    Raises
+    ------
+    OutputError
+        On every rank, when ``fn`` raised on any rank: the exception of the
+        lowest failing rank as an ``OutputError`` naming ``entity``
+        (:func:`~cobre_mpi_io.errors.as_output_error`), marked agreed
+        (:func:`agree_on_error`).
     """
     from .errors import as_output_error
 
@@ -309,8 +384,28 @@ def hostname() -> str:
 def run_on_root(comm: Any, fn: Callable[[], T], entity: str, root: int = 0) -> T:
     """Collective over ``comm``: run ``fn`` on ``root`` only and broadcast its result or its error.
 
-    Returns ``fn``'s result on every rank; any exception of ``fn`` becomes
-    an ``OutputError`` naming ``entity`` raised (marked agreed) on every rank.
+    Parameters
+    ----------
+    comm : MPI communicator
+        The communicator; every rank of it must call this.
+    fn : callable
+        Called with no arguments on ``root`` only; its result must be picklable.
+    entity : str
+        The file, column, entity or phase named in the error when ``fn`` fails.
+    root : int, default 0
+        The rank that runs ``fn``.
+
+    Returns
+    -------
+    object
+        ``fn``'s result, on every rank.
+
+    Raises
+    ------
+    OutputError
+        On every rank, when ``fn`` raised: its exception as an ``OutputError``
+        naming ``entity`` (:func:`~cobre_mpi_io.errors.as_output_error`),
+        marked agreed.
     """
     from .errors import as_output_error
 
@@ -400,7 +495,22 @@ class JobMonitor:
         return None
 
     def report_progress(self, phase: str, done: int, *, min_interval_s: float = 0.5, force: bool = False) -> None:
-        """Send this rank's count for ``phase`` to rank 0 (at most every ``min_interval_s``)."""
+        """Send this rank's count for ``phase`` to rank 0 (at most every ``min_interval_s``).
+
+        Non-blocking (an ``isend``); rank 0 records its own count directly.
+
+        Parameters
+        ----------
+        phase : str
+            What is counted, e.g. ``"simulation"``; :meth:`progress_total` sums per phase.
+        done : int
+            This rank's running count for ``phase`` (a total so far, not an increment).
+        min_interval_s : float, default 0.5
+            Minimum time in seconds between two sends of the same phase; an
+            unchanged count is never resent.
+        force : bool, default False
+            Send now, regardless of ``min_interval_s`` and of an unchanged count.
+        """
         if self.rank == 0:
             self._counts[(phase, 0)] = done
             return

@@ -77,9 +77,23 @@ def encode_table(tbl: pa.Table, schema: TableSchema, config: ParquetConfig,
                  metadata: Mapping[bytes, bytes] | None = None) -> pa.Buffer:
     """Encode ``tbl`` (already in ``schema``) to Parquet bytes in memory.
 
-    ``metadata`` becomes the footer's key-value metadata (the run
-    fingerprint, :data:`~cobre_mpi_io.identity.FOOTER_KEY`), replacing any
-    metadata ``tbl`` carries.
+    Parameters
+    ----------
+    tbl : pyarrow.Table
+        The rows, already checked against ``schema`` (:func:`check_schema`).
+    schema : TableSchema
+        The spec table: its name for errors, its key columns for dictionary encoding.
+    config : ParquetConfig
+        Codec, level, row-group size, dictionary and statistics settings.
+    metadata : Mapping of bytes to bytes, optional
+        The footer's key-value metadata (the run fingerprint,
+        :data:`~cobre_mpi_io.identity.FOOTER_KEY`), replacing any metadata
+        ``tbl`` carries; ``None`` or empty drops it.
+
+    Returns
+    -------
+    pyarrow.Buffer
+        The complete Parquet file.
 
     Raises
     ------
@@ -107,7 +121,24 @@ def encode_table(tbl: pa.Table, schema: TableSchema, config: ParquetConfig,
 
 
 def check_schema(tbl: pa.Table, schema: TableSchema, file: str) -> None:
-    """Raise :class:`SchemaError` unless ``tbl`` has exactly the spec schema and no illegal nulls."""
+    """Raise :class:`SchemaError` unless ``tbl`` has exactly the spec schema and no illegal nulls.
+
+    Parameters
+    ----------
+    tbl : pyarrow.Table
+        The rows to check.
+    schema : TableSchema
+        The spec table: column names in order, Arrow types and nullability.
+    file : str
+        The file the rows are for, named in the error.
+
+    Raises
+    ------
+    SchemaError
+        Naming ``file`` and the first offending column: a missing or extra
+        column, columns out of spec order, a type other than the spec's, or
+        a null in a non-nullable column.
+    """
     expected = schema.arrow_schema
     if tbl.schema.names != expected.names:
         missing = [n for n in expected.names if n not in tbl.schema.names]

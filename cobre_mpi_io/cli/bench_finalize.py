@@ -91,7 +91,31 @@ def fabricate_rank_part(scenarios: int, tables: tuple[str, ...], rank: int, worl
     """The RankPart rank ``rank`` holds after writing its round-robin share (records only).
 
     Deterministic and independent of ``world_size`` per file, so the
-    combined checksum is the same for every number of ranks.
+    combined checksum is the same for every number of ranks.  Nothing is
+    written to disk.
+
+    Parameters
+    ----------
+    scenarios : int
+        Total number of scenarios of the run (ids ``0..scenarios-1``).
+    tables : tuple of str
+        Names of the partitioned simulation tables written per scenario.
+    rank : int
+        The rank whose share is fabricated.
+    world_size : int
+        Number of ranks the scenarios are dealt round-robin over.
+    rows_of : dict of str to int or None, optional
+        Rows per file of each table; ``None`` for a table means a variable
+        count (0 to 63 rows, derived from the file's hash).  Default: the
+        expected rows of the synthetic ``"production"`` system.
+
+    Returns
+    -------
+    RankPart
+        One :class:`~cobre_mpi_io.parquet.FileRecord` per (owned scenario,
+        table) with its relative path, rows, fabricated byte size and
+        xxhash64, the owned scenario ids, one cost-totals row per owned
+        scenario and the byte and row totals; no failures.
     """
     rows_of = rows_of if rows_of is not None else _rows_per_table(tables)
     owned = mpi.owned_scenarios(scenarios, rank, world_size, "round-robin")
@@ -161,7 +185,37 @@ def _fresh_dir(comm: Any, path: Path) -> None:
 
 def run_finalize_bench(scenarios: int, n_tables: int, output: str | os.PathLike[str], repeats: int = 5,
                        comm: Any = None) -> dict[str, Any] | None:
-    """Run the benchmark (collective over ``comm``); the result dict on rank 0, None elsewhere."""
+    """Run the benchmark (collective over ``comm``); the result dict on rank 0, None elsewhere.
+
+    Parameters
+    ----------
+    scenarios : int
+        Total scenarios of the fabricated run, >= 1.
+    n_tables : int
+        Number of partitioned tables per scenario, the first ``n_tables``
+        simulation tables of a system (1 to 10).
+    output : path-like
+        Scratch directory; its ``bench_finalize`` subdirectory is emptied
+        first and the last repeat's committed run is left in it.
+    repeats : int, default 5
+        Number of timed repeats, >= 1; medians are reported.
+    comm : MPI communicator, optional
+        Default: ``MPI.COMM_WORLD`` (resolved by :func:`~cobre_mpi_io.mpi.resolve_comm`).
+
+    Returns
+    -------
+    dict or None
+        On rank 0: world size, record count, gathered and manifest byte
+        sizes, the commit status and checksum, the median of each timing in
+        seconds (``*_seconds``) and every repeat's values under
+        ``all_repeats``.  ``None`` on the other ranks.
+
+    Raises
+    ------
+    ValueError
+        If ``scenarios`` or ``repeats`` is below 1, or ``n_tables`` is out
+        of range.
+    """
     comm = mpi.resolve_comm(comm)
     rank, size = mpi.rank_of(comm), mpi.size_of(comm)
     if scenarios < 1 or repeats < 1:

@@ -183,7 +183,41 @@ class TrainingResult:
 
 
 def run_training(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> TrainingResult:
-    """Training phase of the demo (collective): Parquet history and policy checkpoints."""
+    """Training phase of the demo (collective): Parquet history and policy checkpoints.
+
+    Rank 0 writes the iteration rows, every rank its own timing rows; a
+    policy checkpoint is written every ``args.checkpoint_every`` iterations,
+    on SIGTERM/SIGINT (training then stops after the current iteration) and
+    at the end.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed ``demo`` options; this phase reads ``output``, ``iterations``,
+        ``checkpoint_every``, ``iteration_seconds`` (sleep per iteration)
+        and ``break_claim``.
+    system : System
+        The system being solved (state dimension, stages, hashes).
+    config : RunConfig
+        The run configuration (seed, forward passes, upper-bound evaluation,
+        run identity).
+    comm : MPI communicator
+        The communicator every rank of the job calls this with.
+
+    Returns
+    -------
+    TrainingResult
+        This rank's :class:`~cobre_mpi_io.results.TrainingOutput` (status
+        ``failed``, ``interrupted`` or the synthetic history's own), whether
+        a signal interrupted training, and the agreed error that stopped it.
+
+    Raises
+    ------
+    OutputError
+        An error that is not agreed among the ranks (an agreed one is
+        returned in ``TrainingResult.error`` so that training is still
+        recorded as failed).
+    """
     rank, size = mpi.rank_of(comm), mpi.size_of(comm)
     started = utc_now()
     st = synthetic_training(system, iterations=args.iterations, world_size=size,
@@ -242,7 +276,39 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
 
 def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
                    comm: Any) -> tuple[Any, OutputError | None]:
-    """Simulation phase of the demo (collective): the manifest, and the agreed error when it did not complete."""
+    """Simulation phase of the demo (collective): the manifest, and the agreed error when it did not complete.
+
+    Every rank writes the synthetic results of the scenarios it owns (those
+    still pending when resuming) through a
+    :class:`~cobre_mpi_io.simulation.writer.SimulationParquetWriter`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed ``demo`` options; this phase reads ``output``, ``detail``,
+        ``assignment``, ``queue_capacity``, ``resume``, ``break_claim``,
+        ``seed``, ``slow`` (sleep per scenario) and the failure injection
+        ``fail_rank``/``fail_after``.
+    system : System
+        The system whose results are written.
+    config : RunConfig
+        The run configuration (number of scenarios, run identity).
+    comm : MPI communicator
+        The communicator every rank of the job calls this with.
+
+    Returns
+    -------
+    tuple of (SimulationManifest, OutputError or None)
+        The committed manifest (rank 0: every file; other ranks: their own
+        files) and ``None``; or, when the run ended failed or partial with an
+        agreed error, the manifest recorded and that error.
+
+    Raises
+    ------
+    OutputError
+        An error that is not agreed among the ranks, or an agreed one raised
+        before any manifest was written.
+    """
     rank = mpi.rank_of(comm)
     cfg = SimulationConfig(num_scenarios=config.num_scenarios, detail=args.detail, assignment=args.assignment,
                            queue_capacity=args.queue_capacity, resume=args.resume,

@@ -474,21 +474,96 @@ def write_stage_cuts(path: str | os.PathLike[str], cuts: StageCuts, *, durable: 
 
 
 def write_stage_states(path: str | os.PathLike[str], states: StageStates, *, durable: bool = True) -> int:
-    """Validate and atomically write a ``StageStates`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    """Validate and atomically write a ``StageStates`` FlatBuffer (see :func:`write_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        Final file path.
+    states : StageStates
+        The visited states of one stage; coerced in place by its ``validate``.
+    durable : bool, default True
+        fsync file and directory.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    SchemaError
+        Invalid input (see :meth:`StageStates.validate`); nothing is written. NaN/inf
+        components are written as they are.
+    SerializationError
+        The stage exceeds the 2 GiB FlatBuffers limit.
+    IoError
+        The write failed; any previous file at ``path`` is untouched.
+    """
     states.validate()
     return _write_flatbuffer(path, _encode(states, _STATES_SPEC, states.state_dimension, str(path)), durable)
 
 
 def write_stage_vertices(path: str | os.PathLike[str], vertices: StageVertices, *,
                          durable: bool = True) -> int:
-    """Validate and atomically write a ``StageVertices`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    """Validate and atomically write a ``StageVertices`` FlatBuffer (see :func:`write_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        Final file path.
+    vertices : StageVertices
+        The inner-approximation vertices of one stage; coerced in place by its
+        ``validate``.
+    durable : bool, default True
+        fsync file and directory.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    SchemaError
+        Invalid input (see :meth:`StageVertices.validate`); nothing is written. NaN/inf
+        values are written as they are.
+    SerializationError
+        The stage exceeds the 2 GiB FlatBuffers limit.
+    IoError
+        The write failed; any previous file at ``path`` is untouched.
+    """
     vertices.validate()
     return _write_flatbuffer(path, _encode(vertices, _VERTICES_SPEC, vertices.state_dimension, str(path)),
                              durable)
 
 
 def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durable: bool = True) -> int:
-    """Validate and atomically write a ``StageBasis`` FlatBuffer; returns bytes (see :func:`write_stage_cuts`)."""
+    """Validate and atomically write a ``StageBasis`` FlatBuffer (see :func:`write_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        Final file path.
+    basis : StageBasis
+        The cached LP basis of one stage; coerced in place by its ``validate``.
+    durable : bool, default True
+        fsync file and directory.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    SchemaError
+        Invalid input (see :meth:`StageBasis.validate`); nothing is written.
+    SerializationError
+        The stage exceeds the 2 GiB FlatBuffers limit.
+    IoError
+        The write failed; any previous file at ``path`` is untouched.
+    """
     basis.validate()
     return _write_flatbuffer(path, _encode(basis, _BASIS_SPEC, 0, str(path)), durable)
 

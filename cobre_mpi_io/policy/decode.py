@@ -390,7 +390,31 @@ def decode_stage_cuts(data: Buffer, *, source: str = "cuts", stage_id: int | Non
 
 def decode_stage_states(data: Buffer, *, source: str = "states", stage_id: int | None = None,
                         state_dimension: int | None = None) -> StageStates:
-    """Decode a ``StageStates`` FlatBuffer held in memory (see :func:`decode_stage_cuts`)."""
+    """Decode a ``StageStates`` FlatBuffer held in memory (see :func:`decode_stage_cuts`).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole buffer; the returned arrays may be views into it.
+    source : str, default ``"states"``
+        Named in errors (the file path when reading a file).
+    stage_id : int, optional
+        The stage the buffer must hold (:class:`SchemaError` when it differs).
+    state_dimension : int, optional
+        The dimension the buffer must have (:class:`SchemaError` when it differs).
+
+    Returns
+    -------
+    StageStates
+        The decoded, validated stage.
+
+    Raises
+    ------
+    SerializationError
+        Not a valid ``StageStates`` FlatBuffer (see the module docstring).
+    SchemaError
+        Unexpected stage or dimension, or the content fails :meth:`StageStates.validate`.
+    """
     st = StageStates(**_decode(data, "states", source))
     _expect(st, source, stage_id, state_dimension)
     return st.validate(contiguous=False)
@@ -398,14 +422,60 @@ def decode_stage_states(data: Buffer, *, source: str = "states", stage_id: int |
 
 def decode_stage_vertices(data: Buffer, *, source: str = "vertices", stage_id: int | None = None,
                           state_dimension: int | None = None) -> StageVertices:
-    """Decode a ``StageVertices`` FlatBuffer held in memory (see :func:`decode_stage_cuts`)."""
+    """Decode a ``StageVertices`` FlatBuffer held in memory (see :func:`decode_stage_cuts`).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole buffer; the returned arrays may be views into it.
+    source : str, default ``"vertices"``
+        Named in errors (the file path when reading a file).
+    stage_id : int, optional
+        The stage the buffer must hold (:class:`SchemaError` when it differs).
+    state_dimension : int, optional
+        The dimension the buffer must have (:class:`SchemaError` when it differs).
+
+    Returns
+    -------
+    StageVertices
+        The decoded, validated stage.
+
+    Raises
+    ------
+    SerializationError
+        Not a valid ``StageVertices`` FlatBuffer (see the module docstring).
+    SchemaError
+        Unexpected stage or dimension, or the content fails :meth:`StageVertices.validate`.
+    """
     vx = StageVertices(**_decode(data, "vertices", source))
     _expect(vx, source, stage_id, state_dimension)
     return vx.validate(contiguous=False)
 
 
 def decode_stage_basis(data: Buffer, *, source: str = "basis", stage_id: int | None = None) -> StageBasis:
-    """Decode a ``StageBasis`` FlatBuffer held in memory (see :func:`decode_stage_cuts`)."""
+    """Decode a ``StageBasis`` FlatBuffer held in memory (see :func:`decode_stage_cuts`).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole buffer; the returned arrays may be views into it.
+    source : str, default ``"basis"``
+        Named in errors (the file path when reading a file).
+    stage_id : int, optional
+        The stage the buffer must hold (:class:`SchemaError` when it differs).
+
+    Returns
+    -------
+    StageBasis
+        The decoded, validated stage.
+
+    Raises
+    ------
+    SerializationError
+        Not a valid ``StageBasis`` FlatBuffer (see the module docstring).
+    SchemaError
+        Unexpected stage, or the content fails :meth:`StageBasis.validate`.
+    """
     bs = StageBasis(**_decode(data, "basis", source))
     _expect(bs, source, stage_id, None)
     return bs.validate()
@@ -508,7 +578,38 @@ def read_stage_cuts(path: str | os.PathLike[str], *, stage_id: int | None = None
 
 def read_stage_states(path: str | os.PathLike[str], *, stage_id: int | None = None,
                       state_dimension: int | None = None, expected: FileDigest | None = None) -> StageStates:
-    """Read a ``states/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`)."""
+    """Read a ``states/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    stage_id : int, optional
+        The stage the file must hold; default: ``NNN`` of a ``stage_NNN.bin``
+        file name (no check for other names).
+    state_dimension : int, optional
+        The dimension the file must have.
+    expected : FileDigest, optional
+        Size and xxhash64 recorded for the file: checked on the whole file
+        before decoding.
+
+    Returns
+    -------
+    StageStates
+        The stage; its arrays may be zero-copy views into the mapped file
+        (the map stays open as long as a view references it).
+
+    Raises
+    ------
+    IoError
+        The file cannot be opened.
+    ManifestError
+        Its size or xxhash64 differs from ``expected``.
+    SerializationError
+        The bytes are not a valid ``StageStates`` FlatBuffer.
+    SchemaError
+        Another stage or dimension than expected, or content that fails :meth:`StageStates.validate`.
+    """
     p = Path(path)
     return decode_stage_states(_map(p, expected), source=str(p), stage_id=_name_stage(p, stage_id),
                                state_dimension=state_dimension)
@@ -517,7 +618,38 @@ def read_stage_states(path: str | os.PathLike[str], *, stage_id: int | None = No
 def read_stage_vertices(path: str | os.PathLike[str], *, stage_id: int | None = None,
                         state_dimension: int | None = None,
                         expected: FileDigest | None = None) -> StageVertices:
-    """Read a ``vertices/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`)."""
+    """Read a ``vertices/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    stage_id : int, optional
+        The stage the file must hold; default: ``NNN`` of a ``stage_NNN.bin``
+        file name (no check for other names).
+    state_dimension : int, optional
+        The dimension the file must have.
+    expected : FileDigest, optional
+        Size and xxhash64 recorded for the file: checked on the whole file
+        before decoding.
+
+    Returns
+    -------
+    StageVertices
+        The stage; its arrays may be zero-copy views into the mapped file
+        (the map stays open as long as a view references it).
+
+    Raises
+    ------
+    IoError
+        The file cannot be opened.
+    ManifestError
+        Its size or xxhash64 differs from ``expected``.
+    SerializationError
+        The bytes are not a valid ``StageVertices`` FlatBuffer.
+    SchemaError
+        Another stage or dimension than expected, or content that fails :meth:`StageVertices.validate`.
+    """
     p = Path(path)
     return decode_stage_vertices(_map(p, expected), source=str(p), stage_id=_name_stage(p, stage_id),
                                  state_dimension=state_dimension)
@@ -525,6 +657,35 @@ def read_stage_vertices(path: str | os.PathLike[str], *, stage_id: int | None = 
 
 def read_stage_basis(path: str | os.PathLike[str], *, stage_id: int | None = None,
                      expected: FileDigest | None = None) -> StageBasis:
-    """Read a ``basis/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`)."""
+    """Read a ``basis/stage_NNN.bin`` file (memory-mapped, checked; see :func:`read_stage_cuts`).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    stage_id : int, optional
+        The stage the file must hold; default: ``NNN`` of a ``stage_NNN.bin``
+        file name (no check for other names).
+    expected : FileDigest, optional
+        Size and xxhash64 recorded for the file: checked on the whole file
+        before decoding.
+
+    Returns
+    -------
+    StageBasis
+        The stage; its arrays may be zero-copy views into the mapped file
+        (the map stays open as long as a view references it).
+
+    Raises
+    ------
+    IoError
+        The file cannot be opened.
+    ManifestError
+        Its size or xxhash64 differs from ``expected``.
+    SerializationError
+        The bytes are not a valid ``StageBasis`` FlatBuffer.
+    SchemaError
+        Another stage than expected, or content that fails :meth:`StageBasis.validate`.
+    """
     p = Path(path)
     return decode_stage_basis(_map(p, expected), source=str(p), stage_id=_name_stage(p, stage_id))

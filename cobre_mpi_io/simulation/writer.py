@@ -137,7 +137,24 @@ def tables_for_detail(system: System, detail: str) -> tuple[str, ...]:
 
 
 def rows_for_detail(system: System, name: str, detail: str) -> int | None:
-    """Rows of one partition of ``name`` at ``detail`` (None when variable)."""
+    """Rows of one partition of ``name`` at ``detail`` (None when variable).
+
+    Parameters
+    ----------
+    system : System
+        The system (stages, blocks, entities).
+    name : str
+        A partitioned simulation table, e.g. ``"hydros"`` or ``"costs"``.
+    detail : str
+        The output detail level; at ``"stage"`` only stage-level rows are
+        written (one per stage for ``costs``, one per stage and hydro otherwise).
+
+    Returns
+    -------
+    int or None
+        Rows of one scenario's file of ``name``; ``None`` when the count
+        varies by scenario (``generic_violations``).
+    """
     if detail == "stage":
         return system.num_stages * (1 if name == "costs" else len(system.hydros))
     return system.expected_rows(name)

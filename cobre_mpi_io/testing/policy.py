@@ -39,8 +39,32 @@ def synthetic_policy(
     ``forward_passes * max_iterations``.  The same arguments always give
     the same arrays, and the cuts of iteration ``k`` are identical in every
     later snapshot (so consecutive checkpoints share a prefix).  Some cuts
-    are inactive.  ``cuts_per_stage`` overrides the count (capacity grows
-    to fit).
+    are inactive.
+
+    Parameters
+    ----------
+    state_dimension : int
+        Length of every cut's coefficient vector and visited state.
+    num_stages : int
+        Number of stages (stage ids ``0..num_stages-1``).
+    iteration : int
+        Completed iterations the policy stands after.
+    seed : int, default 0
+        Seeds the random arrays (per stage) and is recorded as ``rng_seed``.
+    cuts_per_stage : int, optional
+        Overrides the number of cuts per stage (default
+        ``iteration * forward_passes``); the capacity grows to fit.
+    forward_passes : int, default 4
+        Cuts added per stage per iteration.
+    max_iterations : int, optional
+        Iteration limit recorded in the metadata; sizes the pool capacity.
+        Default (and at least): ``iteration``.
+    config_hash, system_hash : str, default ""
+        Recorded in the policy metadata.
+    with_states : bool, default True
+        Include ``min(cuts, forward_passes)`` visited states per stage.
+    with_vertices : bool, default False
+        Include ``min(cuts, forward_passes)`` inner-approximation vertices per stage.
 
     Returns
     -------

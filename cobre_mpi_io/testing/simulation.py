@@ -53,7 +53,25 @@ def _stage_block_ids(n: int, stage: int, block: int) -> tuple[np.ndarray, np.nda
 
 
 def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> SimulationScenarioResult:
-    """The synthetic result of ``scenario_id`` (deterministic in system, seed, scenario)."""
+    """The synthetic result of ``scenario_id`` (deterministic in system, seed, scenario).
+
+    Parameters
+    ----------
+    system : System
+        The system: its stages, blocks and entities shape every table, and
+        its hash (:func:`system_seed`) is part of the random seed.
+    scenario_id : int
+        The scenario, ``>= 0``; also part of the random seed.
+    seed : int, default 0
+        The run's seed.
+
+    Returns
+    -------
+    SimulationScenarioResult
+        Block- and stage-level rows of ``costs`` and of every other
+        simulation table the system has, with the scenario's discounted
+        total cost and its 14 cost-component totals.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, scenario_id, system_seed(system)]))
     T = system.num_stages
     nb = system.blocks_per_stage

@@ -59,7 +59,29 @@ class SyntheticTraining:
 
     def to_training_output(self, rank: int, *, started_at: str | None = None,
                            policy_dir: str | os.PathLike[str] | None = None, **kw: Any) -> Any:
-        """A :class:`~cobre_mpi_io.results.TrainingOutput` for ``rank`` (``kw`` overrides fields)."""
+        """A :class:`~cobre_mpi_io.results.TrainingOutput` for ``rank`` (``kw`` overrides fields).
+
+        Parameters
+        ----------
+        rank : int
+            The rank whose timing rows the output carries.
+        started_at : str, optional
+            UTC timestamp of the start of training; default: now
+            (:func:`~cobre_mpi_io.manifest.utc_now`).
+        policy_dir : path-like, optional
+            The policy checkpoint directory, if one was written.
+        **kw
+            Any other :class:`~cobre_mpi_io.results.TrainingOutput` field
+            (``status``, ``writer``, ``termination_reason``, ...), overriding
+            the value from this history.
+
+        Returns
+        -------
+        TrainingOutput
+            Status, iteration limit, forward passes, every iteration record,
+            ``rank``'s timing rows, termination reason and LP dimensions of
+            this history, solver ``"synthetic"``.
+        """
         from ..results import TrainingOutput
 
         args: dict[str, Any] = {
