@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -174,6 +175,18 @@ class _Loader:
         if bus:
             d["bus_id"] = self.get(rel, label, it, "bus_id", "int")
         return label, d
+
+    def entities(self, rel: str, key: str, what: str, attr: str, *, required: bool = True,
+                 bus: bool = True) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """``(label, entry, common fields)`` of each usable entry of the list ``key`` of ``rel``.
+
+        :meth:`items` then :meth:`common` on each entry; entries whose id is
+        unusable are left out (the problem is recorded).
+        """
+        for i, it in self.items(rel, key, attr, required=required):
+            c = self.common(rel, key, what, i, it, attr, bus=bus)
+            if c is not None:
+                yield c[0], it, c[1]
 
 
 def _convert(v: Any, kind: str) -> tuple[bool, Any]:
@@ -329,19 +342,13 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
     deficit_default = _deficit_default(ld)
     rel = "system/buses.json"
     buses = []
-    for i, it in ld.items(rel, "buses", "buses"):
-        c = ld.common(rel, "buses", "bus", i, it, "buses", bus=False)
-        if c is not None:
-            cost = _segments_cost(ld, rel, c[0], it)
-            buses.append(Bus(**c[1], deficit_cost=deficit_default if cost is None else cost))
+    for label, it, d in ld.entities(rel, "buses", "bus", "buses", bus=False):
+        cost = _segments_cost(ld, rel, label, it)
+        buses.append(Bus(**d, deficit_cost=deficit_default if cost is None else cost))
 
     rel = "system/lines.json"
     lines = []
-    for i, it in ld.items(rel, "lines", "lines"):
-        c = ld.common(rel, "lines", "line", i, it, "lines", bus=False)
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "lines", "line", "lines", bus=False):
         lines.append(Line(**d, source_bus_id=ld.get(rel, label, it, "source_bus_id", "int"),
                           target_bus_id=ld.get(rel, label, it, "target_bus_id", "int"),
                           direct_mw=_inf(ld.get(rel, label, it, "capacity.direct_mw")),
@@ -351,11 +358,7 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
     ar = _ar_orders(ld)
     rel = "system/hydros.json"
     hydros_raw = []
-    for i, it in ld.items(rel, "hydros", "hydros"):
-        c = ld.common(rel, "hydros", "hydro", i, it, "hydros")
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "hydros", "hydro", "hydros"):
         hydros_raw.append(dict(
             **d,
             ar_order=ar.get(d["id"], 0),
@@ -392,22 +395,15 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
 
     rel = "system/thermals.json"
     thermals = []
-    for i, it in ld.items(rel, "thermals", "thermals"):
-        c = ld.common(rel, "thermals", "thermal", i, it, "thermals")
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "thermals", "thermal", "thermals"):
         thermals.append(Thermal(**d, min_mw=ld.get(rel, label, it, "generation.min_mw", default=0.0),
                                 max_mw=_inf(ld.get(rel, label, it, "generation.max_mw")),
                                 cost_per_mwh=ld.get(rel, label, it, "cost_per_mwh", required=False, default=0.0)))
 
     rel = "system/pumping_stations.json"
     pumping = []
-    for i, it in ld.items(rel, "pumping_stations", "pumping_stations", required=False):
-        c = ld.common(rel, "pumping_stations", "pumping station", i, it, "pumping_stations")
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "pumping_stations", "pumping station", "pumping_stations",
+                                    required=False):
         pumping.append(PumpingStation(
             **d, source_hydro_id=ld.get(rel, label, it, "source_hydro_id", "int"),
             destination_hydro_id=ld.get(rel, label, it, "destination_hydro_id", "int"),
@@ -416,11 +412,7 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
 
     rel = "system/energy_contracts.json"
     contracts = []
-    for i, it in ld.items(rel, "contracts", "contracts", required=False):
-        c = ld.common(rel, "contracts", "contract", i, it, "contracts")
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "contracts", "contract", "contracts", required=False):
         contracts.append(Contract(
             **d, type=ld.get(rel, label, it, "type", "str", default="import"),
             price_per_mwh=ld.get(rel, label, it, "price_per_mwh", default=0.0),
@@ -429,11 +421,8 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
 
     rel = "system/non_controllable_sources.json"
     ncs = []
-    for i, it in ld.items(rel, "non_controllable_sources", "non_controllables", required=False):
-        c = ld.common(rel, "non_controllable_sources", "non-controllable source", i, it, "non_controllables")
-        if c is None:
-            continue
-        label, d = c
+    for label, it, d in ld.entities(rel, "non_controllable_sources", "non-controllable source", "non_controllables",
+                                    required=False):
         ncs.append(NonControllable(**d, max_generation_mw=_inf(ld.get(rel, label, it, "max_generation_mw"))))
 
     fields: dict[str, Any] = {
