@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cobre_mpi_io._generated.cobre.policy import BendersCut as GCut
 from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
 from cobre_mpi_io._generated.cobre.policy import StageCuts as GCuts
 from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
@@ -40,6 +39,7 @@ from cobre_mpi_io.policy.decode import (
     decode_stage_vertices,
 )
 from cobre_mpi_io.policy.records import StageBasis, StageCuts, StageStates, StageVertices
+from cobre_mpi_io.testing.policy import builder_stage_cuts
 
 CUT_FIELDS = ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "scenario_idx", "intercepts",
               "coefficients", "is_active", "domination_count", "active_cut_indices")
@@ -158,44 +158,6 @@ def test_encoded_states_vertices_basis_read_by_generated_reader() -> None:
 # ---------------------------------------------------------------- flatc's Builder -> ours
 
 
-def build_cuts(sc: StageCuts) -> bytes:
-    """``sc`` through the generated builder API: back to front, defaults left out, vtables shared."""
-    b = flatbuffers.Builder(256)
-    tables = []
-    for i in range(sc.n_cuts):
-        coef = b.CreateNumpyVector(np.ascontiguousarray(sc.coefficients[i]))
-        sag = (b.CreateNumpyVector(np.ascontiguousarray(sc.states_at_generation[i]))
-               if sc.states_at_generation is not None else None)
-        GCut.Start(b)
-        GCut.AddCutId(b, int(sc.cut_ids[i]))
-        GCut.AddSlotIndex(b, int(sc.slot_index[i]))
-        GCut.AddIteration(b, int(sc.iteration[i]))
-        GCut.AddForwardPassIdx(b, int(sc.forward_pass_idx[i]))
-        GCut.AddScenarioIdx(b, int(sc.scenario_idx[i]))
-        GCut.AddIntercept(b, float(sc.intercepts[i]))
-        GCut.AddCoefficients(b, coef)
-        if sag is not None:
-            GCut.AddStateAtGeneration(b, sag)
-        GCut.AddIsActive(b, bool(sc.is_active[i]))
-        GCut.AddDominationCount(b, int(sc.domination_count[i]))
-        tables.append(GCut.End(b))
-    active = b.CreateNumpyVector(np.asarray(sc.active_cut_indices, dtype=np.uint32))
-    GCuts.StartCutsVector(b, sc.n_cuts)
-    for t in reversed(tables):
-        b.PrependUOffsetTRelative(t)
-    cuts = b.EndVector()
-    GCuts.Start(b)
-    GCuts.AddStageId(b, sc.stage_id)
-    GCuts.AddStateDimension(b, sc.state_dimension)
-    GCuts.AddCapacity(b, sc.capacity)
-    GCuts.AddWarmStartCount(b, sc.warm_start_count)
-    GCuts.AddCuts(b, cuts)
-    GCuts.AddActiveCutIndices(b, active)
-    GCuts.AddPopulatedCount(b, sc.n_cuts)
-    b.Finish(GCuts.End(b))
-    return bytes(b.Output())
-
-
 def build_points(obj: Any, vertices: bool) -> bytes:
     g_item, g_root = (GVertex, GVertices) if vertices else (GState, GStates)
     b = flatbuffers.Builder(256)
@@ -252,7 +214,7 @@ def build_basis(bs: StageBasis) -> bytes:
 @pytest.mark.parametrize("with_states", [True, False])
 def test_generated_builder_cuts_decode(with_states: bool) -> None:
     sc = cuts_stage(with_states=with_states).validate(check_finite=False)
-    data = build_cuts(sc)
+    data = builder_stage_cuts(sc)
     assert data != encode_stage(sc)  # another layout
     assert_cuts_equal(decode_stage_cuts(data, stage_id=2, state_dimension=3), sc)
 
@@ -264,7 +226,7 @@ def test_generated_builder_cuts_with_defaults_left_out_decode() -> None:
     sc.active_cut_indices = None
     sc.domination_count = np.zeros(sc.n_cuts, dtype=np.uint32)
     sc.validate(check_finite=False)
-    back = decode_stage_cuts(build_cuts(sc))
+    back = decode_stage_cuts(builder_stage_cuts(sc))
     assert_cuts_equal(back, sc)
 
 
@@ -369,4 +331,4 @@ def test_random_stages_round_trip_through_both_readers(sc: StageCuts) -> None:
     if sc.n_cuts:  # and flatc's builder layout of the same stage decodes to the same stage (the builder
         # leaves out fields equal to their default, so an intercept of -0.0 comes back as 0.0)
         sc.intercepts = np.where(sc.intercepts == 0, 0.0, sc.intercepts)
-        assert_cuts_equal(decode_stage_cuts(build_cuts(sc)), sc)
+        assert_cuts_equal(decode_stage_cuts(builder_stage_cuts(sc)), sc)

@@ -50,6 +50,7 @@ from ..policy.checkpoint import read_policy_checkpoint, write_policy_checkpoint
 from ..policy.codec import write_stage_cuts
 from ..policy.decode import file_digest, read_stage_cuts
 from ..policy.records import PolicyMetadata, StageCuts
+from ..testing.policy import builder_stage_cuts
 from .args import non_negative_int, positive_int
 
 __all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_checkpoint_bench", "run_policy_bench"]
@@ -68,44 +69,10 @@ def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:
 
 
 def _builder_write(path: Path, sc: StageCuts) -> None:
-    """The plain generated-API loop: one BendersCut table per cut, then write the buffer."""
-    import flatbuffers
-
-    from .._generated.cobre.policy import BendersCut as BC
-    from .._generated.cobre.policy import StageCuts as SC
-
-    n = sc.n_cuts
-    b = flatbuffers.Builder(1024)
-    offsets = []
-    for i in range(n):
-        vec = b.CreateNumpyVector(sc.coefficients[i])
-        BC.Start(b)
-        BC.AddCutId(b, int(sc.cut_ids[i]))
-        BC.AddSlotIndex(b, int(sc.slot_index[i]))
-        BC.AddIteration(b, int(sc.iteration[i]))
-        BC.AddForwardPassIdx(b, int(sc.forward_pass_idx[i]))
-        BC.AddScenarioIdx(b, int(sc.scenario_idx[i]))
-        BC.AddIntercept(b, float(sc.intercepts[i]))
-        BC.AddCoefficients(b, vec)
-        BC.AddIsActive(b, bool(sc.is_active[i]))
-        BC.AddDominationCount(b, int(sc.domination_count[i]))
-        offsets.append(BC.End(b))
-    active = b.CreateNumpyVector(np.asarray(sc.active_cut_indices, dtype=np.uint32))
-    SC.StartCutsVector(b, n)
-    for off in reversed(offsets):
-        b.PrependUOffsetTRelative(off)
-    cuts = b.EndVector()
-    SC.Start(b)
-    SC.AddStageId(b, sc.stage_id)
-    SC.AddStateDimension(b, sc.state_dimension)
-    SC.AddCapacity(b, sc.capacity)
-    SC.AddWarmStartCount(b, sc.warm_start_count)
-    SC.AddCuts(b, cuts)
-    SC.AddActiveCutIndices(b, active)
-    SC.AddPopulatedCount(b, n)
-    b.Finish(SC.End(b))
+    """The plain generated-API loop (:func:`~cobre_mpi_io.testing.policy.builder_stage_cuts`), written."""
+    data = builder_stage_cuts(sc)
     with open(path, "wb") as fh:
-        fh.write(b.Output())
+        fh.write(data)
 
 
 def _verify_generated(path: Path, sc: StageCuts) -> bool:

@@ -1,4 +1,4 @@
-"""Deterministic synthetic policy (demo, tests, benchmark)."""
+"""Deterministic synthetic policy (demo, tests, benchmark), and flatc's Builder encoding of a stage."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from ..policy.records import (
     StageStates,
     StageVertices,
 )
+
+__all__ = ["builder_stage_cuts", "synthetic_policy"]
 
 # --------------------------------------------------------------------------
 # Deterministic synthetic policy (demo, tests, benchmark)
@@ -129,3 +131,64 @@ def synthetic_policy(
         cobre_version="cobre_mpi_io", created_at="",
     )
     return PolicyCheckpoint(metadata=metadata, cuts=cuts, bases=bases, states=states, vertices=vertices)
+
+
+def builder_stage_cuts(sc: StageCuts) -> bytearray:
+    """``sc`` encoded through flatc's generated ``flatbuffers.Builder`` API: one ``BendersCut`` table per cut.
+
+    Another layout than :func:`~cobre_mpi_io.policy.codec.encode_stage`
+    (objects back to front, fields equal to their default left out, vtables
+    shared), independent of :mod:`cobre_mpi_io.policy.codec`: the tests read
+    it back with :func:`~cobre_mpi_io.policy.decode.decode_stage_cuts`, and
+    ``cobre-mpi-io bench policy`` times it as the plain-Builder baseline.
+
+    Parameters
+    ----------
+    sc : StageCuts
+        The stage, already validated (``active_cut_indices`` set).
+
+    Returns
+    -------
+    bytearray
+        The finished buffer (``Builder.Output()``, not copied).
+    """
+    import flatbuffers
+
+    from .._generated.cobre.policy import BendersCut as GCut
+    from .._generated.cobre.policy import StageCuts as GCuts
+
+    b = flatbuffers.Builder(1024)
+    tables = []
+    for i in range(sc.n_cuts):
+        coef = b.CreateNumpyVector(np.ascontiguousarray(sc.coefficients[i]))
+        sag = (b.CreateNumpyVector(np.ascontiguousarray(sc.states_at_generation[i]))
+               if sc.states_at_generation is not None else None)
+        GCut.Start(b)
+        GCut.AddCutId(b, int(sc.cut_ids[i]))
+        GCut.AddSlotIndex(b, int(sc.slot_index[i]))
+        GCut.AddIteration(b, int(sc.iteration[i]))
+        GCut.AddForwardPassIdx(b, int(sc.forward_pass_idx[i]))
+        GCut.AddScenarioIdx(b, int(sc.scenario_idx[i]))
+        GCut.AddIntercept(b, float(sc.intercepts[i]))
+        GCut.AddCoefficients(b, coef)
+        if sag is not None:
+            GCut.AddStateAtGeneration(b, sag)
+        GCut.AddIsActive(b, bool(sc.is_active[i]))
+        GCut.AddDominationCount(b, int(sc.domination_count[i]))
+        tables.append(GCut.End(b))
+    active = b.CreateNumpyVector(np.asarray(sc.active_cut_indices, dtype=np.uint32))
+    GCuts.StartCutsVector(b, sc.n_cuts)
+    for t in reversed(tables):
+        b.PrependUOffsetTRelative(t)
+    cuts = b.EndVector()
+    GCuts.Start(b)
+    GCuts.AddStageId(b, sc.stage_id)
+    GCuts.AddStateDimension(b, sc.state_dimension)
+    GCuts.AddCapacity(b, sc.capacity)
+    GCuts.AddWarmStartCount(b, sc.warm_start_count)
+    GCuts.AddCuts(b, cuts)
+    GCuts.AddActiveCutIndices(b, active)
+    GCuts.AddPopulatedCount(b, sc.n_cuts)
+    b.Finish(GCuts.End(b))
+    out: bytearray = b.Output()
+    return out
