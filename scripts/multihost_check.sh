@@ -231,6 +231,27 @@ rank_pid() {
 host_of_pid() {  # hostname (UTS namespace) of a pid
     nsenter -t "$1" -u hostname 2>/dev/null
 }
+rank_pids() {  # pids of every rank process (any host) writing to OUT
+    local out=$1 p
+    for p in /proc/[0-9]*; do
+        { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -q -- "cobre.mpi.io.* demo .*--output $out\( \|$\)" || continue
+        { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -q -e "^PMI_RANK=" -e "^OMPI_COMM_WORLD_RANK=" \
+            && echo "${p#/proc/}"
+    done
+}
+wait_gone() {  # wait_gone BOUND_S PID...: until every PID is gone, zombies included (reaped); prints the seconds
+    local bound=$1 t0 p alive
+    shift
+    t0=$(now)
+    while :; do
+        alive=0
+        for p in "$@"; do [ -e "/proc/$p" ] && alive=1 && break; done
+        [ "$alive" = 0 ] && break
+        awk -v a="$t0" -v b="$(now)" -v m="$bound" 'BEGIN { exit !(b - a > m) }' && { secs "$t0" "$(now)"; return 1; }
+        sleep 0.05
+    done
+    secs "$t0" "$(now)"
+}
 
 # ----------------------------------------------------------------------------------------------- checks
 MSG=""
@@ -353,7 +374,9 @@ check_fail_fast() {
     multi 6 "$PY" -m cobre_mpi_io demo --output "$out" "${DEMO[@]}" --fail-rank $r --fail-after $k --slow 0.5 \
         > "$out.log" 2>&1 &
     job=$!
+    local -a ranks=()
     while kill -0 "$job" 2>/dev/null; do
+        [ ${#ranks[@]} -lt 6 ] && mapfile -t ranks < <(rank_pids "$out")
         [ -z "$t_seen" ] && [ -e "$marker" ] && t_seen=$(now)
         [ -z "$t_err" ] && grep -q "injected failure" "$out.log" 2>/dev/null && t_err=$(now)
         sleep 0.02
@@ -364,10 +387,11 @@ check_fail_fast() {
     [ -n "$t_seen$t_err" ] || { MSG="rank $r never got to raise (exit $rc): $(tail -c 300 "$out.log")"; return 1; }
     t_raise=$(awk -v s="$t_seen" -v e="$t_err" 'BEGIN { r = (s == "") ? e : s + 0.5; if (e != "" && e < r) r = e;
                                                           printf "%.3f", r }')
-    local dt st
+    local dt st linger
     dt=$(secs "$t_raise" "$t_end")
     st=$(status_of "$out" simulation)
-    MSG="exit $rc $dt s after rank $r (node3) raised; simulation manifest $st"
+    linger=$(wait_gone 30 "${ranks[@]}") || { MSG="rank processes still there 30 s after mpiexec exited $rc"; return 1; }
+    MSG="exit $rc $dt s after rank $r (node3) raised (every rank process gone $linger s later); simulation manifest $st"
     if [ "$rc" = 0 ]; then MSG="job exited 0 although rank $r raised"; return 1; fi
     if [ -e "$out/simulation/_SUCCESS" ]; then MSG="$MSG; _SUCCESS written"; return 1; fi
     local slow=0
@@ -386,19 +410,28 @@ check_sigkill() {
         kill "$job" 2>/dev/null; wait "$job"; MSG="rank $r never wrote 2 scenarios: $(tail -c 300 "$out.log")"; return 1
     fi
     pid=$(rank_pid $r "$out") || { kill "$job"; wait "$job"; MSG="rank $r process not found"; return 1; }
+    local -a ranks
+    mapfile -t ranks < <(rank_pids "$out")
     host=$(host_of_pid "$pid")
     kill -9 "$pid"
     t_kill=$(now)
     wait "$job"
     rc=$?
     t_end=$(now)
-    local dt
+    local dt linger gone=0 q left=""
     dt=$(secs "$t_kill" "$t_end")
-    MSG="SIGKILL rank $r (pid $pid on $host): job exit $rc after $dt s; simulation manifest $(status_of "$out" simulation)"
+    for q in "${ranks[@]}"; do  # what is left of the ranks when mpiexec returns (state R/S/D, or Z: zombie)
+        [ -e "/proc/$q/stat" ] && left="$left $(awk '{ print $3 }' "/proc/$q/stat" 2>/dev/null)"
+    done
+    # the job has ended when none of its ${#ranks[@]} rank processes is left on any host, reaped (mpiexec may
+    # return first; a claim held by a process that still exists, even as a zombie, refuses the resume)
+    linger=$(wait_gone "$KILL_BOUND" "${ranks[@]}") || gone=1
+    MSG="SIGKILL rank $r (pid $pid on $host): mpiexec exit $rc after $dt s (rank processes left then:${left:- none}), every rank process gone $linger s later; simulation manifest $(status_of "$out" simulation)"
+    if [ "$gone" = 1 ]; then MSG="$MSG; rank processes still alive ${KILL_BOUND}s after mpiexec returned"; return 1; fi
     if [ "$host" != node2 ]; then MSG="$MSG; victim not on node2"; return 1; fi
     if [ "$rc" = 0 ]; then MSG="$MSG; exit 0 after a killed rank"; return 1; fi
     if [ -e "$out/simulation/_SUCCESS" ]; then MSG="$MSG; _SUCCESS written"; return 1; fi
-    awk -v d="$dt" -v t="$KILL_BOUND" 'BEGIN { exit !(d > t) }' && { MSG="$MSG; over ${KILL_BOUND}s"; return 1; }
+    awk -v d="$dt" -v l="$linger" -v t="$KILL_BOUND" 'BEGIN { exit !(d + l > t) }' && { MSG="$MSG; over ${KILL_BOUND}s"; return 1; }
     resume_to_ref "$out"
 }
 
