@@ -4,7 +4,7 @@ By default a short human summary on stdout: the state of the run (complete,
 running, partial, failed, a ``_claim.json`` left behind), training
 (iterations, bounds, gap, cuts, per-rank load imbalance), the simulation
 manifest (scenarios, files, bytes, checksum) and the **results across
-scenarios** (:mod:`cobre_mpi_io.cli.analysis`: scenario cost distribution and,
+scenarios** (:mod:`cobre_mpi_io.cli.report_analysis`: scenario cost distribution and,
 per stage, costs, deficit and its probability, stored volume, thermal and
 hydro generation, spot prices per bus).
 
@@ -45,7 +45,7 @@ from typing import Any, Final
 from ..documents import read_json_document
 from ..errors import IoError, OutputError
 from ..layout import CLAIM_NAME, MANIFEST_NAME, SIMULATION_DIR, SUCCESS_NAME, TRAINING_DIR
-from .analysis import CONVERGENCE_FILE, RANK_TIMING_DIR, read_convergence, read_rank_totals
+from .report_analysis import CONVERGENCE_FILE, RANK_TIMING_DIR, read_convergence, read_rank_totals
 
 __all__ = [
     "SECTIONS",
@@ -270,7 +270,7 @@ def build_report(out: str | Path, section: str = "all", *, files: bool = False) 
                            "summary": simulation_summary(sman),
                            "success_marker": (out / SIMULATION_DIR / SUCCESS_NAME).exists()}
         elif s == "results":
-            from .analysis import analyse_simulation
+            from .report_analysis import analyse_simulation
 
             detail = sman.get("detail") if isinstance(sman, dict) else None
             sections[s] = analyse_simulation(out, detail if isinstance(detail, str) else None)

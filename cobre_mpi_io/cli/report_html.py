@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .analysis import STAT_KEYS, read_convergence, read_rank_totals
+from .report_analysis import STAT_KEYS, read_convergence, read_rank_totals
 
 __all__ = ["ERROR_HOOK", "render_html", "write_html_report"]
 

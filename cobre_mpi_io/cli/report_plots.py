@@ -5,7 +5,7 @@ Fan charts follow SDDP.jl's publication plots: per stage, the 5–95 % and
 25–75 % bands of the quantity over scenarios, the median as a line and the
 mean dashed.  Values are scaled to a readable unit (``$ billion``, ``GWh``,
 ...) chosen from their magnitude.  Every function takes plain data (the
-dictionaries of :mod:`cobre_mpi_io.cli.analysis` and of the report) and
+dictionaries of :mod:`cobre_mpi_io.cli.report_analysis` and of the report) and
 returns a matplotlib ``Figure``; :func:`figure_svg` / :func:`figure_png`
 serialise it.
 """
@@ -142,7 +142,7 @@ def draw_fan(ax: Any, stages: Sequence[int], series: Mapping[str, Any], color: s
 
 def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, color: str,
                ylabel: str | None = None) -> Any:
-    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.analysis` over stages (``ylabel``
+    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.report_analysis` over stages (``ylabel``
     defaults to the series label up to its first comma), unit appended."""
     plt = load_matplotlib()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
