@@ -538,6 +538,7 @@ check_slurm_signal() {
     [ -n "$done" ] && [ "$done" = "$meta" ] && [ "$done" -ge 10 ] && [ "$done" -lt 120 ] \
         || { MSG="$MSG; checkpoint does not hold the last completed iteration"; return 1; }
     [ ! -e "$out/training/_SUCCESS" ] || { MSG="$MSG; training/_SUCCESS written"; return 1; }
+    wait_gone 30 "${pids[@]}" > /dev/null || { MSG="$MSG; ranks still there 30 s after the job"; return 1; }
     on_host 1 env -i HOME=/root LANG=C.UTF-8 PATH="$path" MH_STATE="$MH_STATE" "${MPI_ENV[@]}" "${senv[@]}" \
         MPIEXEC="$MPIEXEC" MPIEXEC_NUMPROC_FLAG=-n MPIEXEC_PREFLAGS="$MULTI_PREFLAGS" \
         timeout -k 5 "$JOB_TIMEOUT" bash "$ROOT/scripts/slurm_demo.sbatch" > "$scratch/job2.log" 2>&1 &

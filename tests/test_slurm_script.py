@@ -12,7 +12,6 @@ again must resume (the output directory is stable across submissions) and comple
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import mpiexec, run_cli
+from conftest import mpiexec, parent_pids, run_cli
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,18 +53,9 @@ def submit(submit_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def _parents() -> dict[int, int]:
-    out: dict[int, int] = {}
-    for f in glob.glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(f).read_text()
-            out[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
-    return out
-
-
 def step_tasks(root: int) -> list[int]:
     """The rank processes below ``root``: demo processes that carry an MPI rank in their environment."""
-    parents = _parents()
+    parents = parent_pids()
     found, stack = [], [root]
     while stack:
         parent = stack.pop()
@@ -119,6 +109,10 @@ def test_time_limit_signal_reaches_the_ranks_and_resubmission_resumes(tmp_path: 
     assert json.loads((out / "policy" / "metadata.json").read_text())["completed_iterations"] == done
     assert pq.read_table(out / "training" / "convergence.parquet").num_rows == done
     assert not (out / "training" / "_SUCCESS").exists()
+    deadline = time.monotonic() + 30  # the job is over when its tasks are gone (reaped), as for Slurm
+    while any(Path(f"/proc/{pid}").exists() for pid in tasks):
+        assert time.monotonic() < deadline, "tasks still there 30 s after the batch script ended"
+        time.sleep(0.05)
 
     again = submit(tmp_path, env)  # the same script, the same environment: resumes the same directory
     log2 = finish(again, 180)
