@@ -60,6 +60,8 @@ def _process_start(pid: int) -> str | None:
     except OSError:
         return None
     fields = stat.rpartition(")")[2].split()
+    if not fields or fields[0] in ("Z", "X"):  # a zombie (exited, not yet reaped) holds nothing
+        return None
     return fields[19] if len(fields) > 19 else None
 
 
