@@ -158,3 +158,16 @@ def test_render_check_catches_errors(tmp_path: Path) -> None:
     assert any("boom" in line for line in r.console)
     with pytest.raises(AssertionError):
         _check_render(r, 1)
+
+
+def test_entity_names_are_text(full_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Names from entities.csv are escaped in the page and never typeset as math in the plots."""
+    out = tmp_path / "out"
+    shutil.copytree(full_run, out, symlinks=True)
+    csv_path = out / "training" / "dictionaries" / "entities.csv"
+    text = csv_path.read_text().replace("BUS_0", '"<script>alert(1)</script> $\\frac{1$"', 1)
+    csv_path.write_text(text.replace("HYDRO_000", "A$x^$B & C", 1))
+    page = _html(out, tmp_path / "report.html", capsys)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; $\\frac{1$" in page
+    assert "A$x^$B &amp; C" in page
+    assert len(_images(page)) == 10

@@ -49,7 +49,9 @@ def load_matplotlib() -> Any:
     except ImportError as exc:
         raise ImportError("the report's plots (--html, --plot) need matplotlib: "
                           "pip install 'cobre_mpi_io[report]' (or pip install matplotlib)") from exc
-    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "cobre-report", "font.size": 9.5,
+    # text.parse_math off: an entity name with two "$" is a name, not a formula to typeset (or fail on)
+    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "cobre-report", "text.parse_math": False,
+                         "font.size": 9.5,
                          "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
                          "axes.spines.right": False, "legend.frameon": False})
     return plt
