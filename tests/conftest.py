@@ -1,4 +1,4 @@
-"""Shared fixtures and the MPI safety hook.
+"""Shared fixtures, helpers (imported with ``from conftest import ...``) and the MPI safety hook.
 
 Under ``mpiexec`` (``--with-mpi``), a test marked ``mpi`` that fails on one
 rank aborts the whole job (after printing the failure), so the other ranks
@@ -8,6 +8,9 @@ deadlock into a failure.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import glob
 import os
 import re
 import shlex
@@ -15,10 +18,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 from cobre_mpi_io.system import System
+
+if TYPE_CHECKING:
+    from cobre_mpi_io.policy.records import StageCuts
+    from cobre_mpi_io.simulation.writer import SimulationConfig
 
 DATA = Path(__file__).parent / "data"
 CASE_4REE = DATA / "4ree"
@@ -119,3 +129,124 @@ def run_cli(*args: str, n: int | None = None, timeout: float = 120, check: bool 
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+# -------------------------------------------------------------------------------------------------------
+# Helpers shared by several test modules (``from conftest import ...``)
+# -------------------------------------------------------------------------------------------------------
+
+
+def world_comm() -> Any:
+    """``MPI.COMM_WORLD`` (mpi4py imported on first use)."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def self_comm() -> Any:
+    """``MPI.COMM_SELF`` (mpi4py imported on first use)."""
+    from mpi4py import MPI
+
+    return MPI.COMM_SELF
+
+
+def gathered(comm: Any, value: Any) -> list[Any]:
+    """Every rank's ``value``, on every rank: assert on it and every rank reaches the same verdict."""
+    return list(comm.allgather(value))
+
+
+def write_synthetic_run(out: Path, system: System, config: SimulationConfig, comm: Any, seed: int) -> Any:
+    """Write the synthetic result of every pending scenario through one writer; the finalized manifest."""
+    from cobre_mpi_io.simulation.writer import SimulationParquetWriter
+    from cobre_mpi_io.testing.simulation import synthetic_result
+
+    with SimulationParquetWriter(out, system, config, comm) as w:
+        for sid in w.pending_scenarios():
+            w.write_scenario(synthetic_result(system, sid, seed))
+    return w.finalize()
+
+
+CUT_FIELDS = ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "scenario_idx", "intercepts",
+              "coefficients", "is_active", "domination_count", "active_cut_indices")
+"""The per-cut arrays of a :class:`~cobre_mpi_io.policy.records.StageCuts` (and its active indices)."""
+
+
+def bits(a: Any) -> bytes:
+    """The raw bytes of an array, to compare bit for bit (NaN payloads, -0.0)."""
+    return np.ascontiguousarray(a).tobytes()
+
+
+def assert_cuts_equal(a: StageCuts, b: StageCuts) -> None:
+    """``a`` and ``b`` hold the same header and, bit for bit, the same arrays (same dtypes and shapes)."""
+    assert (a.stage_id, a.state_dimension, a.capacity, a.warm_start_count) == (
+        b.stage_id, b.state_dimension, b.capacity, b.warm_start_count)
+    for f in CUT_FIELDS:
+        x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
+        assert x.dtype == y.dtype and x.shape == y.shape, f
+        assert bits(x) == bits(y), f
+    assert (a.states_at_generation is None) == (b.states_at_generation is None)
+    if a.states_at_generation is not None:
+        assert bits(a.states_at_generation) == bits(b.states_at_generation)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+"""Any small JSON value (hypothesis strategy), to put in any field of a document."""
+
+
+def json_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value in a JSON tree (keys and list indices)."""
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += json_paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += json_paths(v, (*prefix, i))
+    return out
+
+
+def json_replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """A deep copy of ``doc`` with the value at ``path`` (from :func:`json_paths`) replaced by ``value``."""
+    d = copy.deepcopy(doc)
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return d
+
+
+DELETE = object()
+"""A value for :func:`json_set`: remove the key instead."""
+
+
+def json_set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``doc`` with the value at dotted ``path`` set to ``value`` (removed if :data:`DELETE`).
+
+    A digit indexes a list (``"failures.0.message"``).
+    """
+    d = copy.deepcopy(doc)
+    *parents, last = path.split(".")
+    node: Any = d
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return d
+
+
+def parent_pids() -> dict[int, int]:
+    """pid -> parent pid of every process (``/proc/*/stat``; works where ``task/*/children`` is missing)."""
+    out: dict[int, int] = {}
+    for f in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = Path(f).read_text()
+            out[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
+    return out

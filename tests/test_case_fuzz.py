@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import CASE_4REE
+from conftest import CASE_4REE, json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,20 +38,8 @@ MAX_EXAMPLES = 600
 CASES: Counter[str] = Counter()
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path to a value in a JSON tree (keys and list indices)."""
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 # the thermals file has ~900 paths: sample the first entries' paths and the structure, not all 126 plants
-PATHS = {rel: [p for p in _paths(doc) if not (len(p) > 1 and isinstance(p[1], int) and p[1] > 6)]
+PATHS = {rel: [p for p in json_paths(doc) if not (len(p) > 1 and isinstance(p[1], int) and p[1] > 6)]
          for rel, doc in DOCS.items()}
 SCALARS = st.one_of(
     st.none(), st.booleans(),

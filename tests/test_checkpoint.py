@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_cuts_equal, bits
 from mpi4py import MPI
 
 from cobre_mpi_io._generated.cobre.policy import StageBasis as GBasis
@@ -38,29 +39,10 @@ from cobre_mpi_io.testing.policy import synthetic_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 SELF = MPI.COMM_SELF
-CUT_FIELDS = ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "scenario_idx", "intercepts",
-              "coefficients", "is_active", "domination_count", "active_cut_indices")
 
 
 def _write(path: Path, policy, **kw):  # type: ignore[no-untyped-def]
     return write_policy_checkpoint(path, **{**policy.write_kwargs(), **kw}, comm=SELF)
-
-
-def _bits(a: np.ndarray) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
-
-
-def assert_cuts_equal(a: StageCuts, b: StageCuts) -> None:
-    assert (a.stage_id, a.state_dimension, a.capacity, a.warm_start_count) == (
-        b.stage_id, b.state_dimension, b.capacity, b.warm_start_count)
-    for f in CUT_FIELDS:
-        x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
-        assert x.dtype == y.dtype and x.shape == y.shape, f
-        assert _bits(x) == _bits(y), f  # bit for bit
-    if b.states_at_generation is None:
-        assert a.states_at_generation is None
-    else:
-        assert _bits(a.states_at_generation) == _bits(b.states_at_generation)
 
 
 def _odd_stage(stage_id: int = 2, n: int = 7, d: int = 3) -> StageCuts:
@@ -122,8 +104,8 @@ def test_cut_file_decodes_with_generated_code(tmp_path: Path) -> None:
         assert c.Iteration() == sc.iteration[i] and c.ForwardPassIdx() == sc.forward_pass_idx[i]
         assert c.ScenarioIdx() == sc.scenario_idx[i] and c.Intercept() == sc.intercepts[i]
         assert c.IsActive() == sc.is_active[i] and c.DominationCount() == sc.domination_count[i]
-        assert _bits(c.CoefficientsAsNumpy()) == _bits(sc.coefficients[i])
-        assert _bits(c.StateAtGenerationAsNumpy()) == _bits(sc.states_at_generation[i])
+        assert bits(c.CoefficientsAsNumpy()) == bits(sc.coefficients[i])
+        assert bits(c.StateAtGenerationAsNumpy()) == bits(sc.states_at_generation[i])
 
 
 def test_other_stage_files_decode_with_generated_code(tmp_path: Path) -> None:
@@ -139,13 +121,13 @@ def test_other_stage_files_decode_with_generated_code(tmp_path: Path) -> None:
             st.state_ids[i], st.iteration[i], st.forward_pass_idx[i], st.scenario_idx[i],
             st.dominating_cut_id[i])
         assert s.DominatingObjective() == st.dominating_objective[i]
-        assert _bits(s.ComponentsAsNumpy()) == _bits(st.components[i])
+        assert bits(s.ComponentsAsNumpy()) == bits(st.components[i])
     g2 = GVertices.StageVertices.GetRootAs((ck / "vertices/stage_001.bin").read_bytes(), 0)
     assert (g2.StageId(), g2.VerticesLength(), g2.StageLipschitz()) == (1, vx.n_vertices, vx.stage_lipschitz)
     v = g2.Vertices(1)
     assert (v.VertexId(), v.UpperBoundValue(), v.LipschitzConstant()) == (
         vx.vertex_ids[1], vx.upper_bound_value[1], vx.lipschitz_constant[1])
-    assert _bits(v.ComponentsAsNumpy()) == _bits(vx.components[1])
+    assert bits(v.ComponentsAsNumpy()) == bits(vx.components[1])
     g3 = GBasis.StageBasis.GetRootAs((ck / "basis/stage_001.bin").read_bytes(), 0)
     assert (g3.StageId(), g3.Iteration(), g3.NumColumns(), g3.NumRows(), g3.NumCutRows()) == (
         1, bs.iteration, bs.num_columns, bs.num_rows, bs.num_cut_rows)
@@ -216,11 +198,11 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     for a, b in zip(back.cuts, p.cuts, strict=True):
         assert_cuts_equal(a, b)
     for a, b in zip(back.states, p.states, strict=True):
-        assert _bits(a.components) == _bits(b.components) and a.state_ids.tolist() == b.state_ids.tolist()
+        assert bits(a.components) == bits(b.components) and a.state_ids.tolist() == b.state_ids.tolist()
     for a, b in zip(back.vertices, p.vertices, strict=True):
-        assert _bits(a.components) == _bits(b.components) and a.stage_lipschitz == b.stage_lipschitz
+        assert bits(a.components) == bits(b.components) and a.stage_lipschitz == b.stage_lipschitz
     for a, b in zip(back.bases, p.bases, strict=True):
-        assert _bits(a.row_status) == _bits(b.row_status) and a.num_cut_rows == b.num_cut_rows
+        assert bits(a.row_status) == bits(b.row_status) and a.num_cut_rows == b.num_cut_rows
     # the SPEC §2 paths work with plain open()
     with open(tmp_path / "policy" / "cuts" / "stage_000.bin", "rb") as fh:
         assert fh.read() == (Path(back.path) / "cuts" / "stage_000.bin").read_bytes()
@@ -235,7 +217,7 @@ def test_synthetic_policy_is_deterministic() -> None:
     for x, y, z in zip(a.cuts, b.cuts, later.cuts, strict=True):
         x.validate(), y.validate(), z.validate()
         assert_cuts_equal(x, y)
-        assert _bits(z.coefficients[: x.n_cuts]) == _bits(x.coefficients)
+        assert bits(z.coefficients[: x.n_cuts]) == bits(x.coefficients)
 
 
 # ---------------------------------------------------------------- validation and compatibility

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import gathered, world_comm
 
 from cobre_mpi_io.errors import SchemaError
 from cobre_mpi_io.policy import checkpoint as ckpt_mod
@@ -25,20 +26,10 @@ from cobre_mpi_io.policy.checkpoint import (
 from cobre_mpi_io.testing.policy import synthetic_policy
 
 
-def _world() -> Any:
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def _agree(comm: Any, value: Any) -> list[Any]:
-    return list(comm.allgather(value))
-
-
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_only_rank_zero_creates_files(mpi_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    comm = _world()
+    comm = world_comm()
     rank = comm.Get_rank()
     created: list[str] = []
     real_atomic, real_symlink, real_ensure = codec_mod.atomic_write, ckpt_mod.os.symlink, ckpt_mod.ensure_dir
@@ -64,19 +55,19 @@ def test_only_rank_zero_creates_files(mpi_tmp_path: Path, monkeypatch: pytest.Mo
         "stage_cuts": None, "stage_bases": None, "metadata": None}
     rec = write_policy_checkpoint(policy, **kwargs, comm=comm)
     monkeypatch.undo()
-    counts = _agree(comm, len(created))
+    counts = gathered(comm, len(created))
     assert counts[0] > 0 and all(c == 0 for c in counts[1:]), counts
-    records = _agree(comm, rec)
+    records = gathered(comm, rec)
     assert all(r == records[0] for r in records)
     assert rec.iteration == 2 and "cuts/stage_002.bin" in rec.files
     back = read_policy_checkpoint(policy, expected_num_stages=3, expected_state_dimension=5)
-    assert _agree(comm, back.metadata.completed_iterations) == [2] * comm.Get_size()
+    assert gathered(comm, back.metadata.completed_iterations) == [2] * comm.Get_size()
 
 
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_error_on_root_raised_on_every_rank(mpi_tmp_path: Path) -> None:
-    comm = _world()
+    comm = world_comm()
     rank = comm.Get_rank()
     policy = mpi_tmp_path / "policy"
     write_policy_checkpoint(policy, **synthetic_policy(3, 2, 1).write_kwargs(), comm=comm)
@@ -88,7 +79,7 @@ def test_error_on_root_raised_on_every_rank(mpi_tmp_path: Path) -> None:
         outcome = None
     except SchemaError as exc:
         outcome = (exc.file, exc.column)
-    assert _agree(comm, outcome) == [("cuts/stage_000.bin", "slot_index")] * comm.Get_size()
+    assert gathered(comm, outcome) == [("cuts/stage_000.bin", "slot_index")] * comm.Get_size()
     assert read_policy_checkpoint(policy).metadata.completed_iterations == 1
 
 
@@ -103,7 +94,7 @@ class _TrainingWriter:
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_checkpointer_retention_and_signal_on_one_rank(mpi_tmp_path: Path) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     tw = _TrainingWriter()
     stopped_at = None
@@ -120,8 +111,8 @@ def test_checkpointer_retention_and_signal_on_one_rank(mpi_tmp_path: Path) -> No
                 stopped_at = it
                 break
         ck.final(**(synthetic_policy(3, 2, ck.last_completed_iteration).write_kwargs() if rank == 0 else {}))
-    assert _agree(comm, stopped_at) == [9] * size
-    assert _agree(comm, tw.calls) == [5] * size  # 2, 4, 6, 8 and the interrupted 9
+    assert gathered(comm, stopped_at) == [9] * size
+    assert gathered(comm, tw.calls) == [5] * size  # 2, 4, 6, 8 and the interrupted 9
     names = [p.name for p in list_checkpoints(mpi_tmp_path / "policy")]
     assert names == ["iter_000006", "iter_000008", "iter_000009"]
     assert read_policy_checkpoint(mpi_tmp_path / "policy").metadata.completed_iterations == 9

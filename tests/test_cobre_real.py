@@ -37,6 +37,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 import pytest
+from conftest import assert_cuts_equal, bits
 
 from cobre_mpi_io import read_policy_checkpoint
 from cobre_mpi_io.errors import ManifestError, SchemaError, SerializationError
@@ -55,8 +56,6 @@ CASE = DATA / "case-1dtoy"
 SCHEMA = DATA / "cobre-policy.fbs"
 STAGES = (0, 1, 2, 3)
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-CUT_FIELDS = ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "scenario_idx", "intercepts",
-              "coefficients", "is_active", "domination_count", "active_cut_indices")
 
 
 def _missing(what: str) -> None:
@@ -64,10 +63,6 @@ def _missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} (CI=true: this test must run in CI)")
     pytest.skip(what)
-
-
-def _bits(a: Any) -> bytes:
-    return np.ascontiguousarray(np.asarray(a)).tobytes()
 
 
 def _cuts_file(stage: int) -> Path:
@@ -121,20 +116,8 @@ def _assert_matches_reference(sc: StageCuts, ref: dict[str, Any]) -> None:
         ref["populated_count"])
     for name in ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "is_active", "active_cut_indices"):
         assert np.asarray(getattr(sc, name)).tolist() == ref[name], name
-    assert _bits(np.asarray(sc.intercepts, dtype="<f8")) == _bits(np.asarray(ref["intercepts"], dtype="<f8"))
-    assert _bits(sc.coefficients) == _bits(ref["coefficients"])  # bit for bit
-
-
-def _assert_cuts_equal(a: StageCuts, b: StageCuts) -> None:
-    assert (a.stage_id, a.state_dimension, a.capacity, a.warm_start_count) == (
-        b.stage_id, b.state_dimension, b.capacity, b.warm_start_count)
-    for f in CUT_FIELDS:
-        x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
-        assert x.dtype == y.dtype and x.shape == y.shape, f
-        assert _bits(x) == _bits(y), f
-    assert (a.states_at_generation is None) == (b.states_at_generation is None)
-    if a.states_at_generation is not None:
-        assert _bits(a.states_at_generation) == _bits(b.states_at_generation)
+    assert bits(np.asarray(sc.intercepts, dtype="<f8")) == bits(np.asarray(ref["intercepts"], dtype="<f8"))
+    assert bits(sc.coefficients) == bits(ref["coefficients"])  # bit for bit
 
 
 # ------------------------------------------------------------------ Cobre -> us
@@ -191,7 +174,7 @@ def test_round_trip_cobre_file_through_our_writer(stage: int, tmp_path: Path, co
     out = tmp_path / original.name
     write_stage_cuts(out, sc, durable=False)
     back = read_stage_cuts(out)
-    _assert_cuts_equal(sc, back)
+    assert_cuts_equal(sc, back)
     assert back.states_at_generation is None
     # through Cobre's own schema, the rewrite holds the same policy as Cobre's file
     ref_cobre = _reference(cobre_fb, original.read_bytes())
@@ -201,7 +184,7 @@ def test_round_trip_cobre_file_through_our_writer(stage: int, tmp_path: Path, co
         ref.pop("state_at_generation_lengths")
     assert ref_ours.keys() == ref_cobre.keys()
     for key in ref_cobre:
-        assert _bits(np.asarray(ref_ours[key])) == _bits(np.asarray(ref_cobre[key])), key
+        assert bits(np.asarray(ref_ours[key])) == bits(np.asarray(ref_cobre[key])), key
     # writing what we read again gives the same bytes (our encoding is a function of the record)
     out2 = tmp_path / "again.bin"
     write_stage_cuts(out2, back, durable=False)

@@ -4,13 +4,13 @@ file and the field path, never a TypeError/OverflowError later (issue 8 item 4);
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DELETE, JSON_VALUES, json_paths, json_replaced, json_set
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,23 +83,6 @@ def test_training_roundtrip_through_the_file(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ the reproductions of issue 8 item 4
-def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    d = copy.deepcopy(doc)
-    *parents, last = path.split(".")
-    node: Any = d
-    for p in parents:
-        node = node[int(p)] if isinstance(node, list) else node[p]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is _DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return d
-
-
-_DELETE = object()
-
 SIM_CASES = [
     # (field to change, new value, expected text of the error)
     ("failures", 3, "failures: expected list, got int"),
@@ -123,7 +106,7 @@ SIM_CASES = [
     ("scenarios.total", 3.0, "scenarios.total: expected int, got float"),
     ("scenarios.total", True, "scenarios.total: expected int, got bool"),
     ("scenarios", [], "scenarios: expected object, got list"),
-    ("scenarios.total", _DELETE, "scenarios.total: missing"),
+    ("scenarios.total", DELETE, "scenarios.total: missing"),
     ("mpi_info.world_size", 0, "mpi_info.world_size: expected int >= 1, got 0"),
     ("mpi_info.ranks_participated", 3, "mpi_info.ranks_participated: 3 exceeds mpi_info.world_size 2"),
     ("checksum.algorithm", "md5", "checksum.algorithm: expected one of xxhash64; got 'md5'"),
@@ -134,7 +117,7 @@ SIM_CASES = [
     ("failures.0.scenario_id", "3", "failures[0].scenario_id: expected int, got str"),
     ("failures.0.host", 7, "failures[0].host: expected str, got int"),
     ("failures.0", "boom", "failures[0]: expected object, got str"),
-    ("failures.0.message", _DELETE, "failures[0].message: missing"),
+    ("failures.0.message", DELETE, "failures[0].message: missing"),
     ("files", [], "files: expected object, got list"),
     ("files", {"costs/scenario_id=0000/data.parquet": [10, 100, H1]},
      'files["costs/scenario_id=0000/data.parquet"]: expected object, got list'),
@@ -159,7 +142,7 @@ SIM_CASES = [
 @pytest.mark.parametrize(("path", "value", "expected"), SIM_CASES, ids=[c[0] + "=" + repr(c[1])[:20] for c in SIM_CASES])
 def test_simulation_manifest_field_errors_name_file_and_field(tmp_path: Path, path: str, value: Any,
                                                               expected: str) -> None:
-    doc = _set(sim_manifest().to_dict(), path, value)
+    doc = json_set(sim_manifest().to_dict(), path, value)
     f = tmp_path / "simulation" / "_manifest.json"
     f.parent.mkdir()
     f.write_text(json.dumps(doc))
@@ -177,9 +160,9 @@ def test_summary_detail_has_no_tables_nor_partitions() -> None:
                                  detail="summary", tables=(), world_size=1, ranks_participated=1)
     assert SimulationManifest.from_dict(summary.to_dict()) == summary
     with pytest.raises(ManifestError, match="tables: expected \\[\\] at detail 'summary'"):
-        SimulationManifest.from_dict(_set(summary.to_dict(), "tables", ["costs"]))
+        SimulationManifest.from_dict(json_set(summary.to_dict(), "tables", ["costs"]))
     with pytest.raises(ManifestError, match="partitions_written: expected \\[\\] at detail 'summary'"):
-        SimulationManifest.from_dict(_set(summary.to_dict(), "partitions_written", ["scenario_id=0000/"]))
+        SimulationManifest.from_dict(json_set(summary.to_dict(), "partitions_written", ["scenario_id=0000/"]))
 
 
 TRAINING_CASES = [
@@ -192,7 +175,7 @@ TRAINING_CASES = [
     ("cuts.peak_active", -5, "cuts.peak_active: expected int >= 0, got -5"),
     ("checksum.policy_value", 7, "checksum.policy_value: expected str, got int"),
     ("mpi_info", "4", "mpi_info: expected object, got str"),
-    ("mpi_info.forward_passes_per_iteration", _DELETE, "mpi_info.forward_passes_per_iteration: missing"),
+    ("mpi_info.forward_passes_per_iteration", DELETE, "mpi_info.forward_passes_per_iteration: missing"),
 ]
 
 
@@ -200,7 +183,7 @@ TRAINING_CASES = [
 def test_training_manifest_field_errors_name_file_and_field(tmp_path: Path, path: str, value: Any,
                                                             expected: str) -> None:
     f = tmp_path / "_manifest.json"
-    f.write_text(json.dumps(_set(training_manifest().to_dict(), path, value)))
+    f.write_text(json.dumps(json_set(training_manifest().to_dict(), path, value)))
     with pytest.raises(ManifestError) as info:
         read_training_manifest(f)
     assert str(info.value).startswith(f"manifest error ({f}): ") and expected in str(info.value)
@@ -258,39 +241,12 @@ def test_policy_metadata_overflow_is_a_manifest_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ any value anywhere: ManifestError or accepted
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8)
-
-
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    d = copy.deepcopy(doc)
-    node = d
-    for k in path[:-1]:
-        node = node[k]
-    node[path[-1]] = value
-    return d
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), value=_json)
+@given(data=st.data(), value=JSON_VALUES)
 def test_any_value_in_any_field_is_accepted_or_a_manifest_error(data: st.DataObject, value: Any) -> None:
     for cls, doc in ((SimulationManifest, sim_manifest().to_dict()), (TrainingManifest, training_manifest().to_dict())):
-        path = data.draw(st.sampled_from(_paths(doc)))
-        bad = _replace(doc, path, value)
+        path = data.draw(st.sampled_from(json_paths(doc)))
+        bad = json_replaced(doc, path, value)
         try:
             parsed = cls.from_dict(bad)  # type: ignore[attr-defined]
         except ManifestError:
@@ -303,7 +259,8 @@ def test_any_value_in_any_field_is_accepted_or_a_manifest_error(data: st.DataObj
 def test_validate_reports_a_wrong_typed_manifest_in_one_line(tmp_path: Path) -> None:
     sim = tmp_path / "simulation"
     sim.mkdir()
-    (sim / "_manifest.json").write_text(json.dumps(_set(sim_manifest().to_dict(), "failures.2.rank", "x")))
+    doc = json_set(sim_manifest().to_dict(), "failures.2.rank", "x")
+    (sim / "_manifest.json").write_text(json.dumps(doc))
     report = validate_simulation(tmp_path)
     assert not report.valid
     about = [p for p in report.problems if p.file == "_manifest.json"]

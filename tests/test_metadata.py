@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DELETE, JSON_VALUES, json_paths, json_replaced, json_set
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpi4py import MPI
@@ -180,24 +180,9 @@ def _metadata_doc() -> dict[str, Any]:
     ).to_dict()
 
 
-def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    d = copy.deepcopy(doc)
-    *parents, last = path.split(".")
-    node: Any = d
-    for p in parents:
-        node = node[p]
-    if value is _DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return d
-
-
-_DELETE = object()
-
 METADATA_CASES = [
     ("run_info", 3, "run_info: expected object, got int"),
-    ("environment", _DELETE, "environment: missing"),
+    ("environment", DELETE, "environment: missing"),
     ("run_info.run_id", 5, "run_info.run_id: expected str, got int"),
     ("configuration_snapshot.upper_bound_evaluation", "yes",
      "configuration_snapshot.upper_bound_evaluation: expected bool, got str"),
@@ -224,7 +209,7 @@ METADATA_CASES = [
 @pytest.mark.parametrize(("path", "value", "expected"), METADATA_CASES, ids=[c[0] for c in METADATA_CASES])
 def test_metadata_field_errors_name_file_and_field(tmp_path: Path, path: str, value: Any, expected: str) -> None:
     f = tmp_path / "metadata.json"
-    f.write_text(json.dumps(_set(_metadata_doc(), path, value)))
+    f.write_text(json.dumps(json_set(_metadata_doc(), path, value)))
     with pytest.raises(ManifestError) as info:
         read_metadata(f)
     assert str(info.value).startswith(f"manifest error ({f}): ") and expected in str(info.value)
@@ -270,7 +255,7 @@ def test_serial_environment_names_the_host_and_nothing_differs() -> None:
     env = detect_environment(MPI.COMM_SELF)
     assert env["hosts"] == {socket.gethostname(): [0]} and env["num_hosts"] == 1
     assert env["differs_across_ranks"] == {}
-    RunMetadata.from_dict(_set(_metadata_doc(), "environment", env))  # passes the schema
+    RunMetadata.from_dict(json_set(_metadata_doc(), "environment", env))  # passes the schema
 
 
 @pytest.mark.mpi(min_size=2)
@@ -295,41 +280,19 @@ def test_environment_records_every_host_and_what_differs(monkeypatch: pytest.Mon
     assert env["differs_across_ranks"]["omp_num_threads_raw"] == ["2"] * (size - 1) + ["4"]
     assert set(env["differs_across_ranks"]) <= set(PER_RANK_KEYS)
     assert env["omp_num_threads"] is None  # not one value: see differs_across_ranks
-    md = RunMetadata.from_dict(_set(_metadata_doc(), "environment", env))
+    md = RunMetadata.from_dict(json_set(_metadata_doc(), "environment", env))
     assert md.environment["hosts"] == env["hosts"]
     assert os.environ["OMP_NUM_THREADS"] == ("4" if rank == size - 1 else "2")
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8)
-
-
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += _paths(v, (*prefix, i))
-    return out
 
 
 _BASE = _metadata_doc()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), value=_json)
+@given(data=st.data(), value=JSON_VALUES)
 def test_any_value_in_any_metadata_field_is_accepted_or_a_manifest_error(data: st.DataObject, value: Any) -> None:
-    path = data.draw(st.sampled_from(_paths(_BASE)))
-    bad = copy.deepcopy(_BASE)
-    node: Any = bad
-    for k in path[:-1]:
-        node = node[k]
-    node[path[-1]] = value
+    path = data.draw(st.sampled_from(json_paths(_BASE)))
+    bad = json_replaced(_BASE, path, value)
     try:
         md = RunMetadata.from_dict(bad)
     except ManifestError:

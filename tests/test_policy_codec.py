@@ -16,6 +16,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 import pytest
+from conftest import assert_cuts_equal, bits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,13 +41,6 @@ from cobre_mpi_io.policy.decode import (
 )
 from cobre_mpi_io.policy.records import StageBasis, StageCuts, StageStates, StageVertices
 from cobre_mpi_io.testing.policy import builder_stage_cuts
-
-CUT_FIELDS = ("cut_ids", "slot_index", "iteration", "forward_pass_idx", "scenario_idx", "intercepts",
-              "coefficients", "is_active", "domination_count", "active_cut_indices")
-
-
-def _bits(a: Any) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
 
 
 def cuts_stage(n: int = 7, d: int = 3, *, with_states: bool = True) -> StageCuts:
@@ -85,24 +79,11 @@ def basis_stage(cols: int = 11, rows: int = 6) -> StageBasis:
                       column_status=np.arange(cols) % 4, row_status=np.arange(rows) % 3, num_cut_rows=2)
 
 
-def assert_cuts_equal(a: StageCuts, b: StageCuts) -> None:
-    assert (a.stage_id, a.state_dimension, a.capacity, a.warm_start_count) == (
-        b.stage_id, b.state_dimension, b.capacity, b.warm_start_count)
-    for f in CUT_FIELDS:
-        x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
-        assert x.dtype == y.dtype and x.shape == y.shape, f
-        assert _bits(x) == _bits(y), f  # bit for bit (NaN payloads, -0.0)
-    if b.states_at_generation is None:
-        assert a.states_at_generation is None
-    else:
-        assert _bits(a.states_at_generation) == _bits(b.states_at_generation)
-
-
 def assert_points_equal(a: Any, b: Any, fields: tuple[str, ...]) -> None:
     assert (a.stage_id, a.state_dimension) == (b.stage_id, b.state_dimension)
     for f in (*fields, "iteration", "forward_pass_idx", "scenario_idx", "components"):
         x, y = np.asarray(getattr(a, f)), np.asarray(getattr(b, f))
-        assert x.dtype == y.dtype and x.shape == y.shape and _bits(x) == _bits(y), f
+        assert x.dtype == y.dtype and x.shape == y.shape and bits(x) == bits(y), f
 
 
 # ---------------------------------------------------------------- ours -> flatc-generated reader
@@ -119,10 +100,10 @@ def test_encoded_cuts_read_by_generated_reader() -> None:
         c = root.Cuts(i)
         assert (c.CutId(), c.SlotIndex(), c.Iteration(), c.ForwardPassIdx(), c.ScenarioIdx()) == (
             sc.cut_ids[i], sc.slot_index[i], sc.iteration[i], sc.forward_pass_idx[i], sc.scenario_idx[i])
-        assert _bits(np.float64(c.Intercept())) == _bits(sc.intercepts[i])
+        assert bits(np.float64(c.Intercept())) == bits(sc.intercepts[i])
         assert c.IsActive() == sc.is_active[i] and c.DominationCount() == sc.domination_count[i]
-        assert _bits(c.CoefficientsAsNumpy()) == _bits(sc.coefficients[i])
-        assert _bits(c.StateAtGenerationAsNumpy()) == _bits(sc.states_at_generation[i])
+        assert bits(c.CoefficientsAsNumpy()) == bits(sc.coefficients[i])
+        assert bits(c.StateAtGenerationAsNumpy()) == bits(sc.states_at_generation[i])
 
 
 def test_encoded_cuts_without_states_have_no_field() -> None:
@@ -141,14 +122,14 @@ def test_encoded_states_vertices_basis_read_by_generated_reader() -> None:
                 s.DominatingObjective()) == (st_.state_ids[i], st_.iteration[i], st_.forward_pass_idx[i],
                                              st_.scenario_idx[i], st_.dominating_cut_id[i],
                                              st_.dominating_objective[i])
-        assert _bits(s.ComponentsAsNumpy()) == _bits(st_.components[i])
+        assert bits(s.ComponentsAsNumpy()) == bits(st_.components[i])
     g2 = GVertices.StageVertices.GetRootAs(encode_stage(vx), 0)
     assert (g2.StageId(), g2.StateDimension(), g2.VerticesLength(), g2.StageLipschitz()) == (1, 3, 3, 7.25)
     for i in range(g2.VerticesLength()):
         v = g2.Vertices(i)
         assert (v.VertexId(), v.UpperBoundValue(), v.LipschitzConstant()) == (
             vx.vertex_ids[i], vx.upper_bound_value[i], vx.lipschitz_constant[i])
-        assert _bits(v.ComponentsAsNumpy()) == _bits(vx.components[i])
+        assert bits(v.ComponentsAsNumpy()) == bits(vx.components[i])
     g3 = GBasis.StageBasis.GetRootAs(encode_stage(bs), 0)
     assert (g3.StageId(), g3.Iteration(), g3.NumColumns(), g3.NumRows(), g3.NumCutRows()) == (1, 4, 11, 6, 2)
     assert g3.ColumnStatusAsNumpy().tolist() == bs.column_status.tolist()
@@ -239,7 +220,7 @@ def test_generated_builder_points_and_basis_decode() -> None:
     assert back_v.stage_lipschitz == 7.25
     back_b = decode_stage_basis(build_basis(bs), stage_id=1)
     assert (back_b.iteration, back_b.num_columns, back_b.num_rows, back_b.num_cut_rows) == (4, 11, 6, 2)
-    assert _bits(back_b.column_status) == _bits(bs.column_status) and _bits(back_b.row_status) == _bits(bs.row_status)
+    assert bits(back_b.column_status) == bits(bs.column_status) and bits(back_b.row_status) == bits(bs.row_status)
 
 
 # ---------------------------------------------------------------- our bytes: round trip, writer, golden
@@ -256,7 +237,7 @@ def test_round_trip_in_memory_bit_for_bit_and_zero_copy() -> None:
     assert_points_equal(decode_stage_vertices(encode_stage(vertices_stage())), vertices_stage().validate(),
                         ("vertex_ids", "upper_bound_value", "lipschitz_constant"))
     bs = decode_stage_basis(encode_stage(basis_stage()))
-    assert _bits(bs.row_status) == _bits(basis_stage().validate().row_status)
+    assert bits(bs.row_status) == bits(basis_stage().validate().row_status)
 
 
 def test_encode_stage_is_what_the_writers_write(tmp_path: Path) -> None:
@@ -327,7 +308,7 @@ def test_random_stages_round_trip_through_both_readers(sc: StageCuts) -> None:
     assert root.CutsLength() == sc.n_cuts and root.StateDimension() == sc.state_dimension
     for i in range(sc.n_cuts):
         assert root.Cuts(i).SlotIndex() == sc.slot_index[i]
-        assert _bits(root.Cuts(i).CoefficientsAsNumpy()) == _bits(sc.coefficients[i])
+        assert bits(root.Cuts(i).CoefficientsAsNumpy()) == bits(sc.coefficients[i])
     if sc.n_cuts:  # and flatc's builder layout of the same stage decodes to the same stage (the builder
         # leaves out fields equal to their default, so an intercept of -0.0 comes back as 0.0)
         sc.intercepts = np.where(sc.intercepts == 0, 0.0, sc.intercepts)

@@ -13,7 +13,6 @@ Serial tests use ``COMM_SELF``; the ``mpi`` test runs under
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import json_set, self_comm, write_synthetic_run
 
 from cobre_mpi_io.errors import ManifestError
 from cobre_mpi_io.identity import FOOTER_KEY
@@ -40,34 +40,15 @@ FP_A = "sha256:" + "a" * 64
 FP_B = "sha256:" + "b" * 64
 
 
-def _self() -> Any:
-    from mpi4py import MPI
-
-    return MPI.COMM_SELF
-
-
 def write_run(out: Path, system: System, comm: Any, n: int = N, **cfg: Any) -> Any:
-    with SimulationParquetWriter(out, system, SimulationConfig(num_scenarios=n, **cfg), comm) as w:
-        for sid in w.pending_scenarios():
-            w.write_scenario(synthetic_result(system, sid, SEED))
-    return w.finalize()
+    return write_synthetic_run(out, system, SimulationConfig(num_scenarios=n, **cfg), comm, SEED)
 
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory, small_system: System) -> Path:
     out = tmp_path_factory.mktemp("clean")
-    write_run(out, small_system, _self())
+    write_run(out, small_system, self_comm())
     return out
-
-
-def _mutate(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    d = copy.deepcopy(doc)
-    *parents, last = path.split(".")
-    node: Any = d
-    for p in parents:
-        node = node[int(p)] if isinstance(node, list) else node[p]
-    node[int(last) if isinstance(node, list) else last] = value
-    return d
 
 
 # (field, value) that made --resume fail with a wrapped TypeError, or that describe nothing usable
@@ -100,13 +81,14 @@ def test_resume_rebuilds_from_partitions_when_the_manifest_has_wrong_types(
     (sim / lost).unlink()
     (sim / "_SUCCESS").unlink()
     doc = json.loads((sim / "_manifest.json").read_text())
-    (sim / "_manifest.json").write_text(json.dumps(_mutate(doc, field, value)))
+    (sim / "_manifest.json").write_text(json.dumps(json_set(doc, field, value)))
     # validate: one line naming the manifest
     about = [p for p in validate_simulation(out).problems if p.file == "_manifest.json"]
     assert len(about) == 1 and field.split(".")[0] in about[0].problem and "\n" not in about[0].problem
     kept = sim / partition_file("costs", 1)
     before = kept.stat().st_mtime_ns
-    with SimulationParquetWriter(out, small_system, SimulationConfig(num_scenarios=N, resume=True), _self()) as w:
+    cfg = SimulationConfig(num_scenarios=N, resume=True)
+    with SimulationParquetWriter(out, small_system, cfg, self_comm()) as w:
         assert w.pending_scenarios() == [4]
         for sid in w.pending_scenarios():
             w.write_scenario(synthetic_result(small_system, sid, SEED))
@@ -125,7 +107,7 @@ def test_resume_rebuilds_after_unparseable_or_incomplete_manifests(tmp_path: Pat
     sim = out / "simulation"
     (sim / "_manifest.json").write_text(text)
     (sim / partition_file("costs", 2)).unlink()
-    m = write_run(out, small_system, _self(), resume=True)
+    m = write_run(out, small_system, self_comm(), resume=True)
     assert m.checksum_value == read_simulation_manifest(clean_run / "simulation" / "_manifest.json").checksum_value
 
 
@@ -136,7 +118,7 @@ def test_read_previous_manifest_logs_why_it_is_unusable(tmp_path: Path, clean_ru
     assert read_previous_manifest(sim) is None  # missing: nothing logged
     assert caplog.records == []
     doc = json.loads((clean_run / "simulation" / "_manifest.json").read_text())
-    (sim / "_manifest.json").write_text(json.dumps(_mutate(doc, "failures", 3)))
+    (sim / "_manifest.json").write_text(json.dumps(json_set(doc, "failures", 3)))
     with caplog.at_level(logging.WARNING, logger="cobre_mpi_io"):
         assert read_previous_manifest(sim) is None
     assert len(caplog.records) == 1

@@ -24,7 +24,6 @@ Covered (SPEC §4 atomic files, §6 manifests/markers/recovery, §10 errors):
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import xxhash
-from conftest import CASE_4REE, mpiexec_argv, run_cli
+from conftest import CASE_4REE, mpiexec_argv, parent_pids, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,16 +125,6 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
     return snap
 
 
-def _parents() -> dict[int, int]:
-    """pid → parent pid of every process (from ``/proc/*/stat``; works where ``task/*/children`` is missing)."""
-    out: dict[int, int] = {}
-    for f in glob.glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(f).read_text()
-            out[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
-    return out
-
-
 def _rank_of(pid: int) -> int | None:
     """MPI rank of a demo process (None for launchers/proxies, which may inherit an outer job's rank)."""
     try:
@@ -156,7 +145,7 @@ def rank_pids(launcher: int, size: int, timeout: float = 30) -> dict[int, int]:
     deadline = time.monotonic() + timeout
     while True:
         found: dict[int, int] = {}
-        parents = _parents()
+        parents = parent_pids()
         stack = [launcher]
         while stack:
             parent = stack.pop()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import CASE_4REE, run_cli
+from conftest import CASE_4REE, run_cli, self_comm
 
 from cobre_mpi_io import mpi
 from cobre_mpi_io.claim import acquire_run, read_claim
@@ -31,19 +31,13 @@ from cobre_mpi_io.testing.simulation import synthetic_result
 SMALL = System.synthetic("small")
 
 
-def _self() -> Any:
-    from mpi4py import MPI
-
-    return MPI.COMM_SELF
-
-
 def _ident(seed: int = 1, n: int = 4) -> RunIdentity:
     return RunIdentity(SMALL.system_hash, f"sha256:{seed:064x}", "full", n, config={"seed": seed})
 
 
 def _write(out: Path, ident: RunIdentity, n: int = 4, **kw: Any) -> Any:
     cfg = SimulationConfig(num_scenarios=n, identity=ident, **kw)
-    with SimulationParquetWriter(out, SMALL, cfg, _self()) as w:
+    with SimulationParquetWriter(out, SMALL, cfg, self_comm()) as w:
         for sid in w.pending_scenarios():
             w.write_scenario(synthetic_result(SMALL, sid, 3))
     return w.manifest
@@ -140,7 +134,7 @@ def test_claim_of_another_host_needs_break_claim(tmp_path: Path) -> None:
 
 
 def test_writers_of_one_run_share_the_claim(tmp_path: Path) -> None:
-    comm = _self()
+    comm = self_comm()
     a = acquire_run(comm, tmp_path, _ident())
     token = read_claim(tmp_path)["token"]  # type: ignore[index]
     b = acquire_run(comm, tmp_path, _ident())

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_synthetic_run
 from mpi4py import MPI
 
 from cobre_mpi_io.errors import IoError, ManifestError, OutputError, SchemaError
@@ -28,10 +29,8 @@ N = 6
 
 
 def write_run(out: Path, system: System, n: int = N, seed: int = 1, **cfg: object) -> object:
-    with SimulationParquetWriter(out, system, SimulationConfig(num_scenarios=n, **cfg), SELF) as w:  # type: ignore[arg-type]
-        for sid in w.pending_scenarios():
-            w.write_scenario(synthetic_result(system, sid, seed))
-    return w.finalize()
+    cfg_ = SimulationConfig(num_scenarios=n, **cfg)  # type: ignore[arg-type]
+    return write_synthetic_run(out, system, cfg_, SELF, seed)
 
 
 @pytest.fixture(scope="module")

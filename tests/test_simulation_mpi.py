@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import gathered, self_comm, world_comm, write_synthetic_run
 
 from cobre_mpi_io import mpi as mpi_mod
 from cobre_mpi_io.errors import IoError, OutputError, SchemaError
@@ -25,30 +26,6 @@ from cobre_mpi_io.testing.simulation import synthetic_result
 from cobre_mpi_io.validate import validate_simulation
 
 SEED = 5
-
-
-def _world() -> Any:
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def _self() -> Any:
-    from mpi4py import MPI
-
-    return MPI.COMM_SELF
-
-
-def gathered(comm: Any, value: Any) -> list[Any]:
-    """Every rank's ``value``, on every rank."""
-    return list(comm.allgather(value))
-
-
-def write_all(out: Path, system: System, cfg: SimulationConfig, comm: Any) -> Any:
-    with SimulationParquetWriter(out, system, cfg, comm) as w:
-        for sid in w.pending_scenarios():
-            w.write_scenario(synthetic_result(system, sid, SEED))
-    return w.finalize()
 
 
 def spy_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -77,7 +54,7 @@ def scenario_of(sim: Path, path: str) -> int:
 @pytest.mark.parametrize("assignment", ["round-robin", "block"])
 def test_each_rank_writes_only_what_it_owns(mpi_tmp_path: Path, small_system: System,
                                             monkeypatch: pytest.MonkeyPatch, assignment: str) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 3 * size + 1  # uneven: not every rank owns the same number
     created = spy_writes(monkeypatch)
@@ -119,7 +96,7 @@ def test_each_rank_writes_only_what_it_owns(mpi_tmp_path: Path, small_system: Sy
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_refusing_a_foreign_scenario_does_not_break_the_run(mpi_tmp_path: Path, small_system: System) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 2 * size
     out = mpi_tmp_path / "out"
@@ -145,13 +122,14 @@ def test_refusing_a_foreign_scenario_does_not_break_the_run(mpi_tmp_path: Path, 
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_checksum_equals_a_serial_run(mpi_tmp_path: Path, small_system: System) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 2 * size + 1
-    par = write_all(mpi_tmp_path / "par", small_system, SimulationConfig(num_scenarios=n), comm)
+    cfg = SimulationConfig(num_scenarios=n)
+    par = write_synthetic_run(mpi_tmp_path / "par", small_system, cfg, comm, SEED)
     serial = None
     if rank == 0:
-        serial = write_all(mpi_tmp_path / "ser", small_system, SimulationConfig(num_scenarios=n), _self())
+        serial = write_synthetic_run(mpi_tmp_path / "ser", small_system, cfg, self_comm(), SEED)
         assert serial.world_size == 1 and serial.ranks_participated == 1
     serial_value = comm.bcast(serial.checksum_value if serial is not None else None, root=0)
     every = gathered(comm, (par.checksum_value, par.ranks_participated, par.world_size, par.status))
@@ -167,7 +145,7 @@ def test_checksum_equals_a_serial_run(mpi_tmp_path: Path, small_system: System) 
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_exception_on_one_rank_fails_every_rank_alike(mpi_tmp_path: Path, small_system: System) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 3 * size
     out = mpi_tmp_path / "out"
@@ -201,7 +179,7 @@ def test_exception_on_one_rank_fails_every_rank_alike(mpi_tmp_path: Path, small_
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_io_thread_failure_on_one_rank_fails_every_rank(mpi_tmp_path: Path, small_system: System) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 3 * size
     out = mpi_tmp_path / "out"
@@ -242,13 +220,14 @@ def test_io_thread_failure_on_one_rank_fails_every_rank(mpi_tmp_path: Path, smal
 @pytest.mark.mpi(min_size=2)
 @pytest.mark.timeout(120)
 def test_resume_under_mpi_same_and_other_world_size(mpi_tmp_path: Path, small_system: System) -> None:
-    comm = _world()
+    comm = world_comm()
     rank, size = comm.Get_rank(), comm.Get_size()
     n = 4 * size + 1
     tables = small_system.simulation_tables
-    clean = write_all(mpi_tmp_path / "clean", small_system, SimulationConfig(num_scenarios=n), comm)
+    cfg = SimulationConfig(num_scenarios=n)
+    clean = write_synthetic_run(mpi_tmp_path / "clean", small_system, cfg, comm, SEED)
     out = mpi_tmp_path / "out"
-    write_all(out, small_system, SimulationConfig(num_scenarios=n), comm)
+    write_synthetic_run(out, small_system, cfg, comm, SEED)
     sim = out / "simulation"
     lost = {1, 2, n - 1}  # scenarios of several ranks
     if rank == 0:
