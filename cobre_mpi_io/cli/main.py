@@ -81,7 +81,7 @@ examples:
   cobre-mpi-io report out
   cobre-mpi-io report out --json                     (one JSON document, for scripts)
   cobre-mpi-io report out --section convergence
-  cobre-mpi-io report out --plot convergence.png     (needs matplotlib: the plot extra)
+  cobre-mpi-io report out --plot convergence.png     (needs matplotlib: the report or plot extra)
   cobre-mpi-io report out --html report.html         (self-contained page with plots and tables)""",
     "bench": """\
 examples:
@@ -181,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 parents=[common]))
     from .report import add_report_arguments
 
-    add_report_arguments(_sub(sub, "report", "summarize a run's manifests, metadata and convergence",
-                              parents=[common]))
+    add_report_arguments(_sub(sub, "report",
+                              "summarize a run: state, convergence and the results across scenarios "
+                              "(text, --json, --html)", parents=[common]))
     return p
 
 
