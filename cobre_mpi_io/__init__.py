@@ -50,7 +50,7 @@ from .training import (
     write_dictionaries,
     write_metadata,
 )
-from .validate import validate_simulation
+from .validate import validate_output, validate_simulation
 
 __all__ = [
     "IoError",
@@ -86,6 +86,7 @@ __all__ = [
     "read_stage_cuts",
     "read_training_manifest",
     "state_dictionary",
+    "validate_output",
     "validate_simulation",
     "write_dictionaries",
     "write_metadata",

@@ -315,7 +315,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         sim_tables = (simulation_output.tables or None) if simulation_output is not None else ()
         mpi.run_agreed(c, lambda: write_dictionaries(
             train_dir / "dictionaries", system, cfg, simulation_tables=sim_tables,
-            policy_dir=out / "policy") if rank == 0 else None, "dictionaries")
+            policy_dir=out / "policy", identity=identity) if rank == 0 else None, "dictionaries")
 
         # 3. training Parquet: prepare locally (agreed), then the self-agreeing collective finalize
         def prepare() -> TrainingParquetWriter:

@@ -74,8 +74,10 @@ examples:
   cobre-mpi-io validate out
   cobre-mpi-io validate out/simulation --json
   cobre-mpi-io validate out --deep --threads 4       (decode the key columns of every file)
+  mpiexec -n 4 cobre-mpi-io validate out             (the files split over 4 ranks)
 
-Prints one line per problem, naming the file. exit status: 0 valid, 1 problems found.""",
+Prints one line per problem, naming the file. exit status: 0 valid, 1 problems found, 2 bad arguments
+or no such directory.""",
     "report": """\
 examples:
   cobre-mpi-io report out
@@ -216,6 +218,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _uses_mpi(args: argparse.Namespace) -> bool:
+    if args.command == "validate":  # splits its files over the ranks when a launcher started several
+        from ..mpi import launcher_task_count
+
+        return launcher_task_count() is not None
     return args.command in ("demo", "bench")
 
 

@@ -39,6 +39,7 @@ import pyarrow as pa
 from ..atomic import ensure_dir, write_bytes_atomic, write_json_atomic
 from ..errors import SchemaError
 from ..hashing import sha256_json
+from ..identity import RunIdentity
 from ..manifest import MANIFEST_VERSION, utc_now
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import (
@@ -282,7 +283,8 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
                        simulation_tables: Sequence[str] | None = None,
                        policy_dir: str | os.PathLike[str] | None | bool = True,
                        parquet_config: ParquetConfig | None = None,
-                       generated_at: str | None = None) -> dict[str, FileRecord | None]:
+                       generated_at: str | None = None,
+                       identity: RunIdentity | None = None) -> dict[str, FileRecord | None]:
     """Write the five dictionary files of SPEC §8 into ``path``.
 
     Not collective: the caller runs it on one rank (rank 0 in
@@ -306,6 +308,8 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
     parquet_config : ParquetConfig, optional
     generated_at : str, optional
         ``codes.json`` timestamp (default now).
+    identity : RunIdentity, optional
+        The run's identity, recorded in ``bounds.parquet``'s footer like every Parquet file of a run.
 
     Returns
     -------
@@ -321,7 +325,8 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
     write_json_atomic(d / "codes.json", codes_document(generated_at), entity="codes.json")
     out["codes.json"] = None
     out["bounds.parquet"] = write_parquet(d / "bounds.parquet", bounds_table(system), table("bounds"),
-                                          parquet_config or ParquetConfig(), root=d)
+                                          parquet_config or ParquetConfig(), root=d,
+                                          metadata=identity.footer_metadata() if identity is not None else None)
     sd = state_dictionary(system)
     write_json_atomic(d / "state_dictionary.json", sd, entity="state_dictionary.json")
     out["state_dictionary.json"] = None

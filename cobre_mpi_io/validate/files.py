@@ -56,7 +56,6 @@ class Task:
     size: int | None = None       # expected bytes
     xxhash64: str | None = None   # expected digest
     fingerprint: str | None = None
-    fingerprint_optional: bool = False  # a footer without the key is tolerated (see plan_training)
     decode: bool = False          # parquet: decode the key columns (reference / deep)
     keep: bool = False            # send rows/digest/signature/info back to the report
     sha256: bool = False          # also compute sha256 (kept)
@@ -313,7 +312,7 @@ def _check_footer(task: Task, meta: Any, res: Result) -> None:
                               f"the spec says {e.type}{'' if e.nullable else ' not null'}")
     if task.fingerprint is not None:
         found = (meta.metadata or {}).get(_FOOTER_KEY_B)
-        if found is None and not task.fingerprint_optional:
+        if found is None:
             res.add(task, f"carries no run fingerprint ({FOOTER_KEY}) in its footer; the run's is "
                           f"{task.fingerprint}")
         elif found is not None and found.decode("utf-8", "replace") != task.fingerprint:

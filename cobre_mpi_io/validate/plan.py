@@ -363,7 +363,7 @@ def plan_training(train: Path, plan: Plan) -> None:
     if (train / BOUNDS).exists():
         # The dictionaries' writer does not stamp the run fingerprint yet: a foreign one is reported, a
         # missing one tolerated (make it required once write_dictionaries passes the identity's footer).
-        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp, fingerprint_optional=True))
+        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp))
     if final:
         for name in DICTIONARY_FILES:
             rel = f"{DICTIONARIES}/{name}"
