@@ -471,6 +471,20 @@ def plot_convergence(out: str | Path, png: str | Path, *, rank_panel: bool | Non
     when rank timing exists) a second panel of per-rank forward / backward /
     communication / idle seconds summed over iterations (load imbalance).
 
+    Parameters
+    ----------
+    out : path-like
+        The run's output directory (its ``training/`` is read).
+    png : path-like
+        The PNG file to write.
+    rank_panel : bool, optional
+        Draw the per-rank timing panel; ``None``: when rank timing exists.
+
+    Returns
+    -------
+    Path
+        ``png``.
+
     Raises
     ------
     ImportError

@@ -82,7 +82,17 @@ def figure_svg(fig: Any) -> bytes:
 
 
 def figure_png(fig: Any, path: Any = None, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (also written to ``path`` when given); closes it."""
+    """The figure as PNG bytes (also written to ``path`` when given); closes it.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+        Closed after drawing.
+    path : path-like, optional
+        Also write the PNG there.
+    dpi : int
+        Resolution (default 110).
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     _close(fig)
@@ -129,7 +139,23 @@ def _thousands(ax: Any) -> None:
 
 def draw_fan(ax: Any, stages: Sequence[int], series: Mapping[str, Any], color: str, div: float = 1.0, *,
              legend: bool = True) -> None:
-    """Fan of ``series`` (``mean``, ``p5`` ... ``p95`` per stage) on ``ax``, values divided by ``div``."""
+    """Fan of ``series`` (``mean``, ``p5`` ... ``p95`` per stage) on ``ax``, values divided by ``div``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        Where to draw.
+    stages : sequence of int
+        The x values (stage ids).
+    series : mapping
+        ``mean``, ``p5``, ``p25``, ``p50``, ``p75``, ``p95``: one value (or None) per stage.
+    color : str
+        Fill and line colour.
+    div : float
+        Divisor of every value (unit scaling, see :func:`scaled_unit`).
+    legend : bool
+        Label the bands and lines for a legend.
+    """
     x = list(stages)
     p5, p25, p50, p75, p95 = (_arr(series[k], div) for k in ("p5", "p25", "p50", "p75", "p95"))
     mean = _arr(series["mean"], div)
@@ -144,8 +170,21 @@ def draw_fan(ax: Any, stages: Sequence[int], series: Mapping[str, Any], color: s
 
 def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, color: str,
                ylabel: str | None = None) -> Any:
-    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.report_analysis` over stages (``ylabel``
-    defaults to the series label up to its first comma), unit appended."""
+    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.report_analysis` over stages.
+
+    Parameters
+    ----------
+    stages : sequence of int
+        The stage ids.
+    series : mapping
+        Quantiles per stage (see :func:`draw_fan`) plus ``unit`` and ``label``.
+    title : str
+        The figure title.
+    color : str
+        Fan colour.
+    ylabel : str, optional
+        Axis label (default: the series label up to its first comma); the unit is appended.
+    """
     plt = load_matplotlib()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     div, unit = scaled_unit(series["unit"], series["p95"] + series["p5"])
@@ -160,7 +199,19 @@ def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, col
 
 def deficit_figure(stages: Sequence[int], deficit: Mapping[str, Any] | None, probability: Sequence[float | None],
                    title: str) -> Any:
-    """Deficit energy fan (when known) above the per-stage probability of a deficit (bars, %)."""
+    """Deficit energy fan (when known) above the per-stage probability of a deficit (bars, %).
+
+    Parameters
+    ----------
+    stages : sequence of int
+        The stage ids.
+    deficit : mapping, optional
+        Deficit energy quantiles per stage (MWh); None at detail levels without it.
+    probability : sequence of float or None
+        Fraction of scenarios with a deficit, per stage.
+    title : str
+        The figure title.
+    """
     plt = load_matplotlib()
     if deficit is not None:
         fig, (ax, axp) = plt.subplots(2, 1, figsize=(6.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
@@ -183,8 +234,23 @@ def deficit_figure(stages: Sequence[int], deficit: Mapping[str, Any] | None, pro
 
 def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping[str, Any]], title: str | None,
                            unit: str, color: str, *, max_panels: int = 12) -> Any:
-    """One small fan chart per entity (the first ``max_panels`` in the order given), shared x axis;
-    ``title`` over the whole figure when given."""
+    """One small fan chart per entity (the first ``max_panels`` in the order given), shared x axis.
+
+    Parameters
+    ----------
+    stages : sequence of int
+        The stage ids.
+    entities : mapping
+        Entity name -> quantiles per stage (see :func:`draw_fan`).
+    title : str, optional
+        Over the whole figure.
+    unit : str
+        Unit of the values (scaled for display).
+    color : str
+        Fan colour.
+    max_panels : int
+        At most this many entities are drawn (default 12).
+    """
     plt = load_matplotlib()
     keys = list(entities)[:max_panels]
     ncols = min(3, max(1, len(keys)))
@@ -247,8 +313,17 @@ def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
 
 def convergence_figure(conv: Mapping[str, Sequence[Any]], rank_totals: Mapping[str, Sequence[float]] | None,
                        title: str) -> Any:
-    """Bounds over iterations (upper bound with its 95 % band, gap on a second axis) and, when
-    ``rank_totals`` (rank -> seconds per phase) is given, the per-rank timing panel below it."""
+    """Bounds over iterations (upper bound with its 95 % band, gap on a second axis) and the rank panel.
+
+    Parameters
+    ----------
+    conv : mapping
+        Convergence columns (``iteration``, ``lower_bound``, upper-bound mean/std, ``gap_percent``).
+    rank_totals : mapping, optional
+        Phase -> seconds per rank, summed over iterations: the per-rank timing panel below, when given.
+    title : str
+        The figure title.
+    """
     plt = load_matplotlib()
     panels = 2 if rank_totals else 1
     fig, axes = plt.subplots(panels, 1, figsize=(9, 3.9 * panels), squeeze=False,

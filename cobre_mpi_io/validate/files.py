@@ -77,6 +77,17 @@ class Result:
     info: dict[str, Any] | None = None
 
     def add(self, task: Task, message: str, rel: str | None = None) -> None:
+        """Record a problem of ``task``'s file.
+
+        Parameters
+        ----------
+        task : Task
+            The check that found it (its section, and its file unless ``rel`` is given).
+        message : str
+            What is wrong.
+        rel : str, optional
+            Another file the problem is about.
+        """
         self.problems.append(Problem(task.rel if rel is None else rel, message, task.section))
 
 

@@ -86,6 +86,17 @@ class Plan:
     policy_metas: dict[str, PolicyMetadata] = field(default_factory=dict)
 
     def add(self, section: str, file: str, problem: str) -> None:
+        """Record a problem found while planning.
+
+        Parameters
+        ----------
+        section : str
+            ``simulation``, ``training``, ``policy`` or the output root.
+        file : str
+            The file, relative to its section.
+        problem : str
+            What is wrong.
+        """
         self.problems.append(Problem(file, problem, section))
 
 

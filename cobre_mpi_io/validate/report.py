@@ -73,7 +73,17 @@ class ValidationReport:
         return not self.problems
 
     def add(self, file: str, problem: str, section: str = SIMULATION_DIR) -> None:
-        """Record a problem."""
+        """Record a problem.
+
+        Parameters
+        ----------
+        file : str
+            The file, relative to its section.
+        problem : str
+            What is wrong.
+        section : str
+            ``simulation`` (default), ``training``, ``policy`` or the output root.
+        """
         self.problems.append(Problem(file, problem, section))
 
     def to_dict(self) -> dict[str, Any]:
