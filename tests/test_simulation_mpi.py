@@ -200,10 +200,12 @@ def test_io_thread_failure_on_one_rank_fails_every_rank(mpi_tmp_path: Path, smal
                 blocker.parent.parent.mkdir(parents=True, exist_ok=True)
                 blocker.parent.write_bytes(b"not a directory")
             for sid in w.pending_scenarios():
+                result = synthetic_result(small_system, sid, SEED)
                 try:
-                    w.write_scenario(synthetic_result(small_system, sid, SEED))
-                except IoError as exc:  # the I/O thread's error surfaces once; keep producing
-                    seen_in_write = exc.path
+                    w.write_scenario(result)
+                except IoError as exc:  # an earlier scenario's I/O error surfaces once, before this one is
+                    seen_in_write = exc.path  # taken: keep producing, giving this scenario again
+                    w.write_scenario(result)
     except OutputError as exc:
         outcome = (type(exc).__name__, str(exc), getattr(exc, "path", None))
     every = gathered(comm, (outcome, seen_in_write))

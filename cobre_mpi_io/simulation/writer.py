@@ -346,7 +346,9 @@ class SimulationParquetWriter:
             does not own, outside ``0..num_scenarios-1``, or given twice.
         OutputError
             An error of the I/O thread from an earlier scenario (each one
-            is raised once, here or at :meth:`finalize`).
+            is raised once, here or at :meth:`finalize`), before ``result``
+            is taken: to go on, give ``result`` again. Also when another rank
+            failed (:meth:`check_peers`).
         """
         if self._closed:
             raise OutputError("write_scenario after finalize")
