@@ -532,30 +532,27 @@ class SimulationParquetWriter:
         parts = mpi.gather_to_root(self.comm, part)
         if self._progress is not None and parts is not None:  # exact job-wide count (counts may be in flight)
             self._progress.update(self._progress.initial + sum(len(p.scenarios_written) for p in parts))
-        outcome: tuple[SimulationManifest | None, OutputError | None] = (None, None)
-        if self.rank == 0:
+        full: SimulationManifest | None = None
+
+        def commit_on_root() -> tuple[SimulationManifest, OutputError | None]:
+            nonlocal full
             assert parts is not None
-            try:
-                outcome = self._commit(parts)
-            except Exception as exc:  # noqa: BLE001 - agreed below
-                outcome = (None, _as_output_error(exc, str(self.sim_dir / MANIFEST_NAME)))
-        # broadcast the outcome without the file list (it can hold 10^5 entries): every rank
-        # learns status, counts and checksum; non-root ranks then list only their own files
-        full = outcome[0]
-        manifest, err_out = mpi.bcast_from_root(
-            self.comm, (replace(full, files={}) if full is not None else None, outcome[1]))
-        if self.rank == 0:
-            manifest = full
-        elif manifest is not None:
-            manifest = replace(manifest, files={r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for r in part.files})
-        if manifest is not None:
-            self._manifest = manifest
-        self._lease.release()
-        if self._progress is not None:
-            self._progress.close()
+            full, not_complete = self._commit(parts)
+            # broadcast without the file list (it can hold 10^5 entries): every rank learns status,
+            # counts and checksum; the other ranks then list only their own files
+            return replace(full, files={}), not_complete
+
+        try:
+            shared, err_out = mpi.run_on_root(self.comm, commit_on_root, str(self.sim_dir / MANIFEST_NAME))
+        finally:
+            self._lease.release()
+            if self._progress is not None:
+                self._progress.close()
+        manifest = full if full is not None else replace(
+            shared, files={r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for r in part.files})
+        self._manifest = manifest
         if err_out is not None:
             raise mpi.mark_agreed(err_out)
-        assert manifest is not None
         return manifest
 
     def _commit(self, parts: list[RankPart]) -> tuple[SimulationManifest, OutputError | None]:
