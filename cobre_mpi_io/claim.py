@@ -251,7 +251,7 @@ def acquire_run(comm: Any, output_dir: str | os.PathLike[str], identity: RunIden
     """
     out = Path(output_dir)
     rank, size = mpi.rank_of(comm), mpi.size_of(comm)
-    mpi.run_agreed(comm, lambda: mpi.check_launch(comm), "launch")
+    mpi.run_agreed(comm, mpi.check_launch, "launch")
     key = _key(out, comm)
     held = _HELD.get(key)
     if held is not None:  # another writer of this run, in this process: share its claim

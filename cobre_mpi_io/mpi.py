@@ -333,7 +333,7 @@ def launcher_task_count(environ: Mapping[str, str] | None = None) -> tuple[int, 
     return None
 
 
-def check_launch(comm: Any = None, environ: Mapping[str, str] | None = None) -> None:
+def check_launch(environ: Mapping[str, str] | None = None) -> None:
     """Refuse a launch that MPI does not see as one job.
 
     When ``MPI.COMM_WORLD`` has one process but the launcher's environment

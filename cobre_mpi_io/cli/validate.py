@@ -45,7 +45,7 @@ def validate_main(args: argparse.Namespace) -> int:
     comm = None
     if mpi.launcher_task_count() is not None:  # started by mpiexec/srun with several tasks: split the files
         comm = mpi.resolve_comm(None)
-        mpi.check_launch(comm)  # MPI sees singletons: refuse (each would validate and print alone)
+        mpi.check_launch()  # MPI sees singletons: refuse (each would validate and print alone)
     rank = mpi.rank_of(comm) if comm is not None else 0
     if not directory.is_dir():
         if rank == 0:

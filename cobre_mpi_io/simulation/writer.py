@@ -31,7 +31,7 @@ import pyarrow as pa
 from .. import mpi
 from ..atomic import ensure_dir, remove_stray_temps, reserve_space, sync_filesystem
 from ..claim import RunLease, acquire_run
-from ..errors import IoError, ManifestError, OutputError, SchemaError, as_output_error
+from ..errors import IoError, OutputError, SchemaError, as_output_error
 from ..identity import RunIdentity
 from ..layout import (
     MANIFEST_NAME,
@@ -272,12 +272,8 @@ class SimulationParquetWriter:
 
         if cfg.resume and self.tables:
             def scan() -> None:
+                # another detail level or scenario count was refused at start (the run identity covers both)
                 prev = read_previous_manifest(self.sim_dir, warn=self.rank == 0)
-                if prev is not None and (prev.detail != cfg.detail or prev.scenarios_total != cfg.num_scenarios):
-                    raise ManifestError(str(self.sim_dir / MANIFEST_NAME),
-                                        f"cannot resume: the existing run has detail={prev.detail!r} and "
-                                        f"{prev.scenarios_total} scenarios, this one detail={cfg.detail!r} and "
-                                        f"{cfg.num_scenarios}")
                 expected = {t: rows_for_detail(self.system, t, cfg.detail) for t in self.tables}
                 res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected,
                                      expected_fingerprint=self.identity.fingerprint)
@@ -319,13 +315,14 @@ class SimulationParquetWriter:
         if err is not None:
             raise err
 
-    def record_failure(self, scenario_id: int | None, exc: BaseException) -> None:
-        """Record that ``scenario_id`` could not be produced (the run becomes ``partial``)."""
+    def record_failure(self, scenario_id: int | None, exc: BaseException) -> OutputError:
+        """Record that ``scenario_id`` could not be produced (the run becomes ``partial``); returns the error."""
         err = _as_output_error(exc, f"scenario {scenario_id}")
         sid = int(scenario_id) if isinstance(scenario_id, (int, np.integer)) and scenario_id >= 0 else None
         with self._lock:
             self._failures.append(Failure(self.rank, sid, err.kind, str(err)))
             self._errors.append(err)
+        return err
 
     def write_scenario(self, result: SimulationScenarioResult) -> bool:
         """Validate ``result`` and queue it for the I/O thread.
@@ -437,10 +434,8 @@ class SimulationParquetWriter:
             try:
                 self._write(item)
             except BaseException as exc:  # noqa: BLE001 - surfaced on the producer side
-                err = _as_output_error(exc, f"scenario {item.scenario_id}")
+                err = self.record_failure(item.scenario_id, exc)
                 with self._lock:
-                    self._failures.append(Failure(self.rank, item.scenario_id, err.kind, str(err)))
-                    self._errors.append(err)
                     if self._pending_error is None:
                         self._pending_error = err
             finally:
