@@ -139,8 +139,7 @@ _HELD: dict[tuple[str, int], _Held] = {}
 
 
 def _key(output_dir: Path, comm: Any) -> tuple[str, int]:
-    handle = comm.py2f() if hasattr(comm, "py2f") else id(comm)
-    return os.path.realpath(output_dir), int(handle)
+    return os.path.realpath(output_dir), mpi.comm_key(comm)
 
 
 @dataclass
@@ -169,9 +168,7 @@ class RunLease:
             record = read_claim(self.output_dir)
             if record is not None and record.get("token") == held.token:
                 try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
+                    path.unlink(missing_ok=True)
                 except OSError as exc:
                     log.warning("could not remove the claim %s: %s", path, exc)
 
@@ -208,10 +205,7 @@ def _take(output_dir: Path, identity: RunIdentity | None, world_size: int, break
                               "are never mixed. Wait for it to finish, or, if that run is dead and ran on "
                               "another host, start again with --break-claim (break_claim=True), which "
                               "removes its claim") from exc
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            path.unlink(missing_ok=True)
     if identity is not None:
         try:
             for where, recorded in _recorded_identities(output_dir):

@@ -34,6 +34,7 @@ __all__ = [
     "barrier",
     "bcast_from_root",
     "check_launch",
+    "comm_key",
     "gather_to_root",
     "hostname",
     "job_monitor",
@@ -550,9 +551,14 @@ class JobMonitor:
 _MONITORS: dict[int, JobMonitor] = {}
 
 
+def comm_key(comm: Any) -> int:
+    """A key naming ``comm`` in this process (its Fortran handle): state kept per communicator."""
+    return int(comm.py2f()) if hasattr(comm, "py2f") else id(comm)
+
+
 def job_monitor(comm: Any) -> JobMonitor:
     """The :class:`JobMonitor` of ``comm`` (created collectively on first use, then shared)."""
-    key = comm.py2f() if hasattr(comm, "py2f") else id(comm)
+    key = comm_key(comm)
     mon = _MONITORS.get(key)
     if mon is None:
         mon = _MONITORS[key] = JobMonitor(comm)
