@@ -18,6 +18,7 @@ from .schemas import table
 __all__ = [
     "CLAIM_NAME",
     "DATA_FILE",
+    "JOURNAL_DIR",
     "MANIFEST_NAME",
     "MANIFEST_RESERVE_NAME",
     "POLICY_DIR",
@@ -45,6 +46,8 @@ MANIFEST_RESERVE_NAME: Final = "._manifest.json.reserve.tmp"
 """Disk space held for the manifest during a run (a temp name: readers and validate skip it)."""
 """At the output root while a run holds the directory (see :mod:`cobre_mpi_io.claim`)."""
 DATA_FILE: Final = "data.parquet"
+JOURNAL_DIR: Final = "_journal"
+"""``OUT/_journal``: the run's identity (``identity.json``) and per-rank file journals (``files/``)."""
 
 _PARTITION_RE: Final = re.compile(r"^(?P<dir>.+)/scenario_id=(?P<sid>\d{4,})/data\.parquet$")
 
