@@ -627,3 +627,62 @@ def test_split_over_ranks_gives_every_rank_the_report_of_one_process(mpi_tmp_pat
         assert any(p.file.endswith("notes.txt") for p in split.problems)
         assert split.files_checked == alone.files_checked == len(read_manifest(out)["files"])
     comm.Barrier()
+
+
+# --------------------------------------------------------------------------- what is printed
+def test_summary_counts_kinds_and_shows_the_first_paths() -> None:
+    from cobre_mpi_io.validate.report import SUMMARY_LINES, Problem, summarize
+
+    probs = [Problem(f"costs/scenario_id={i:04d}/data.parquet", "data file not listed in the manifest")
+             for i in range(20_000)]
+    probs += [Problem(f"hydros/scenario_id={i:04d}/data.parquet", f"xxhash64 {i:016x} differs from the manifest "
+                      f"({i + 1:016x})") for i in range(7)]
+    probs.append(Problem("_manifest.json", "status is 'running', not complete"))
+    lines = summarize(probs, "VERDICT")
+    assert len(lines) <= SUMMARY_LINES and lines[-1] == "VERDICT"
+    assert lines[0].startswith("20,008 problems of 3 kind(s)")
+    assert lines[1] == "  20,000 × data file not listed in the manifest"
+    assert lines[2:7] == [f"      simulation/costs/scenario_id={i:04d}/data.parquet" for i in range(5)]
+    assert lines[7] == "      … and 19,995 more"
+    assert lines[8] == "  7 × xxhash64 … differs from the manifest (…)"
+    assert lines[9] == f"      simulation/hydros/scenario_id=0000/data.parquet: xxhash64 {0:016x} differs from the " \
+                       f"manifest ({1:016x})"
+    assert lines[-2] == "  1 × simulation/_manifest.json: status is 'running', not complete"
+    # few problems: each on its line; --all: every one however many
+    assert summarize(probs[:24], "V") == [*map(str, probs[:24]), "V"]
+    assert summarize(probs, "V", every=True) == [*map(str, probs), "V"]
+
+
+def test_summary_of_more_kinds_than_lines() -> None:
+    from cobre_mpi_io.validate.report import Problem, summarize
+
+    probs = [Problem(f"f{k}", f"problem kind {'x' * k}") for k in range(40) for _ in range(2)]
+    lines = summarize(probs, "V")
+    assert len(lines) == 25 and lines[-1] == "V"
+    assert lines[-2] == "  … and 36 more problems of 18 other kind(s)"
+    assert sum(int(ln.split(" × ")[0]) for ln in lines if " × " in ln) + 36 == 80
+
+
+def test_killed_run_prints_a_summary_and_all_prints_every_problem(run: Path) -> None:
+    m = read_manifest(run)  # what a run killed during the simulation leaves: running, nothing listed
+    m.update(status="running", files={}, partitions_written=[], completed_at=None)
+    m["scenarios"]["completed"] = 0
+    m["checksum"]["value"] = combined_checksum({})
+    write_manifest(run, m)
+    (sim(run) / "_SUCCESS").unlink()
+    report = validate_output(run)
+    n = len(report.problems)
+    assert n >= 30
+    proc = cli(str(run))
+    assert proc.returncode == 1 and proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert len(lines) <= 25, proc.stdout
+    assert lines[0].startswith(f"{n} problems of ")
+    unlisted = sum(p.problem == "data file not listed in the manifest" for p in report.problems)
+    assert f"  {unlisted} × data file not listed in the manifest" in lines
+    assert lines[-1].endswith("simulation running, training complete") and f"INVALID ({n} problem(s))" in lines[-1]
+    every = cli(str(run), "--all")
+    assert every.returncode == 1
+    assert every.stdout.splitlines() == [*map(str, report.problems), lines[-1]]
+    rep = json.loads(cli(str(run), "--json").stdout)
+    assert len(rep["problems"]) == n and rep["kinds"]["data file not listed in the manifest"] == unlisted

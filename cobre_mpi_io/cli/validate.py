@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import mpi
 from ..validate import validate_output
+from ..validate.report import SUMMARY_LINES
 
 __all__ = ["add_validate_arguments", "validate_main"]
 
@@ -31,7 +32,11 @@ def _threads(text: str) -> int:
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``cobre-mpi-io validate``."""
     p.add_argument("directory", type=Path, help="output directory (or its simulation/ subdirectory)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of one line per problem")
+    p.add_argument("--json", action="store_true", help="print one JSON object (every problem) instead of lines")
+    p.add_argument("--all", action="store_true", dest="every",
+                   help=f"print every problem, one line each; default: every problem when fewer than "
+                        f"{SUMMARY_LINES}, else counts per kind of problem with the first paths "
+                        f"({SUMMARY_LINES} lines at most)")
     p.add_argument("--deep", action="store_true",
                    help="decode the key columns of every simulation file (row formulas and duplicate keys per "
                         "scenario); default: one reference scenario per table plus footer statistics")
@@ -58,10 +63,5 @@ def validate_main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        for p in report.problems:
-            print(str(p))
-        verdict = "valid" if report.valid else f"INVALID ({len(report.problems)} problem(s))"
-        print(f"{report.directory}: {verdict}; {report.files_checked} files, {report.scenarios_checked} "
-              f"scenarios, {report.checkpoints_checked} policy checkpoint(s) checked; simulation "
-              f"{report.status or '-'}, training {report.training_status or '-'}")
+        print("\n".join(report.lines(every=args.every)))
     return 0 if report.valid else 1
