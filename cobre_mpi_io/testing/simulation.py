@@ -15,7 +15,19 @@ arrival.  The numbers are self-consistent:
 - ``immediate_cost`` is the sum of its 14 components, stage-level rows
   aggregate the block rows plus the stage-only penalties, and
   ``total_cost = immediate_cost + future_cost``;
-- entities that do not operate in a stage (entry/exit stages) produce nothing.
+- entities that do not operate in a stage (entry/exit stages) produce nothing;
+- dispatch per bus and block: the hydros turbine a random share of their
+  capacity (within the water above minimum storage), the thermals cover what
+  is missing in merit order (cheapest first), then the hydros draw more on
+  their stored water; only what is left is a deficit, priced at the bus's
+  deficit cost (so deficits are occasional: dry scenarios, empty reservoirs).
+  The spot price is the deficit cost, else the most expensive thermal
+  dispatched above its minimum, else a water value;
+- one cost model: the ``future_cost`` of stage ``t`` is the expected cost of
+  the later stages (:func:`expected_stage_costs`, sample scenarios of this
+  same model), and the synthetic training's bounds converge to their sum
+  (:func:`expected_total_cost`), so the simulated stage-0 ``total_cost``
+  averages near the final lower bound.
 
 The loop is over (stage, block), vectorized over entities.
 """
@@ -29,7 +41,8 @@ from ..simulation.payload import SimulationScenarioResult
 from ..system.entities import OPERATIVE_STATE
 from ..system.model import System
 
-__all__ = ["synthetic_result", "system_seed"]
+__all__ = ["COST_MODEL_SAMPLES", "expected_stage_costs", "expected_total_cost", "synthetic_result",
+           "system_seed"]
 
 _M3S_TO_HM3_PER_HOUR = 3600.0 / 1e6
 
@@ -73,6 +86,68 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
         total cost and its 14 cost-component totals.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, scenario_id, system_seed(system)]))
+    return _synthetic(system, scenario_id, rng, _cost_to_go(expected_stage_costs(system, seed)))
+
+
+COST_MODEL_SAMPLES = 12
+"""Sample scenarios :func:`expected_stage_costs` averages (a seed stream apart from the simulated ones)."""
+_EXPECTED: dict[tuple[str, int], np.ndarray] = {}
+
+
+def expected_stage_costs(system: System, seed: int = 0) -> np.ndarray:
+    """The expected immediate cost of each stage under the synthetic model (the "true" value function).
+
+    The mean, over :data:`COST_MODEL_SAMPLES` sample scenarios drawn from
+    their own seed stream, of the stage-level ``immediate_cost`` that
+    :func:`synthetic_result` produces.  One cost model drives both sides of a
+    demo run: the simulated ``future_cost`` of stage ``t`` is the sum of
+    these over the later stages, and the synthetic training's bounds
+    converge to their sum (:func:`expected_total_cost`).  Cached per
+    (system, seed).
+
+    Parameters
+    ----------
+    system : System
+        The system.
+    seed : int, default 0
+        The run's seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value ($) per stage.
+    """
+    key = (system.system_hash, int(seed))
+    got = _EXPECTED.get(key)
+    if got is None:
+        zero = np.zeros(system.num_stages)
+        acc = np.zeros(system.num_stages)
+        for i in range(COST_MODEL_SAMPLES):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, i, system_seed(system), 1]))
+            costs = _synthetic(system, i, rng, zero).tables["costs"]
+            stage_rows = np.ma.getmaskarray(costs["block_id"])
+            acc[costs["stage_id"][stage_rows]] += costs["immediate_cost"][stage_rows]
+        got = _EXPECTED[key] = acc / COST_MODEL_SAMPLES
+    return got.copy()
+
+
+def expected_total_cost(system: System, seed: int = 0) -> float:
+    """The expected cost from stage 0 to the horizon under the synthetic model ($, undiscounted).
+
+    The optimum the synthetic training's lower bound approaches: the sum of
+    :func:`expected_stage_costs`.
+    """
+    return float(expected_stage_costs(system, seed).sum())
+
+
+def _cost_to_go(stage_costs: np.ndarray) -> np.ndarray:
+    """``out[t]`` = sum of ``stage_costs`` over the stages after ``t``."""
+    return np.concatenate((np.cumsum(stage_costs[::-1])[::-1][1:], [0.0]))
+
+
+def _synthetic(system: System, scenario_id: int, rng: np.random.Generator,
+               cost_to_go: np.ndarray) -> SimulationScenarioResult:
+    """The synthetic result drawn from ``rng``; ``cost_to_go[t]`` is stage ``t``'s ``future_cost``."""
     T = system.num_stages
     nb = system.blocks_per_stage
     hm = system.hours_matrix
@@ -137,7 +212,13 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
     cap_bus = (np.bincount(h_bus, weights=h_qmax * h_prod * 0.5, minlength=nB)
                + np.bincount(t_bus, weights=t_max * 0.6, minlength=nB)
                + np.bincount(n_bus, weights=n_max * 0.3, minlength=nB))
-    cap_bus = np.where(cap_bus > 0, cap_bus, 100.0)
+    # a bus with no generation (a fictitious node) has no load; lines to it carry nothing (l_room)
+    # thermals sorted by (bus, cost): the merit order of each bus; t_first[bus] = its first position
+    t_order = np.lexsort((t_cost, t_bus)) if nT else np.zeros(0, np.int64)
+    t_bus_sorted = t_bus[t_order]
+    t_first = np.searchsorted(t_bus_sorted, np.arange(nB))
+    # a line carries at most a share of the smaller of the two buses it joins
+    l_room = 0.5 * np.minimum(cap_bus[l_src], cap_bus[l_dst]) if nL else np.zeros(0)
 
     rows_total = int(nb.sum())
     out_h: dict[str, list[np.ndarray]] = {k: [] for k in (
@@ -188,16 +269,49 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
             ppow = pflow * p_pow
             pump_in = np.bincount(p_dst, weights=pflow, minlength=nH)
             pump_out = np.bincount(p_src, weights=pflow, minlength=nH)
-            # hydro water balance
+            # hydro plan: a random share of the inflow and of 3 % of the stored water, within the turbines
+            # and the water above minimum storage
             evap = 0.01 * inflow
-            turb = np.minimum(rng.uniform(0.3, 0.9, nH) * h_qmax, h_qmax) * on_h[t]
             s_init = storage.copy()
             net = inflow + pump_in - pump_out - evap
+            cap_q = np.minimum(h_qmax, np.maximum((s_init - h_min_s) / conv + net, 0.0)) * on_h[t]
+            plan = np.maximum(net, 0.0) + 0.03 * np.maximum(s_init - h_min_s, 0.0) / conv
+            turb = np.minimum(rng.uniform(0.6, 1.0, nH) * plan, cap_q)
+            # contracts, non-controllables, lines (one direction at a time, a share of the smaller bus)
+            cpow = np.where(on_c[t], c_min + rng.uniform(0, 1, nC) * (c_max - c_min), 0.0)
+            avail = rng.uniform(0.2, 1.0, nN) * n_max * on_n[t]
+            curt = avail * rng.uniform(0.0, 0.1, nN) * (rng.uniform(0, 1, nN) < 0.3)
+            ngen = avail - curt
+            frac = rng.uniform(-0.3, 0.3, nL) * on_l[t]
+            direct = np.where(frac > 0, frac * np.minimum(l_dir, l_room), 0.0)
+            reverse = np.where(frac < 0, -frac * np.minimum(l_rev, l_room), 0.0)
+            inj = (np.bincount(l_dst, weights=direct * (1 - l_loss), minlength=nB)
+                   - np.bincount(l_src, weights=direct, minlength=nB)
+                   + np.bincount(l_src, weights=reverse * (1 - l_loss), minlength=nB)
+                   - np.bincount(l_dst, weights=reverse, minlength=nB))
+            load = cap_bus * rng.uniform(0.8, 1.05, nB) * (1.12 if b == 0 else 1.0)
+            tmin_on = t_min * on_t[t]
+            other = (np.bincount(h_bus, weights=turb * h_prod, minlength=nB)
+                     + np.bincount(t_bus, weights=tmin_on, minlength=nB)
+                     + np.bincount(n_bus, weights=ngen, minlength=nB)
+                     + np.bincount(c_bus, weights=cpow * c_sign, minlength=nB)
+                     - np.bincount(p_bus, weights=ppow, minlength=nB) + inj)
+            need = np.maximum(load - other, 0.0)
+            # thermals in merit order per bus (cheapest first) cover what is missing
+            room = ((t_max - t_min) * on_t[t])[t_order]
+            before = np.concatenate(([0.0], np.cumsum(room)))[:-1]
+            before = before - before[t_first[t_bus_sorted]] if nT else before
+            extra = np.zeros(nT)
+            extra[t_order] = np.clip(need[t_bus_sorted] - before, 0.0, room)
+            tgen = tmin_on + extra
+            need = np.maximum(need - np.bincount(t_bus, weights=extra, minlength=nB), 0.0)
+            # then the hydros draw on their stored water, up to what the turbines and the water allow
+            spare = (cap_q - turb) * h_prod
+            spare_bus = np.bincount(h_bus, weights=spare, minlength=nB)
+            share = np.where(spare_bus > 0, np.minimum(1.0, need / np.where(spare_bus > 0, spare_bus, 1.0)), 0.0)
+            turb = turb + share[h_bus] * (cap_q - turb)
+            # water balance; what turbining cannot fix (pumping out, evaporation) is a storage violation slack
             s_end = s_init + (net - turb) * conv
-            short = s_end < h_min_s
-            turb = np.where(short, np.maximum(0.0, turb - (h_min_s - s_end) / conv), turb)
-            s_end = s_init + (net - turb) * conv
-            # what turbining cannot fix (pumping out, evaporation) is a storage violation slack
             below = np.maximum(h_min_s - s_end, 0.0)
             s_end = s_end + below
             spill = np.maximum(s_end - h_max_s, 0.0) / conv
@@ -218,30 +332,22 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
                           ("filling_target_violation_hm3", np.zeros(nH)), ("evaporation_violation_m3s", np.zeros(nH)),
                           ("inflow_nonnegativity_slack_m3s", np.zeros(nH))):
                 out_h[k2].append(v)
-            # thermals, contracts, non-controllables
-            tgen = np.where(on_t[t], np.clip(t_min + rng.uniform(0, 1, nT) ** 2 * (t_max - t_min), t_min, t_max), 0.0)
             tcost = tgen * hours * t_cost
-            cpow = np.where(on_c[t], c_min + rng.uniform(0, 1, nC) * (c_max - c_min), 0.0)
-            avail = rng.uniform(0.2, 1.0, nN) * n_max * on_n[t]
-            curt = avail * rng.uniform(0.0, 0.1, nN) * (rng.uniform(0, 1, nN) < 0.3)
-            ngen = avail - curt
-            # lines: one direction at a time
-            frac = rng.uniform(-0.6, 0.6, nL) * on_l[t]
-            direct = np.where(frac > 0, frac * l_dir, 0.0)
-            reverse = np.where(frac < 0, -frac * l_rev, 0.0)
-            inj = (np.bincount(l_dst, weights=direct * (1 - l_loss), minlength=nB)
-                   - np.bincount(l_src, weights=direct, minlength=nB)
-                   + np.bincount(l_src, weights=reverse * (1 - l_loss), minlength=nB)
-                   - np.bincount(l_dst, weights=reverse, minlength=nB))
             supply = (np.bincount(h_bus, weights=gen, minlength=nB) + np.bincount(t_bus, weights=tgen, minlength=nB)
                       + np.bincount(n_bus, weights=ngen, minlength=nB)
                       + np.bincount(c_bus, weights=cpow * c_sign, minlength=nB)
                       - np.bincount(p_bus, weights=ppow, minlength=nB) + inj)
-            load = cap_bus * rng.uniform(0.7, 1.0, nB) * (1.15 if b == 0 else 1.0)
             resid = supply - load
             excess = np.maximum(resid, 0.0)
             deficit = np.maximum(-resid, 0.0)
-            price = np.where(deficit > 0, b_def, rng.uniform(20, 300, nB))
+            deficit = np.where(deficit > 1e-9 * np.maximum(load, 1.0), deficit, 0.0)  # round-off is no deficit
+            excess = np.maximum(supply - load + deficit, 0.0)
+            # spot price: the deficit cost, else the most expensive thermal dispatched above its minimum,
+            # else the hydros' water value
+            marginal = np.full(nB, -np.inf)
+            np.maximum.at(marginal, t_bus[extra > 1e-9], t_cost[extra > 1e-9])
+            water = np.bincount(h_bus, weights=wv, minlength=nB) / np.maximum(np.bincount(h_bus, minlength=nB), 1)
+            price = np.where(deficit > 0, b_def, np.where(np.isfinite(marginal), marginal, 0.1 * water + 5.0))
             s, bb = _stage_block_ids(nT, t, b)
             for k2, v in (("stage_id", s), ("block_id", bb), ("thermal_id", ids["t"]), ("generation_mw", tgen),
                           ("generation_cost", tcost), ("is_gnl", np.zeros(nT, bool)),
@@ -307,8 +413,8 @@ def synthetic_result(system: System, scenario_id: int, seed: int = 0) -> Simulat
     block_col = np.ma.MaskedArray(np.where(block_vals < 0, 0, block_vals), mask=block_vals < 0)
     comp_cols = {c: np.array([r[2][c] for r in cost_rows]) for c in COST_COMPONENTS}
     immediate = np.sum([comp_cols[c] for c in COST_COMPONENTS], axis=0)
-    # future cost: decreasing to zero at the horizon, on stage-level rows only
-    future = np.where(block_vals < 0, immediate.mean() * (T - 1 - stage_col) * rng.uniform(0.8, 1.2), 0.0)
+    # future cost: the cost model's expected cost of the later stages, on stage-level rows only
+    future = np.where(block_vals < 0, cost_to_go[stage_col], 0.0)
     costs = {"stage_id": stage_col, "block_id": block_col, "total_cost": immediate + future,
              "immediate_cost": immediate, "future_cost": future, "discount_factor": discount, **comp_cols}
     stage_rows = block_vals < 0

@@ -3,7 +3,10 @@
 :func:`synthetic_training` produces what an SDDP training loop would report:
 a lower bound rising towards the optimum, an upper-bound estimate whose
 confidence band shrinks, the gap, cut counts with some cut selection, and
-per-rank timings with a visible load imbalance. Forward passes are spread
+per-rank timings with a visible load imbalance.  The bounds converge to
+the expected cost of the synthetic simulation of the same system and seed
+(:func:`~cobre_mpi_io.testing.simulation.expected_total_cost`): training and
+simulation follow one cost model. Forward passes are spread
 over ranks round-robin (pass ``j`` on rank ``j % world_size``), so
 ``scenarios_processed`` summed over ranks equals ``forward_passes`` every
 iteration. Same arguments give the same records.
@@ -21,6 +24,7 @@ import numpy as np
 from ..manifest import utc_now
 from ..system.model import System
 from ..training.writer import IterationRecord, RankTimingRecord
+from .simulation import expected_total_cost
 
 __all__ = ["SyntheticTraining", "synthetic_training"]
 
@@ -122,7 +126,8 @@ def synthetic_training(system: System, iterations: int, world_size: int, forward
     rng = np.random.default_rng(seed)
     n_st = system.num_stages
     openings = 3
-    optimum = 1.0e5 * n_st * (1 + len(system.thermals)) ** 0.5 * (1 + 0.1 * len(system.hydros))
+    # the optimum is the synthetic simulation's expected cost: one cost model for training and simulation
+    optimum = expected_total_cost(system, seed)
     scen = np.array([len(range(r, forward_passes, world_size)) for r in range(world_size)], dtype=np.int64)
     # static per-rank speed (load imbalance) plus per-iteration jitter
     speed = 1.0 + 0.25 * np.arange(world_size) / max(world_size - 1, 1) + rng.uniform(0, 0.05, world_size)
