@@ -62,6 +62,7 @@ from ..manifest import utc_now
 from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
 from .decode import file_digest, read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from .formats import COBRE_MANIFEST, read_cobre_policy, scaling_report_value_scale
 from .records import (
     METADATA_SCHEMA,
     STAGE_SUBDIRS,
@@ -131,6 +132,12 @@ def read_policy_checkpoint(
     Returns
     -------
     PolicyCheckpoint
+        Its ``format`` says what was read (``spec``, ``cobre-0.5``,
+        ``cobre-0.18``; see :mod:`cobre_mpi_io.policy.formats`) and its
+        ``value_scale`` the units of the cut values (None when not recorded).
+        A Cobre >= 0.14 directory (``manifest.bin``) is read with
+        :func:`~cobre_mpi_io.policy.formats.read_cobre_policy`; its
+        ``config_hash``/``system_hash`` are empty (a resume check refuses it).
 
     Raises
     ------
@@ -148,6 +155,13 @@ def read_policy_checkpoint(
     IoError
         A file cannot be read.
     """
+    if (Path(path) / COBRE_MANIFEST).is_file():
+        cobre = read_cobre_policy(path, expected_state_dimension=expected_state_dimension,
+                                  expected_num_stages=expected_num_stages)
+        if config_hash is not None or system_hash is not None:
+            raise ManifestError(str(path), "a Cobre >= 0.14 policy records no config_hash/system_hash: "
+                                "cannot resume one of this package's runs from it")
+        return cobre
     ckpt = resolve_checkpoint_dir(path)
     meta_path = ckpt / "metadata.json"
     doc = read_json_document(meta_path, str(meta_path))
@@ -196,8 +210,11 @@ def read_policy_checkpoint(
             raise ManifestError(str(sd_path), "size or xxhash64 differs from the one metadata.json records: "
                                 "the file is corrupt")
         state_dictionary = read_json_document(sd_path, str(sd_path))
+    cobre_own = not meta.version
+    value_scale = scaling_report_value_scale(path) if cobre_own else meta.value_scale
     return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, states=states, vertices=vertices,
-                            state_dictionary=state_dictionary, path=ckpt, files=recorded or {})
+                            state_dictionary=state_dictionary, path=ckpt, files=recorded or {},
+                            format="cobre-0.5" if cobre_own else "spec", value_scale=value_scale)
 
 
 def _expected_digests(meta_path: Path, meta: PolicyMetadata, recorded: dict[str, FileDigest] | None,

@@ -15,6 +15,7 @@ check it, independently of this module).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -53,20 +54,35 @@ class _Matrix:
 
 @dataclass(frozen=True)
 class _Child:
-    """A vector of tables, all sharing one vtable and one fixed inline layout."""
+    """A vector of tables, all sharing one vtable and one fixed inline layout.
+
+    ``owner`` names the attribute of the record holding the element arrays
+    (None: the record itself); ``absent`` lists slots of the element table
+    this package does not know and refuses when a file sets them.
+    """
 
     slot: int
     n_slots: int
     scalars: tuple[_Scalar, ...]
-    matrices: tuple[_Matrix, ...]
+    matrices: tuple[_Matrix, ...] = ()
+    owner: str | None = None
+    absent: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Root:
+    """One root table: its scalars, its vectors of tables, its vectors of scalars, its file identifier."""
+
     n_slots: int
     scalars: tuple[_Scalar, ...]
-    child: _Child | None
+    children: tuple[_Child, ...]
     tails: tuple[_Scalar, ...]  # vectors of scalars: name -> 1-D array, dtype = element type
+    identifier: bytes = b""  # 4 bytes after the root offset (FlatBuffers file_identifier), or none
+
+    @property
+    def child(self) -> _Child | None:
+        """The first vector of tables (the one holding the per-element matrices), if any."""
+        return self.children[0] if self.children else None
 
 
 def _size(dtype: str) -> int:
@@ -111,8 +127,7 @@ def _root_layout(spec: _Root) -> tuple[dict[int, int], int]:
     """Field offsets and inline size of the root table :func:`_encode` writes for ``spec``."""
     fields = [(s.slot, _size(s.dtype)) for s in spec.scalars]
     fields += [(t.slot, 4) for t in spec.tails]
-    if spec.child is not None:
-        fields.append((spec.child.slot, 4))
+    fields += [(c.slot, 4) for c in spec.children]
     return _inline_layout(fields)
 
 
@@ -145,12 +160,28 @@ class _Rows:
 _Chunk = bytes | memoryview | _Rows
 
 
+@dataclass
+class _ChildPlan:
+    spec: _Child
+    source: Any  # object holding the element arrays
+    n: int
+    vt: bytes
+    off: dict[int, int]
+    size: int
+    vt_pos: int = 0
+    vec_pos: int = 0
+    tables_pos: int = 0
+
+
 def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
             check_finite: bool = False) -> list[_Chunk]:
     """Lay out ``obj`` as a FlatBuffer; returns the chunks to write in order.
 
-    The big per-element double vectors are returned as :class:`_Rows`
-    blocks over the caller's arrays (no copy).
+    Front to back: root offset, file identifier, root vtable, root table,
+    then per vector of tables its vtable and offset vector, then the tables
+    of every vector, the per-element double vectors (returned as
+    :class:`_Rows` blocks over the caller's arrays, no copy) and the vectors
+    of scalars.
     """
     d = state_dimension
     chunks: list[_Chunk] = []
@@ -169,40 +200,40 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
     # root layout
     root_off, root_size = _root_layout(spec)
     root_vt = _vtable(spec.n_slots, root_off, root_size)
-    vt_pos = 4
+    vt_pos = 4 + len(spec.identifier)
     root_pos = _align(vt_pos + len(root_vt), 8)
     header_len = root_pos + root_size
-    child = spec.child
-    n = 0
-    child_vec_pos = child_vt_pos = 0
-    child_vt = b""
-    child_off: dict[int, int] = {}
-    child_size = 0
-    if child is not None:
-        n = int(getattr(obj, child.scalars[0].name).shape[0])
+    plans: list[_ChildPlan] = []
+    for child in spec.children:
+        source = obj if child.owner is None else getattr(obj, child.owner)
+        n = int(np.asarray(getattr(source, child.scalars[0].name)).shape[0])
         cfields = [(s.slot, _size(s.dtype)) for s in child.scalars] + [(m.slot, 4) for m in child.matrices]
         child_off, child_size = _inline_layout(cfields)
-        present = {m.slot for m in child.matrices if getattr(obj, m.name) is not None}
+        matrix_slots = {m.slot for m in child.matrices}
+        present = {m.slot for m in child.matrices if getattr(source, m.name) is not None}
         child_vt = _vtable(child.n_slots, {k: v for k, v in child_off.items()
-                                           if k in present or k not in {m.slot for m in child.matrices}},
-                           child_size)
-        child_vt_pos = header_len
-        child_vec_pos = child_vt_pos + len(child_vt)  # 4-aligned
-        header_len = child_vec_pos + 4 + 4 * n
-    tables_pos = _align(header_len, 8)
-    pos_after_tables = tables_pos + n * child_size
+                                           if k in present or k not in matrix_slots}, child_size)
+        plan = _ChildPlan(child, source, n, child_vt, child_off, child_size)
+        plan.vt_pos = header_len
+        plan.vec_pos = plan.vt_pos + len(child_vt)  # 4-aligned
+        header_len = plan.vec_pos + 4 + 4 * n
+        plans.append(plan)
+    cursor = header_len
+    for plan in plans:
+        cursor = _align(cursor, 8)
+        plan.tables_pos = cursor
+        cursor += plan.n * plan.size
     # matrix blocks: record i = [pad 4][len 4][d doubles] at block + i*stride
     stride = 8 + 8 * d
-    blocks: list[tuple[_Matrix, int, F64]] = []
-    cursor = pos_after_tables
-    if child is not None:
-        for m in child.matrices:
-            arr = getattr(obj, m.name)
+    blocks: list[tuple[_ChildPlan, _Matrix, int, F64]] = []
+    for plan in plans:
+        for m in plan.spec.matrices:
+            arr = getattr(plan.source, m.name)
             if arr is None:
                 continue
             cursor = _align(cursor, 8)
-            blocks.append((m, cursor, arr))
-            cursor += n * stride
+            blocks.append((plan, m, cursor, arr))
+            cursor += plan.n * stride
     # tail vectors
     tails: list[tuple[_Scalar, int, np.ndarray]] = []
     for t in spec.tails:
@@ -214,9 +245,10 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
     if total > _MAX_FLATBUFFER:
         raise SerializationError(entity, f"{total} bytes exceed the 2 GiB FlatBuffers limit")
 
-    # header: root offset, root vtable, root table, child vtable, child offset vector
+    # header: root offset, identifier, root vtable, root table, per child its vtable and offset vector
     head = bytearray(header_len)
     struct.pack_into("<I", head, 0, root_pos)
+    head[4:vt_pos] = spec.identifier
     head[vt_pos:vt_pos + len(root_vt)] = root_vt
     struct.pack_into("<i", head, root_pos, root_pos - vt_pos)
     for s in spec.scalars:
@@ -225,36 +257,38 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
     for t, tpos, _arr in tails:
         fpos = root_pos + root_off[t.slot]
         struct.pack_into("<I", head, fpos, tpos - fpos)
-    if child is not None:
-        fpos = root_pos + root_off[child.slot]
-        struct.pack_into("<I", head, fpos, child_vec_pos - fpos)
-        head[child_vt_pos:child_vt_pos + len(child_vt)] = child_vt
-        struct.pack_into("<I", head, child_vec_pos, n)
-        elem = child_vec_pos + 4 + 4 * np.arange(n, dtype=np.int64)
-        table = tables_pos + child_size * np.arange(n, dtype=np.int64)
-        head[child_vec_pos + 4:] = (table - elem).astype("<u4").tobytes()
+    for plan in plans:
+        fpos = root_pos + root_off[plan.spec.slot]
+        struct.pack_into("<I", head, fpos, plan.vec_pos - fpos)
+        head[plan.vt_pos:plan.vt_pos + len(plan.vt)] = plan.vt
+        struct.pack_into("<I", head, plan.vec_pos, plan.n)
+        elem = plan.vec_pos + 4 + 4 * np.arange(plan.n, dtype=np.int64)
+        table = plan.tables_pos + plan.size * np.arange(plan.n, dtype=np.int64)
+        head[plan.vec_pos + 4:plan.vec_pos + 4 + 4 * plan.n] = (table - elem).astype("<u4").tobytes()
     emit(bytes(head))
-    if child is not None:
+    for plan in plans:
+        child = plan.spec
         pad_to(8)
+        assert pos == plan.tables_pos
         names = ["_soffset"] + [s.name for s in child.scalars] + [m.name for m in child.matrices]
         formats = ["<i4"] + [s.dtype for s in child.scalars] + ["<u4"] * len(child.matrices)
-        offs = [0] + [child_off[s.slot] for s in child.scalars] + [child_off[m.slot] for m in child.matrices]
-        rec = np.zeros(n, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs,
-                                          "itemsize": child_size}))
-        table = tables_pos + child_size * np.arange(n, dtype=np.int64)
-        rec["_soffset"] = (table - child_vt_pos).astype("<i4")
+        offs = [0] + [plan.off[s.slot] for s in child.scalars] + [plan.off[m.slot] for m in child.matrices]
+        rec = np.zeros(plan.n, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs,
+                                               "itemsize": plan.size}))
+        table = plan.tables_pos + plan.size * np.arange(plan.n, dtype=np.int64)
+        rec["_soffset"] = (table - plan.vt_pos).astype("<i4")
         for s in child.scalars:
-            rec[s.name] = getattr(obj, s.name)
-        for m, bpos, _arr in blocks:
-            field_pos = table + child_off[m.slot]
-            rec[m.name] = (bpos + 4 + stride * np.arange(n, dtype=np.int64) - field_pos).astype("<u4")
+            rec[s.name] = getattr(plan.source, s.name)
+        for bplan, m, bpos, _arr in blocks:
+            if bplan is plan:
+                field_pos = table + plan.off[m.slot]
+                rec[m.name] = (bpos + 4 + stride * np.arange(plan.n, dtype=np.int64) - field_pos).astype("<u4")
         emit(rec.view(np.uint8).data)
-        assert pos == pos_after_tables
-        for m, bpos, arr in blocks:
-            pad_to(8)
-            assert pos == bpos
-            chunks.append(_Rows(arr, (entity, m.name) if check_finite else None))
-            pos += n * stride
+    for bplan, m, bpos, arr in blocks:
+        pad_to(8)
+        assert pos == bpos
+        chunks.append(_Rows(arr, (entity, m.name) if check_finite else None))
+        pos += bplan.n * stride
     for _t, tpos, arr in tails:
         pad_to(4)
         assert pos == tpos
@@ -360,7 +394,7 @@ _CUT_SPEC = _Root(
         _Scalar(3, "warm_start_count", "<u4"),
         _Scalar(6, "populated_count", "<u4"),
     ),
-    child=_Child(
+    children=(_Child(
         slot=4,
         n_slots=10,
         scalars=(
@@ -374,14 +408,14 @@ _CUT_SPEC = _Root(
             _Scalar(9, "domination_count", "<u4", 0),
         ),
         matrices=(_Matrix(6, "coefficients"), _Matrix(7, "states_at_generation", optional=True)),
-    ),
+    ),),
     tails=(_Scalar(5, "active_cut_indices", "<u4"),),
 )
 
 _STATES_SPEC = _Root(
     n_slots=3,
     scalars=(_Scalar(0, "stage_id", "<u4"), _Scalar(1, "state_dimension", "<u4")),
-    child=_Child(
+    children=(_Child(
         slot=2,
         n_slots=7,
         scalars=(
@@ -393,7 +427,7 @@ _STATES_SPEC = _Root(
             _Scalar(6, "dominating_objective", "<f8"),
         ),
         matrices=(_Matrix(4, "components"),),
-    ),
+    ),),
     tails=(),
 )
 
@@ -401,7 +435,7 @@ _VERTICES_SPEC = _Root(
     n_slots=4,
     scalars=(_Scalar(0, "stage_id", "<u4"), _Scalar(1, "state_dimension", "<u4"),
              _Scalar(3, "stage_lipschitz", "<f8")),
-    child=_Child(
+    children=(_Child(
         slot=2,
         n_slots=7,
         scalars=(
@@ -413,7 +447,7 @@ _VERTICES_SPEC = _Root(
             _Scalar(6, "lipschitz_constant", "<f8"),
         ),
         matrices=(_Matrix(4, "components"),),
-    ),
+    ),),
     tails=(),
 )
 
@@ -426,13 +460,101 @@ _BASIS_SPEC = _Root(
         _Scalar(3, "num_rows", "<u4"),
         _Scalar(6, "num_cut_rows", "<u4"),
     ),
-    child=None,
+    children=(),
     tails=(_Scalar(4, "column_status", "u1"), _Scalar(5, "row_status", "u1")),
 )
 
+# --------------------------------------------------------------------------
+# Cobre >= 0.14 (measured on 0.18.0): the same kinds, another wire layout
+# --------------------------------------------------------------------------
+# Cobre publishes no .fbs for these; the slots and types below were read off files
+# Cobre 0.18.0 wrote and checked against its own writer (cobre.write_policy_checkpoint
+# refuses values outside these types) and loader (cobre.results.load_policy): see
+# docs/policy.md.  Every file starts with the file identifier "CBVF".
+
+COBRE_IDENTIFIER = b"CBVF"
+INT32_MIN = -(2**31)
+
+_CUT_SPEC_COBRE = _Root(
+    n_slots=12,
+    scalars=(
+        _Scalar(0, "stage_id", "<u4"),
+        _Scalar(1, "state_dimension", "<u4"),
+        _Scalar(2, "capacity", "<u4"),
+        _Scalar(3, "warm_start_count", "<u4"),
+        _Scalar(6, "populated_count", "<u4"),
+        _Scalar(8, "cost_scale_factor", "<f8", 0.0),
+        _Scalar(9, "node_id", "<i4"),
+        _Scalar(10, "graph_stage_id", "<i4"),
+        _Scalar(11, "priced_state_date", "<i4", INT32_MIN),
+    ),
+    children=(
+        _Child(
+            slot=4,
+            n_slots=7,
+            scalars=(
+                _Scalar(0, "cut_ids", "<u8"),
+                _Scalar(1, "slot_index", "<u4"),
+                _Scalar(2, "iteration", "<u4"),
+                _Scalar(3, "forward_pass_idx", "<u4"),
+                _Scalar(4, "intercepts", "<f8"),
+                _Scalar(6, "is_active", "u1", True),
+            ),
+            matrices=(_Matrix(5, "coefficients"),),
+        ),
+        _Child(
+            slot=7,
+            n_slots=9,
+            owner="entity_manifest",
+            scalars=(
+                _Scalar(0, "entity_type", "u1"),
+                _Scalar(1, "entity_id", "<i4"),
+                _Scalar(2, "subindex", "<u4"),
+                _Scalar(3, "was_active", "u1"),
+                _Scalar(6, "reference_date", "<i4", INT32_MIN),
+                _Scalar(7, "interval_start", "<i4", INT32_MIN),
+                _Scalar(8, "interval_end", "<i4", INT32_MIN),
+            ),
+            absent=(4, 5),  # never written by Cobre 0.18 on the cases measured: their type is unknown
+        ),
+    ),
+    tails=(_Scalar(5, "active_cut_indices", "<u4"),),
+    identifier=COBRE_IDENTIFIER,
+)
+
+_BASIS_SPEC_COBRE = dataclasses.replace(_BASIS_SPEC, identifier=COBRE_IDENTIFIER)
+
+_SPECS: dict[tuple[str, str], _Root] = {
+    ("spec", "cuts"): _CUT_SPEC, ("spec", "states"): _STATES_SPEC, ("spec", "vertices"): _VERTICES_SPEC,
+    ("spec", "basis"): _BASIS_SPEC,
+    ("cobre-0.18", "cuts"): _CUT_SPEC_COBRE, ("cobre-0.18", "basis"): _BASIS_SPEC_COBRE,
+}
+"""The wire layout of each (format, kind): Cobre 0.5.x files have the spec layout."""
+
+
+POLICY_FORMATS = ("spec", "cobre-0.18")
+"""The formats the policy writers write (``spec``: SPEC §9, which Cobre 0.5.x also reads)."""
+
+
+def _spec_for(fmt: str, kind: str) -> _Root:
+    if fmt not in POLICY_FORMATS:
+        raise SchemaError("policy", "format", f"{fmt!r}: the policy writers write {' or '.join(POLICY_FORMATS)}")
+    spec = _SPECS.get((fmt, kind))
+    if spec is None:
+        raise SchemaError("policy", "format", f"format {fmt!r} has no {kind}/ files")
+    return spec
+
+
+def _check_cobre_fields(cuts: StageCuts, file: str) -> None:
+    missing = cuts.missing_cobre_fields()
+    if missing:
+        raise SchemaError(file, missing[0], "required by format 'cobre-0.18' (Cobre >= 0.14 records it in "
+                          "every cuts file); take it from a Cobre 0.18 policy or case "
+                          "(cobre-mpi-io policy convert --case)")
+
 
 def write_stage_cuts(path: str | os.PathLike[str], cuts: StageCuts, *, durable: bool = True,
-                     check_finite: bool = False) -> int:
+                     check_finite: bool = False, format: str = "spec") -> int:
     """Validate ``cuts`` and write it atomically as a ``StageCuts`` FlatBuffer.
 
     Not collective: call on the writing rank only.
@@ -449,6 +571,13 @@ def write_stage_cuts(path: str | os.PathLike[str], cuts: StageCuts, *, durable: 
         Off by default: the pool is persisted bit for bit, and the check
         costs about 20 ms per production stage (a third of the raw write);
         coefficients are checked batch by batch while they are streamed.
+    format : {"spec", "cobre-0.18"}
+        ``spec`` (default): SPEC §9's ``StageCuts`` (Cobre 0.5.x reads it).
+        ``cobre-0.18``: Cobre >= 0.14's layout (``CBVF`` identifier, 12-field
+        root, 7-field cut); needs the ``cost_scale_factor``, ``node_id``,
+        ``graph_stage_id``, ``priced_state_date`` and ``entity_manifest``
+        fields, and has no place for ``scenario_idx``, ``domination_count``
+        and ``states_at_generation`` (not written).
 
     Returns
     -------
@@ -464,12 +593,15 @@ def write_stage_cuts(path: str | os.PathLike[str], cuts: StageCuts, *, durable: 
     IoError
         The write failed; any previous file at ``path`` is untouched.
     """
+    spec = _spec_for(format, "cuts")
     cuts.validate(check_finite=False)
     file = f"cuts/{stage_file_name(cuts.stage_id)}"
+    if spec.identifier:
+        _check_cobre_fields(cuts, file)
     if check_finite:
         _check_finite(cuts.intercepts, file, "intercepts")
     # coefficients are checked batch by batch while they are streamed (in cache)
-    chunks = _encode(cuts, _CUT_SPEC, cuts.state_dimension, file, check_finite=check_finite)
+    chunks = _encode(cuts, spec, cuts.state_dimension, file, check_finite=check_finite)
     return _write_flatbuffer(path, chunks, durable)
 
 
@@ -538,7 +670,8 @@ def write_stage_vertices(path: str | os.PathLike[str], vertices: StageVertices, 
                              durable)
 
 
-def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durable: bool = True) -> int:
+def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durable: bool = True,
+                      format: str = "spec") -> int:
     """Validate and atomically write a ``StageBasis`` FlatBuffer (see :func:`write_stage_cuts`).
 
     Parameters
@@ -549,6 +682,8 @@ def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durabl
         The cached LP basis of one stage; coerced in place by its ``validate``.
     durable : bool, default True
         fsync file and directory.
+    format : {"spec", "cobre-0.18"}
+        The same 7 fields in both; ``cobre-0.18`` adds the ``CBVF`` identifier.
 
     Returns
     -------
@@ -564,13 +699,14 @@ def write_stage_basis(path: str | os.PathLike[str], basis: StageBasis, *, durabl
     IoError
         The write failed; any previous file at ``path`` is untouched.
     """
+    spec = _spec_for(format, "basis")
     basis.validate()
-    return _write_flatbuffer(path, _encode(basis, _BASIS_SPEC, 0, str(path)), durable)
+    return _write_flatbuffer(path, _encode(basis, spec, 0, str(path)), durable)
 
 
 
 
-def encode_stage(stage: StageCuts | StageStates | StageVertices | StageBasis) -> bytes:
+def encode_stage(stage: StageCuts | StageStates | StageVertices | StageBasis, *, format: str = "spec") -> bytes:
     """The bytes the ``write_stage_*`` writer of ``stage``'s type writes, built in memory.
 
     ``stage`` is validated first, like the writers do (NaN/inf are kept).
@@ -585,17 +721,20 @@ def encode_stage(stage: StageCuts | StageStates | StageVertices | StageBasis) ->
     SerializationError
         The stage exceeds the 2 GiB FlatBuffers limit.
     """
-    spec: _Root
     if isinstance(stage, StageCuts):
+        spec = _spec_for(format, "cuts")
         stage.validate(check_finite=False)
-        spec, d = _CUT_SPEC, stage.state_dimension
+        if spec.identifier:
+            _check_cobre_fields(stage, f"cuts/{stage_file_name(stage.stage_id)}")
+        d = stage.state_dimension
     elif isinstance(stage, StageStates):
-        spec, d = _STATES_SPEC, stage.validate().state_dimension
+        spec, d = _spec_for(format, "states"), stage.validate().state_dimension
     elif isinstance(stage, StageVertices):
-        spec, d = _VERTICES_SPEC, stage.validate().state_dimension
+        spec, d = _spec_for(format, "vertices"), stage.validate().state_dimension
     else:
+        spec = _spec_for(format, "basis")
         stage.validate()
-        spec, d = _BASIS_SPEC, 0
+        d = 0
     parts: list[bytes | memoryview] = []
     for chunk in _encode(stage, spec, d, f"stage {stage.stage_id}"):
         if isinstance(chunk, _Rows):  # [pad 4][len 4][row] per row, as _write_chunks streams them

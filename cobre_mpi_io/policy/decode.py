@@ -50,8 +50,8 @@ import xxhash
 
 from ..errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
 from ..layout import STAGE_FILE_RE
-from .codec import _BASIS_SPEC, _CUT_SPEC, _STATES_SPEC, _VERTICES_SPEC, _Root, _root_vtable, _size
-from .records import FileDigest, StageBasis, StageCuts, StageStates, StageVertices
+from .codec import _SPECS, _Root, _root_vtable, _size
+from .records import EntityManifest, FileDigest, StageBasis, StageCuts, StageStates, StageVertices
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -67,15 +67,24 @@ class _Kind:
     name: str  # root table
     element: str  # element table ("" for StageBasis)
     spec: _Root
+    format: str = "spec"
 
 
-_KINDS = {k.subdir: k for k in (
-    _Kind("cuts", "StageCuts", "BendersCut", _CUT_SPEC),
-    _Kind("states", "StageStates", "VisitedState", _STATES_SPEC),
-    _Kind("vertices", "StageVertices", "Vertex", _VERTICES_SPEC),
-    _Kind("basis", "StageBasis", "", _BASIS_SPEC),
-)}
+_NAMES = {"cuts": ("StageCuts", "BendersCut"), "states": ("StageStates", "VisitedState"),
+          "vertices": ("StageVertices", "Vertex"), "basis": ("StageBasis", "")}
+_ALL_KINDS = {key: _Kind(key[1], *_NAMES[key[1]], spec, key[0]) for key, spec in _SPECS.items()}
+_KINDS = {sub: k for (fmt, sub), k in _ALL_KINDS.items() if fmt == "spec"}
 _OWN_ROOT_VTABLES = {sub: _root_vtable(k.spec) for sub, k in _KINDS.items()}
+_BOOLEAN = frozenset({"is_active", "was_active"})
+
+
+def stage_file_format(data: Buffer) -> str:
+    """``"cobre-0.18"`` when ``data`` carries Cobre's ``CBVF`` file identifier, else ``"spec"``.
+
+    Cobre 0.5.x files have the spec layout and no identifier.
+    """
+    head = bytes(memoryview(data)[4:8]) if len(data) >= 8 else b""
+    return "cobre-0.18" if head == _SPECS[("cobre-0.18", "cuts")].identifier else "spec"
 
 # --------------------------------------------------------------------------
 # Bounds-checked reads and the objects reached
@@ -252,9 +261,12 @@ def _decode_buf(buf: _Buf) -> dict[str, Any]:
     """Decode the root table of ``buf.kind`` into a dict of attribute -> value/array."""
     spec = buf.kind.spec
     zero = np.zeros(1, dtype=np.int64)
-    buf.reached(zero, zero + 4)
+    buf.reached(zero, zero + 4 + len(spec.identifier))
+    if spec.identifier and buf.u8[4:8].tobytes() != spec.identifier:
+        raise buf.fail(f'missing the FlatBuffers file identifier "{spec.identifier.decode()}"')
     root = buf.tables(buf.gather(zero, "<u4").astype(np.int64), spec.n_slots, buf.kind.name)
-    _check_layout(buf, root)
+    if buf.kind.format == "spec":
+        _check_layout(buf, root)
     out: dict[str, Any] = {}
     for s in spec.scalars:
         fp = buf.field(root, s.slot, _size(s.dtype), s.name)
@@ -267,25 +279,30 @@ def _decode_buf(buf: _Buf) -> dict[str, Any]:
             tails.append((t.name, t.dtype, int(start[0]), int(length[0])))
         else:
             tails.append((t.name, t.dtype, 0, 0))
-    child = spec.child
-    n = 0
     d = int(out.get("state_dimension", 0))
-    elems: _Tables | None = None
-    scalars: list[tuple[Any, I64 | None]] = []  # per-vtable offsets (positions follow one at a time)
-    matrices: list[tuple[Any, I64 | None, I64 | None]] = []
-    if child is not None:
-        fp = buf.field(root, child.slot, 4, f"{buf.kind.element} vector")
+    children: list[tuple[Any, int, _Tables | None, list[tuple[Any, I64 | None]],
+                         list[tuple[Any, I64 | None, I64 | None]]]] = []
+    for child in spec.children:
+        element = buf.kind.element if child.owner is None else child.owner
+        fp = buf.field(root, child.slot, 4, f"{element} vector")
         tables = np.zeros(0, dtype=np.int64)
+        n = 0
         if fp[0]:
-            start, length = buf.vectors(fp, 4, buf.kind.element)
+            start, length = buf.vectors(fp, 4, element)
             n, first = int(length[0]), int(start[0])
             offsets = buf.u8[first:first + 4 * n].view("<u4")
             tables = first + 4 * np.arange(n, dtype=np.int64) + offsets
             del offsets
         if _overlap(tables, 4):
-            raise buf.fail(f"two {buf.kind.element} entries point at the same bytes "
+            raise buf.fail(f"two {element} entries point at the same bytes "
                            "(distinct elements may not share bytes)")
-        elems = buf.tables(tables, child.n_slots, buf.kind.element) if n else None
+        elems = buf.tables(tables, child.n_slots, element) if n else None
+        if elems is not None:
+            for slot in child.absent:
+                if bool(buf.offsets(elems, slot, 1, f"slot {slot}").any()):
+                    raise buf.fail(f"a {element} sets field slot {slot}, which this reader does not know")
+        scalars: list[tuple[Any, I64 | None]] = []  # per-vtable offsets (positions follow one at a time)
+        matrices: list[tuple[Any, I64 | None, I64 | None]] = []
         for s in child.scalars:
             scalars.append((s, buf.offsets(elems, s.slot, _size(s.dtype), s.name) if elems is not None else None))
         for m in child.matrices:
@@ -298,45 +315,51 @@ def _decode_buf(buf: _Buf) -> dict[str, Any]:
                 if present.any():
                     raise buf.fail(f"field {m.name} present on some elements only")
                 if n and not m.optional and d:
-                    raise buf.fail(f"a {buf.kind.element} has no {m.name}")
+                    raise buf.fail(f"a {element} has no {m.name}")
                 matrices.append((m, None, None))
                 continue
             starts, lengths = buf.vectors(mp, 8, m.name)
             matrices.append((m, starts, lengths))
+        children.append((child, n, elems, scalars, matrices))
     buf.finish()
     # materialise: every piece below is a view, or a copy of bytes no other piece reads
     for name, dtype, at, count in tails:
         out[name] = (np.frombuffer(buf.data, dtype=dtype, count=count, offset=at) if count
                      else np.zeros(0, dtype=dtype))
-    for s, off in scalars:
-        vals = np.full(n, s.default, dtype=s.dtype)
-        if elems is not None and off is not None and off.any():
-            pos = _positions(elems, off)
-            has = pos > 0
-            vals[has] = buf.gather(pos[has], s.dtype)
-            del pos, has
-        if s.name == "is_active":
-            if bool((vals > 1).any()):
-                raise buf.fail("an is_active byte is neither 0 nor 1")
-            vals = vals.astype(np.bool_)
-        out[s.name] = vals
-    for m, rows, sizes in matrices:
-        if rows is None or sizes is None:
-            out[m.name] = None if m.optional else np.zeros((n, d) if n and not d else (0, d), dtype="<f8")
-            continue
-        if m.optional and n and d and not sizes.any():
-            # The Cobre solver writes state_at_generation as an empty vector on every cut: "not
-            # recorded", the same as an absent field (None). A mix of empty and full is corrupt.
-            out[m.name] = None
-            continue
-        if n and bool((sizes != d).any()):
-            raise buf.fail(f"{m.name} vectors must have state_dimension={d} entries")
-        out[m.name] = buf.matrix(rows, n, d)
+    for child, n, elems, scalars, matrices in children:
+        target: dict[str, Any] = out if child.owner is None else out.setdefault(child.owner, {})
+        for s, off in scalars:
+            vals = np.full(n, s.default, dtype=s.dtype)
+            if elems is not None and off is not None and off.any():
+                pos = _positions(elems, off)
+                has = pos > 0
+                vals[has] = buf.gather(pos[has], s.dtype)
+                del pos, has
+            if s.name in _BOOLEAN:
+                if bool((vals > 1).any()):
+                    raise buf.fail(f"an {s.name} byte is neither 0 nor 1")
+                vals = vals.astype(np.bool_)
+            target[s.name] = vals
+        for m, rows, sizes in matrices:
+            if rows is None or sizes is None:
+                target[m.name] = None if m.optional else np.zeros((n, d) if n and not d else (0, d), dtype="<f8")
+                continue
+            if m.optional and n and d and not sizes.any():
+                # The Cobre solver writes state_at_generation as an empty vector on every cut: "not
+                # recorded", the same as an absent field (None). A mix of empty and full is corrupt.
+                target[m.name] = None
+                continue
+            if n and bool((sizes != d).any()):
+                raise buf.fail(f"{m.name} vectors must have state_dimension={d} entries")
+            target[m.name] = buf.matrix(rows, n, d)
     return out
 
 
-def _decode(data: Buffer, subdir: str, source: str) -> dict[str, Any]:
-    buf = _Buf(data, source, _KINDS[subdir])
+def _decode(data: Buffer, subdir: str, source: str, fmt: str = "spec") -> dict[str, Any]:
+    kind = _ALL_KINDS.get((fmt, subdir))
+    if kind is None:
+        raise SerializationError(source, f"reading {subdir}/ files of format {fmt} is not supported")
+    buf = _Buf(data, source, kind)
     try:
         return _decode_buf(buf)
     except OutputError:
@@ -372,6 +395,16 @@ def decode_stage_cuts(data: Buffer, *, source: str = "cuts", stage_id: int | Non
     stage_id, state_dimension : int, optional
         Expected values (:class:`SchemaError` when they differ).
 
+    Returns
+    -------
+    StageCuts
+        A file with Cobre's ``CBVF`` identifier (Cobre >= 0.14) is decoded
+        with that layout: its ``cost_scale_factor``, ``node_id``,
+        ``graph_stage_id``, ``priced_state_date`` and ``entity_manifest``
+        are set; ``scenario_idx`` and ``domination_count`` (which it lacks)
+        are 0 and ``states_at_generation`` None.  Any other file is decoded
+        with the spec layout (which Cobre 0.5.x files share).
+
     Raises
     ------
     SerializationError
@@ -379,8 +412,13 @@ def decode_stage_cuts(data: Buffer, *, source: str = "cuts", stage_id: int | Non
     SchemaError
         Unexpected stage or dimension, or the content fails ``validate()``.
     """
-    v = _decode(data, "cuts", source)
+    fmt = stage_file_format(data)
+    v = _decode(data, "cuts", source, fmt)
     populated = int(v.pop("populated_count"))
+    if fmt != "spec":  # Cobre >= 0.14: no scenario_idx, domination_count nor states_at_generation
+        n = int(v["cut_ids"].shape[0])
+        v["scenario_idx"] = np.zeros(n, dtype="<u4")
+        v["entity_manifest"] = EntityManifest(**v["entity_manifest"])
     sc = StageCuts(**v)
     if populated != sc.n_cuts:
         raise SerializationError(source, f"populated_count {populated} != {sc.n_cuts} cuts in the file")
@@ -476,7 +514,7 @@ def decode_stage_basis(data: Buffer, *, source: str = "basis", stage_id: int | N
     SchemaError
         Unexpected stage, or the content fails :meth:`StageBasis.validate`.
     """
-    bs = StageBasis(**_decode(data, "basis", source))
+    bs = StageBasis(**_decode(data, "basis", source, stage_file_format(data)))
     _expect(bs, source, stage_id, None)
     return bs.validate()
 

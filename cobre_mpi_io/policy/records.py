@@ -77,6 +77,16 @@ def _check_finite(arr: np.ndarray, file: str, column: str, rows: int = 4096) -> 
             raise SchemaError(file, column, "holds NaN or infinite values")
 
 
+def _i32(value: Any, file: str, column: str) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(file, column, f"must be an integer, got {value!r}") from exc
+    if not -(2**31) <= v < 2**31:
+        raise SchemaError(file, column, f"{v} outside int32 range")
+    return v
+
+
 def _u32(value: Any, file: str, column: str) -> int:
     try:
         v = int(value)
@@ -112,6 +122,16 @@ class StageCuts:
     active_cut_indices : array of uint32, optional
         Slot indices of the active cuts; derived from ``is_active`` (sorted)
         when omitted. Must be exactly the slots whose ``is_active`` is set.
+    cost_scale_factor : float, optional
+        Cobre >= 0.14 only (None elsewhere): the cost scale factor the solver
+        trained with, recorded in each cuts file. The values themselves are
+        in the unit :attr:`PolicyCheckpoint.value_scale` states.
+    node_id, graph_stage_id : int, optional
+        Cobre >= 0.14 only: the policy-graph node and stage of this pool.
+    priced_state_date : int, optional
+        Cobre >= 0.14 only: YYYYMMDD, or ``INT32_MIN`` for none.
+    entity_manifest : EntityManifest, optional
+        Cobre >= 0.14 only: what each state component is.
     """
 
     stage_id: int
@@ -129,6 +149,11 @@ class StageCuts:
     is_active: Any = None
     domination_count: Any = None
     active_cut_indices: Any = None
+    cost_scale_factor: float | None = None
+    node_id: int | None = None
+    graph_stage_id: int | None = None
+    priced_state_date: int | None = None
+    entity_manifest: EntityManifest | None = None
 
     @property
     def n_cuts(self) -> int:
@@ -196,7 +221,77 @@ class StageCuts:
         if check_finite:
             _check_finite(self.intercepts, file, "intercepts")
             _check_finite(self.coefficients, file, "coefficients")
+        if self.cost_scale_factor is not None:
+            try:
+                self.cost_scale_factor = float(self.cost_scale_factor)
+            except (TypeError, ValueError) as exc:
+                raise SchemaError(file, "cost_scale_factor", f"must be a number, got {self.cost_scale_factor!r}") \
+                    from exc
+            if not (math.isfinite(self.cost_scale_factor) and self.cost_scale_factor > 0):
+                raise SchemaError(file, "cost_scale_factor", f"{self.cost_scale_factor} is not a positive number")
+        for name in ("node_id", "graph_stage_id", "priced_state_date"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _i32(value, file, name))
+        if self.entity_manifest is not None:
+            if not isinstance(self.entity_manifest, EntityManifest):
+                raise SchemaError(file, "entity_manifest", "must be an EntityManifest")
+            self.entity_manifest.validate(file)
+            if self.entity_manifest.n_slots != d:
+                raise SchemaError(file, "entity_manifest",
+                                  f"{self.entity_manifest.n_slots} entries, state_dimension is {d}")
         return self
+
+    def missing_cobre_fields(self) -> list[str]:
+        """The Cobre >= 0.14 fields this stage lacks (what ``format="cobre-0.18"`` needs), in order."""
+        return [name for name in COBRE_STAGE_FIELDS if getattr(self, name) is None]
+
+
+COBRE_STAGE_FIELDS = ("cost_scale_factor", "node_id", "graph_stage_id", "priced_state_date", "entity_manifest")
+"""The :class:`StageCuts` fields only Cobre >= 0.14 files carry (and need)."""
+
+
+@dataclass(eq=False)
+class EntityManifest:
+    """What each state component of a Cobre >= 0.14 stage is (its ``entity_manifest``), columnar.
+
+    One row per state component (``state_dimension`` rows), as Cobre's
+    ``EntitySlot`` table: ``entity_type`` (uint8), ``entity_id`` (int32),
+    ``subindex`` (uint32), ``was_active`` (bool), ``reference_date``,
+    ``interval_start``, ``interval_end`` (int32 YYYYMMDD, ``INT32_MIN``:
+    none).
+    """
+
+    entity_type: Any
+    entity_id: Any
+    subindex: Any
+    was_active: Any
+    reference_date: Any
+    interval_start: Any
+    interval_end: Any
+
+    @property
+    def n_slots(self) -> int:
+        """Number of rows (state components)."""
+        return int(np.asarray(self.entity_type).shape[0])
+
+    def validate(self, file: str = "entity_manifest") -> EntityManifest:
+        """Coerce the arrays in place; :class:`SchemaError` naming ``file`` and the field."""
+        self.entity_type = _as_array(self.entity_type, "u1", None, file, "entity_manifest.entity_type")
+        n = self.entity_type.shape[0]
+        self.entity_id = _as_array(self.entity_id, "<i4", n, file, "entity_manifest.entity_id")
+        self.subindex = _as_array(self.subindex, "<u4", n, file, "entity_manifest.subindex")
+        self.was_active = _as_array(self.was_active, np.bool_, n, file, "entity_manifest.was_active")
+        for name in ("reference_date", "interval_start", "interval_end"):
+            setattr(self, name, _as_array(getattr(self, name), "<i4", n, file, f"entity_manifest.{name}"))
+        return self
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per row, as Cobre's loader returns them."""
+        names = ("entity_type", "entity_id", "subindex", "was_active", "reference_date", "interval_start",
+                 "interval_end")
+        cols = [np.asarray(getattr(self, n)).tolist() for n in names]
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
 
 
 def _validate_points(obj: Any, kind: str, id_field: str, extra: Sequence[tuple[str, str]],
@@ -370,6 +465,8 @@ class PolicyMetadata:
     Cobre solver (0.5.x) writes beside its own policy: no ``version`` (read
     as ``""``), no ``last_forward_pass``, ``rng_state`` or hashes (defaults);
     its extra ``warm_start_counts`` and ``total_visited_states`` are dropped.
+    ``value_scale`` (optional): stored cut values times it are costs in the
+    case's cost unit (see :attr:`PolicyCheckpoint.value_scale`).
     """
 
     completed_iterations: int
@@ -388,9 +485,10 @@ class PolicyMetadata:
     cobre_version: str = ""
     created_at: str = ""
     version: str = POLICY_FORMAT_VERSION
+    value_scale: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, keys in the SPEC §9 order."""
+        """JSON-ready dict, keys in the SPEC §9 order (then ``value_scale`` when recorded)."""
 
         def num(x: float | None) -> float | None:
             return None if x is None or not math.isfinite(float(x)) else float(x)
@@ -412,7 +510,7 @@ class PolicyMetadata:
             "num_stages": int(self.num_stages),
             "config_hash": self.config_hash,
             "system_hash": self.system_hash,
-        }
+        } | ({} if self.value_scale is None else {"value_scale": float(self.value_scale)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "policy/metadata.json") -> PolicyMetadata:
@@ -450,6 +548,7 @@ class PolicyMetadata:
             num_stages=doc["num_stages"],
             config_hash=doc.get("config_hash", ""),
             system_hash=doc.get("system_hash", ""),
+            value_scale=doc.get("value_scale"),
         )
 
 
@@ -464,12 +563,13 @@ METADATA_SCHEMA = Obj(
         "max_iterations": _U32, "forward_passes": _U32, "warm_start_cuts": _U32,
         "rng_seed": _U64, "rng_state": Seq(_U64),
         "state_dimension": _U32, "num_stages": _U32, "config_hash": Str(), "system_hash": Str(),
+        "value_scale": Num(),
         "files": MapOf(Str(pattern=_POLICY_FILE, what="a stage file path or state_dictionary.json"),
                        Obj({"bytes": Int(), "xxhash64": Str(pattern=HEX16, what="16 lowercase hex digits")})),
     },
     optional=frozenset({"version", "cobre_version", "created_at", "last_forward_pass", "final_lower_bound",
                         "best_upper_bound", "max_iterations", "forward_passes", "warm_start_cuts",
-                        "rng_seed", "rng_state", "config_hash", "system_hash", "files"}),
+                        "rng_seed", "rng_state", "config_hash", "system_hash", "files", "value_scale"}),
 )
 """Schema of a checkpoint's ``metadata.json`` (SPEC §9 plus ``files``); unknown keys are allowed."""
 
@@ -504,6 +604,19 @@ class PolicyCheckpoint:
         Path relative to the checkpoint -> :class:`FileDigest`, as its
         ``metadata.json`` records them (empty for a checkpoint without them,
         such as the Cobre solver's own).
+    format : str
+        What it was read from: ``spec``, ``cobre-0.5`` or ``cobre-0.18``
+        (see :mod:`cobre_mpi_io.policy.formats`).
+    value_scale : float or None
+        The units of the cut values: stored intercepts and coefficients
+        times ``value_scale`` are costs in the case's cost unit.  1.0 for
+        Cobre >= 0.14 (it stores costs); Cobre 0.5.x's cost scale factor
+        (from ``training/scaling_report.json`` beside the policy); what our
+        ``metadata.json`` records.  None: not recorded anywhere (never
+        guessed).
+    cobre_manifest : dict or None
+        Cobre >= 0.14's ``manifest.bin``, decoded (policy graph, season
+        manifest, training record), for a ``cobre-0.18`` policy.
     """
 
     metadata: PolicyMetadata
@@ -514,6 +627,9 @@ class PolicyCheckpoint:
     state_dictionary: dict[str, Any] | None = None
     path: Path | None = None
     files: dict[str, FileDigest] = field(default_factory=dict)
+    format: str = "spec"
+    value_scale: float | None = None
+    cobre_manifest: dict[str, Any] | None = None
 
     def write_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`write_policy_checkpoint` that rewrite this checkpoint."""

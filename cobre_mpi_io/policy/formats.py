@@ -1,0 +1,304 @@
+"""Policy directories of every format in use: detection, Cobre >= 0.14 directories, units.
+
+Three formats, told apart by what the directory holds (never guessed from
+values):
+
+``spec``
+    This package's checkpoints (SPEC §9): ``metadata.json`` with a
+    ``version``, ``cuts/stage_NNN.bin`` without file identifier, usually
+    behind ``policy/latest``.
+``cobre-0.5``
+    Cobre 0.5.x: the spec's wire layout and file names, a ``metadata.json``
+    of Cobre's own (``cobre_version``, no ``version``).  Cut values are
+    stored divided by the cost scale factor, which Cobre records only in
+    ``training/scaling_report.json`` beside the policy directory.
+``cobre-0.18``
+    Cobre >= 0.14 (measured on 0.18.0): ``manifest.bin`` instead of
+    ``metadata.json``, files ``cuts/NNN.bin``, ``basis/NNN.bin``,
+    ``states/NNN.bin`` numbered by policy-graph pool, every file carrying the
+    ``CBVF`` identifier, cut values in cost units ($), the solver's cost
+    scale factor recorded in each cuts file.  Cobre refuses a policy
+    directory holding anything else.
+
+Units: :attr:`PolicyCheckpoint.value_scale` is what stored intercepts and
+coefficients are multiplied by to give costs in the case's cost unit: 1 for
+``cobre-0.18``; the ``cost_scale_factor`` of ``training/scaling_report.json``
+for ``cobre-0.5`` (None when that file is not beside the policy); what
+``metadata.json`` records (``value_scale``) for ``spec`` (None when it
+records nothing).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..atomic import ensure_dir, fsync_dir, write_bytes_atomic
+from ..documents import read_json_document
+from ..errors import IoError, ManifestError, SchemaError
+from .cobre_manifest import decode_manifest, encode_manifest
+from .codec import write_stage_basis, write_stage_cuts
+from .decode import _map, read_stage_basis, read_stage_cuts
+from .records import PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
+
+__all__ = [
+    "COBRE_MANIFEST",
+    "POLICY_DIR_FORMATS",
+    "detect_policy_format",
+    "pool_file_name",
+    "read_cobre_policy",
+    "scaling_report_value_scale",
+    "write_cobre_policy",
+]
+
+POLICY_DIR_FORMATS = ("spec", "cobre-0.5", "cobre-0.18")
+COBRE_MANIFEST = "manifest.bin"
+COBRE_SUBDIRS = ("cuts", "basis", "states")
+"""What a Cobre >= 0.14 policy directory may hold besides ``manifest.bin`` (it refuses anything else)."""
+_POOL_FILE_RE = re.compile(r"^(\d{3,})\.bin$")
+
+
+def pool_file_name(pool_id: int) -> str:
+    """``NNN.bin``: the name of a Cobre >= 0.14 stage file, numbered by policy-graph pool."""
+    return f"{int(pool_id):03d}.bin"
+
+
+def detect_policy_format(path: str | os.PathLike[str]) -> str:
+    """The format of the policy directory ``path`` (``spec``, ``cobre-0.5`` or ``cobre-0.18``).
+
+    ``cobre-0.18``: ``manifest.bin`` is there.  Otherwise the checkpoint's
+    ``metadata.json`` decides: ``version`` present -> ``spec``;
+    ``cobre_version`` without ``version`` -> ``cobre-0.5``.
+
+    Raises
+    ------
+    ManifestError
+        None of these (naming the directory).
+    """
+    p = Path(path)
+    if (p / COBRE_MANIFEST).is_file():
+        return "cobre-0.18"
+    from ..layout import resolve_checkpoint_dir
+
+    ckpt = resolve_checkpoint_dir(p)
+    meta = ckpt / "metadata.json"
+    doc = read_json_document(meta, str(meta))
+    if "version" in doc:
+        return "spec"
+    if doc.get("cobre_version"):
+        return "cobre-0.5"
+    raise ManifestError(str(meta), "neither this package's (version) nor Cobre's (cobre_version) policy metadata")
+
+
+def scaling_report_value_scale(policy_dir: str | os.PathLike[str]) -> float | None:
+    """``cost_scale_factor`` of ``training/scaling_report.json`` beside a Cobre 0.5.x ``policy_dir``.
+
+    Cobre 0.5.x stores cut values divided by it and records it only there.
+    None when the file is not there.
+
+    Raises
+    ------
+    ManifestError
+        The file is there but holds no positive ``cost_scale_factor``.
+    """
+    report = Path(policy_dir).resolve().parent / "training" / "scaling_report.json"
+    if not report.is_file():
+        return None
+    doc = read_json_document(report, str(report))
+    value = doc.get("cost_scale_factor")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise ManifestError(str(report), f"cost_scale_factor: {value!r} is not a positive number")
+    return float(value)
+
+
+def _pool_files(directory: Path) -> dict[int, Path]:
+    if not directory.is_dir():
+        return {}
+    out = {}
+    for name in os.listdir(directory):
+        m = _POOL_FILE_RE.match(name)
+        if m is None:
+            raise ManifestError(str(directory / name), "not a pool file (NNN.bin) of a Cobre >= 0.14 policy")
+        out[int(m.group(1))] = directory / name
+    return out
+
+
+def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension: int | None = None,
+                      expected_num_stages: int | None = None) -> PolicyCheckpoint:
+    """Read a Cobre >= 0.14 policy directory (``manifest.bin``, ``cuts/NNN.bin``, ``basis/NNN.bin``).
+
+    Every file is decoded bounded and checked as the spec readers do; each
+    pool file must hold the stage the manifest's policy graph gives its
+    pool, and every stage must have one cuts file.
+
+    Parameters
+    ----------
+    path : path-like
+        The policy directory.
+    expected_state_dimension, expected_num_stages : int, optional
+        The running system's values; a mismatch is a :class:`SchemaError`.
+
+    Returns
+    -------
+    PolicyCheckpoint
+        ``format="cobre-0.18"``, ``value_scale=1.0`` (Cobre >= 0.14 stores
+        costs), ``cobre_manifest`` the decoded ``manifest.bin`` and
+        ``metadata`` the spec fields it carries.
+
+    Raises
+    ------
+    SerializationError
+        A file is not a valid FlatBuffer of its kind (``CBVF`` missing, an
+        offset outside the file, an unknown field, ...).
+    ManifestError
+        The directory holds something Cobre does not write, a pool missing
+        from the graph, or a stage without cuts.
+    SchemaError
+        A file holds another stage than its pool's, dimensions disagree.
+    IoError
+        A file cannot be read.
+    """
+    root = Path(path)
+    man_path = root / COBRE_MANIFEST
+    manifest = decode_manifest(bytes(_map(man_path, None)), str(man_path))
+    for entry in sorted(os.listdir(root)):
+        if entry != COBRE_MANIFEST and entry not in COBRE_SUBDIRS:
+            raise ManifestError(str(root / entry), "is not part of a Cobre >= 0.14 policy directory "
+                                "(manifest.bin, cuts/, basis/, states/)")
+    num_stages = int(manifest["num_stages"])
+    if expected_num_stages is not None and num_stages != expected_num_stages:
+        raise SchemaError(str(man_path), "num_stages",
+                          f"the policy has {num_stages} stages, the system has {expected_num_stages}")
+    pool_stage = {int(n["pool_id"]): int(n["stage_id"]) for n in manifest["graph_manifest"]["nodes"]}
+    files = {sub: _pool_files(root / sub) for sub in COBRE_SUBDIRS}
+    if files["states"]:
+        first = min(files["states"].values())
+        raise ManifestError(str(first), "Cobre >= 0.14 visited-states files are not read by this version "
+                            "(their slots 4-5 are undocumented); remove states/ to read the cuts")
+    for sub in ("cuts", "basis"):
+        for pool, p in files[sub].items():
+            if pool not in pool_stage:
+                raise ManifestError(str(p), f"pool {pool} is not a node of manifest.bin's policy graph")
+    d = expected_state_dimension
+    cuts: list[StageCuts] = []
+    for pool, p in sorted(files["cuts"].items(), key=lambda kv: pool_stage[kv[0]]):
+        sc = read_stage_cuts(p, stage_id=pool_stage[pool], state_dimension=d)
+        if sc.cost_scale_factor is None:
+            raise SchemaError(str(p), "format", "a cuts file without Cobre's CBVF identifier in a Cobre "
+                              ">= 0.14 policy directory")
+        d = sc.state_dimension
+        cuts.append(sc)
+    stages = [sc.stage_id for sc in cuts]
+    if sorted(set(stages)) != list(range(num_stages)) or len(stages) != num_stages:
+        missing = sorted(set(range(num_stages)) - set(stages))
+        raise ManifestError(str(root / "cuts"), f"{len(stages)} cuts files for {num_stages} stages"
+                            + (f" (stage {missing[0]} has none)" if missing else ""))
+    bases = [read_stage_basis(p, stage_id=pool_stage[pool])
+             for pool, p in sorted(files["basis"].items(), key=lambda kv: pool_stage[kv[0]])]
+    producer = manifest["producer"]
+    meta = PolicyMetadata(
+        completed_iterations=producer["completed_iterations"], state_dimension=int(d or 0),
+        num_stages=num_stages, final_lower_bound=producer["final_lower_bound"],
+        best_upper_bound=producer["best_upper_bound"], max_iterations=producer["max_iterations"],
+        forward_passes=producer["forward_passes"], warm_start_cuts=producer["warm_start_cuts"],
+        rng_seed=producer["rng_seed"], cobre_version=manifest["software_version"],
+        created_at=manifest["created_at"], version="")
+    return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, path=root.resolve(), format="cobre-0.18",
+                            value_scale=1.0, cobre_manifest=manifest)
+
+
+def write_cobre_policy(path: str | os.PathLike[str], stage_cuts: Sequence[StageCuts],
+                       stage_bases: Sequence[StageBasis], manifest: Mapping[str, Any], *,
+                       durable: bool = True, replace: bool = False) -> dict[str, int]:
+    """Write a Cobre >= 0.14 policy directory at ``path``, atomically (all of it or nothing).
+
+    The files are written into a temp directory beside ``path``, which is
+    then renamed to ``path``: ``manifest.bin`` and ``cuts/NNN.bin`` /
+    ``basis/NNN.bin`` numbered by the pool the manifest's policy graph
+    gives each stage -- exactly what Cobre 0.18 writes and accepts, nothing
+    else.  Not collective.
+
+    Parameters
+    ----------
+    path : path-like
+        The policy directory to create.
+    stage_cuts : sequence of StageCuts
+        One per stage, each with the Cobre >= 0.14 fields set (values in
+        cost units, as Cobre >= 0.14 stores them).
+    stage_bases : sequence of StageBasis
+        Any subset of the stages.
+    manifest : mapping
+        The ``manifest.bin`` content, shaped as
+        :func:`~cobre_mpi_io.policy.cobre_manifest.decode_manifest` returns it.
+    durable : bool
+        fsync files and directories (default).
+    replace : bool
+        Replace an existing directory at ``path`` (moved aside, then removed
+        once the new one is in place).  Default: refuse.
+
+    Returns
+    -------
+    dict
+        Path relative to ``path`` -> bytes written.
+
+    Raises
+    ------
+    SchemaError
+        Stages missing or repeated, a stage lacking the Cobre fields.
+    IoError
+        ``path`` exists (without ``replace``), or a write failed (nothing
+        changed at ``path``).
+    """
+    final = Path(path)
+    if final.exists() and not replace:
+        raise IoError(final, "exists", "already exists (refusing to overwrite a policy directory)")
+    num_stages = int(manifest["num_stages"])
+    stage_pool = {int(n["stage_id"]): int(n["pool_id"]) for n in manifest["graph_manifest"]["nodes"]}
+    ids = [int(sc.stage_id) for sc in stage_cuts]
+    if sorted(ids) != list(range(num_stages)):
+        raise SchemaError(str(final / "cuts"), "stage_id", f"stages {sorted(ids)}, manifest.bin has {num_stages}")
+    for sid in ids + [int(b.stage_id) for b in stage_bases]:
+        if sid not in stage_pool:
+            raise SchemaError(str(final / COBRE_MANIFEST), "graph_manifest", f"no node for stage {sid}")
+    ensure_dir(final.parent)
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+    files: dict[str, int] = {}
+    old: Path | None = None
+    try:
+        for sc in stage_cuts:
+            rel = f"cuts/{pool_file_name(stage_pool[int(sc.stage_id)])}"
+            files[rel] = write_stage_cuts(tmp / rel, sc, durable=durable, format="cobre-0.18")
+        ensure_dir(tmp / "basis")
+        for bs in stage_bases:
+            rel = f"basis/{pool_file_name(stage_pool[int(bs.stage_id)])}"
+            files[rel] = write_stage_basis(tmp / rel, bs, durable=durable, format="cobre-0.18")
+        files[COBRE_MANIFEST] = write_bytes_atomic(tmp / COBRE_MANIFEST, encode_manifest(manifest),
+                                                   durable=durable)
+        if durable:
+            for sub in ("cuts", "basis"):
+                fsync_dir(tmp / sub)
+            fsync_dir(tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.{secrets.token_hex(6)}.old.tmp")
+            os.rename(final, old)
+        os.rename(tmp, final)
+        if durable:
+            fsync_dir(final.parent)
+    except OSError as exc:
+        if old is not None and not final.exists():
+            os.rename(old, final)
+            old = None
+        if isinstance(exc, IoError):
+            raise
+        raise IoError.from_os_error(final, exc) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return files
