@@ -60,7 +60,7 @@ from .manifest import (
     write_training_manifest,
 )
 from .parquet import FileRecord
-from .schemas import tables_for_detail
+from .schemas import DEFAULT_FORMAT, check_format, tables_for_detail
 from .system.model import System
 from .training.dictionaries import write_dictionaries
 from .training.metadata import RunMetadata, detect_environment, input_hash, problem_dimensions, write_metadata
@@ -249,7 +249,7 @@ def _rnd(x: float | None) -> float | None:
 
 def write_results(output_dir: str | os.PathLike[str], training_output: TrainingOutput,
                   simulation_output: SimulationOutput | None, system: System, config: Any,
-                  comm: mpi.Comm | None = None) -> WrittenResults:
+                  comm: mpi.Comm | None = None, *, fmt: str = DEFAULT_FORMAT) -> WrittenResults:
     """Write dictionaries, training tables, manifests, metadata and markers of a run.
 
     Collective over ``comm``: every rank calls it with its own
@@ -268,6 +268,10 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         See :meth:`RunConfig.coerce`.
     comm : MPI communicator, optional
         Default ``MPI.COMM_WORLD``.
+    fmt : {"spec", "cobre-0.18"}
+        Output format of the dictionaries and training tables
+        (:mod:`cobre_mpi_io.formats`); a ``training_output.writer`` must
+        have been created with the same format.
 
     Returns
     -------
@@ -281,6 +285,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         The same error on every rank when any step failed on any rank.
     """
     t0 = time.perf_counter()
+    check_format(fmt)
     c = mpi.resolve_comm(comm)
     rank, size = mpi.rank_of(c), mpi.size_of(c)
     out = Path(output_dir)
@@ -315,7 +320,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         sim_tables = (simulation_output.tables or None) if simulation_output is not None else ()
         mpi.run_agreed(c, lambda: write_dictionaries(
             train_dir / "dictionaries", system, cfg, simulation_tables=sim_tables,
-            policy_dir=out / "policy", identity=identity) if rank == 0 else None, "dictionaries")
+            policy_dir=out / "policy", identity=identity, fmt=fmt) if rank == 0 else None, "dictionaries")
 
         # 3. training Parquet: prepare locally (agreed), then the self-agreeing collective finalize
         def prepare() -> TrainingParquetWriter:
@@ -323,8 +328,11 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 if Path(writer.output_dir).resolve() != out.resolve():
                     raise SchemaError("training", None, f"the training writer writes to {writer.output_dir}, "
                                                         f"not {out}")
+                if writer.format != fmt:
+                    raise SchemaError("training", None, f"the training writer writes format {writer.format}, "
+                                                        f"write_results was asked for {fmt}")
                 return writer
-            w = TrainingParquetWriter(out, c)
+            w = TrainingParquetWriter(out, c, fmt=fmt)
             for r in iters:
                 w.write_iteration(r)
             w.write_rank_timing(tr.rank_timings)

@@ -1,9 +1,14 @@
-"""Arrow schemas of every Parquet table, defined once.
+"""Arrow schemas of every Parquet table, defined once per output format.
 
-The column lists (names, order, Arrow types, nullability, descriptions) are
-those of the spec (``spec/columns.json``), copied here as data so the
-package never reads the spec at run time.  Validation, writing, and the
-``variables.csv`` dictionary all read :data:`TABLES`.
+Formats (:data:`FORMATS`): ``"spec"`` (the default) and ``"cobre-0.18"``,
+the tables the real Cobre solver 0.18 writes; ``"cobre-0.5"`` (Cobre 0.5.x)
+is known for reading only (:data:`READ_FORMATS`).  The spec's column lists
+(names, order, Arrow types, nullability, descriptions) are those of
+``spec/columns.json``; Cobre's are those of the files Cobre itself wrote
+(:mod:`cobre_mpi_io._cobre_schemas`, generated); both are copied here as
+data so the package never reads them at run time.  Validation, writing, and
+the ``variables.csv`` dictionary all read :func:`table` (:data:`TABLES` is
+the spec's).
 
 Each table also says which columns the writer *derives* from the system
 (SPEC §4) and which it takes from the payload, and which columns are
@@ -18,13 +23,17 @@ from typing import Final
 
 import pyarrow as pa
 
+from ._cobre_schemas import COBRE_TABLES
 from .errors import SchemaError
 
 __all__ = [
     "ARROW_TYPES",
     "COST_COMPONENTS",
+    "DEFAULT_FORMAT",
     "DETAIL_LEVELS",
+    "FORMATS",
     "NUMPY_DTYPES",
+    "READ_FORMATS",
     "SIMULATION_TABLES",
     "STAGE_DETAIL_TABLES",
     "SUMMARY_TABLES",
@@ -32,9 +41,17 @@ __all__ = [
     "TRAINING_TABLES",
     "Column",
     "TableSchema",
+    "check_format",
+    "format_tables",
     "table",
     "tables_for_detail",
 ]
+
+FORMATS: Final = ("spec", "cobre-0.18")
+"""Output formats the writers write: the spec (default) and Cobre 0.18's tables."""
+DEFAULT_FORMAT: Final = "spec"
+READ_FORMATS: Final = ("spec", "cobre-0.5", "cobre-0.18")
+"""Formats whose table schemas are known (``cobre-0.5``: what Cobre 0.5.x writes; read/validate only)."""
 
 ARROW_TYPES: Final = {
     "i8": pa.int8(),
@@ -42,8 +59,13 @@ ARROW_TYPES: Final = {
     "i64": pa.int64(),
     "f64": pa.float64(),
     "bool": pa.bool_(),
+    "str": pa.string(),
+    "u32": pa.uint32(),
+    "u64": pa.uint64(),
+    "date32": pa.date32(),
 }
-NUMPY_DTYPES: Final = {"i8": "int8", "i32": "int32", "i64": "int64", "f64": "float64", "bool": "bool"}
+NUMPY_DTYPES: Final = {"i8": "int8", "i32": "int32", "i64": "int64", "f64": "float64", "bool": "bool",
+                       "str": "object", "u32": "uint32", "u64": "uint64", "date32": "datetime64[D]"}
 
 # name -> (path in the output tree, [(column, type, nullable, unit, description), ...])
 _SPEC: Final[dict[str, tuple[str, list[tuple[str, str, bool, str, str]]]]] = {
@@ -319,6 +341,7 @@ class TableSchema:
     path: str
     columns: tuple[Column, ...]
     entity_column: str | None = None
+    format: str = DEFAULT_FORMAT
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -355,32 +378,60 @@ class TableSchema:
         return self.path.removeprefix("simulation/").rstrip("/")
 
 
-_SCHEMA_CACHE: dict[str, pa.Schema] = {}
+_SCHEMA_CACHE: dict[tuple[str, str], pa.Schema] = {}
 
 
 def _arrow_schema(t: TableSchema) -> pa.Schema:
-    s = _SCHEMA_CACHE.get(t.name)
+    s = _SCHEMA_CACHE.get((t.format, t.name))
     if s is None:
         s = pa.schema([c.field() for c in t.columns])
-        _SCHEMA_CACHE[t.name] = s
+        _SCHEMA_CACHE[(t.format, t.name)] = s
     return s
 
 
-def _build() -> dict[str, TableSchema]:
+# Cobre's ``bounds.parquet`` is not in its ``variables.csv``: units and descriptions from the spec's.
+_COBRE_BOUNDS_TEXT: Final = {c[0]: c[3:] for c in _SPEC["bounds"][1]} | {
+    "hydro_id": ("id", "Hydro plant of a hydro unit group row (null for other entities)")}
+
+
+def _build(fmt: str, spec: dict[str, tuple[str, list[tuple[str, str, bool, str, str]]]]) -> dict[str, TableSchema]:
     tables: dict[str, TableSchema] = {}
-    for name, (path, cols) in _SPEC.items():
-        derived = set(_DERIVED.get(name, ()))
+    for name, (path, cols) in spec.items():
+        if fmt == DEFAULT_FORMAT:
+            derived = set(_DERIVED.get(name, ()))
+        else:  # every Cobre column the spec payload does not carry under its own name is the writer's
+            derived = {c[0] for c in cols} - {c.name for c in _SPEC_PAYLOAD.get(name, ())}
+        if name == "bounds" and fmt != DEFAULT_FORMAT:
+            cols = [(n, t, nl, *_COBRE_BOUNDS_TEXT.get(n, (u, d))) for (n, t, nl, u, d) in cols]
         tables[name] = TableSchema(
             name=name,
             path=path,
             columns=tuple(Column(n, t, nl, u, d, n in derived) for (n, t, nl, u, d) in cols),
             entity_column=_ENTITY_COLUMN.get(name),
+            format=fmt,
         )
     return tables
 
 
-TABLES: Final[dict[str, TableSchema]] = _build()
+_SPEC_PAYLOAD: dict[str, tuple[Column, ...]] = {}
+TABLES: Final[dict[str, TableSchema]] = _build(DEFAULT_FORMAT, _SPEC)
 """Every table of the spec by name (simulation, training, ``bounds``)."""
+_SPEC_PAYLOAD.update({k: v.payload_columns for k, v in TABLES.items()})
+_BY_FORMAT: Final[dict[str, dict[str, TableSchema]]] = {DEFAULT_FORMAT: TABLES} | {
+    fmt: _build(fmt, spec) for fmt, spec in COBRE_TABLES.items()}
+
+
+def check_format(fmt: object, *, read: bool = False) -> str:
+    """``fmt`` when it is an output format (``read``: a known format), else :class:`SchemaError`."""
+    known = READ_FORMATS if read else FORMATS
+    if not isinstance(fmt, str) or fmt not in known:
+        raise SchemaError("format", None, f"unknown format {fmt!r} (choose one of {', '.join(known)})")
+    return fmt
+
+
+def format_tables(fmt: str = DEFAULT_FORMAT) -> dict[str, TableSchema]:
+    """Every table of format ``fmt`` by name (:data:`READ_FORMATS`)."""
+    return _BY_FORMAT[check_format(fmt, read=True)]
 
 SIMULATION_TABLES: Final = (
     "costs", "hydros", "thermals", "exchanges", "buses", "pumping_stations",
@@ -391,9 +442,25 @@ COST_COMPONENTS: Final = tuple(c.name for c in TABLES["scenario_totals"].columns
 """The 14 cost components whose sum is ``immediate_cost`` (SPEC §4)."""
 
 
-def table(name: str) -> TableSchema:
-    """The :class:`TableSchema` called ``name``; :class:`KeyError` if unknown."""
-    return TABLES[name]
+def table(name: str, fmt: str = DEFAULT_FORMAT) -> TableSchema:
+    """The :class:`TableSchema` called ``name`` in format ``fmt``; :class:`KeyError` if unknown.
+
+    Parameters
+    ----------
+    name : str
+        Table name (``"hydros"``, ``"convergence"``, ``"bounds"``, ...).
+    fmt : str
+        One of :data:`READ_FORMATS`; the spec by default.
+
+    Raises
+    ------
+    KeyError
+        The format has no table ``name`` (Cobre has no ``batteries``, the
+        spec no ``hydro_bus_generation``).
+    SchemaError
+        An unknown format.
+    """
+    return format_tables(fmt)[name]
 
 
 DETAIL_LEVELS: Final = ("full", "stage", "summary")

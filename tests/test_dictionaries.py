@@ -52,7 +52,9 @@ def system(request: pytest.FixtureRequest) -> System:
 def test_codes_json_equals_the_spec(tmp_path: Path) -> None:
     write_dictionaries(tmp_path / "training" / "dictionaries", System.synthetic("small"), None)
     doc = json.loads((tmp_path / "training" / "dictionaries" / "codes.json").read_text())
-    assert set(doc) == {"version", "generated_at", *SPEC_CODES}
+    # plus "format" and "note": the spec's meanings are not the Cobre solver's (docs/formats.md)
+    assert set(doc) == {"version", "generated_at", "format", "note", *SPEC_CODES}
+    assert doc["format"] == "spec" and "not the Cobre solver's" in doc["note"]
     for k, v in SPEC_CODES.items():
         assert doc[k] == v
     assert doc["generated_at"].endswith("Z")

@@ -39,6 +39,7 @@ from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
 from ..progress import ProgressReporter
 from ..results import SimulationOutput, TrainingOutput, write_results
+from ..schemas import DEFAULT_FORMAT, FORMATS
 from ..simulation.writer import SimulationConfig, SimulationParquetWriter
 from ..system.model import System
 from ..testing.policy import synthetic_policy
@@ -79,6 +80,9 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--detail", choices=("full", "stage", "summary"), default="full",
                      help="simulation detail: full (every table, every block), stage (stage-level costs and "
                           "hydros) or summary (one row of totals per scenario); default full")
+    run.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, dest="format",
+                     help="columns of the tables and meanings of the codes: spec (default) or cobre-0.18 "
+                          "(what the Cobre 0.18 solver writes, read by its own loaders; docs/formats.md)")
     run.add_argument("--assignment", choices=("round-robin", "block"), default="round-robin",
                      help="how scenarios are shared among ranks: round-robin (scenario_id modulo the number "
                           "of ranks) or block (contiguous ranges); default round-robin")
@@ -224,7 +228,7 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
                             forward_passes=config.forward_passes, seed=config.seed,
                             upper_bound_evaluation=config.upper_bound_evaluation)
     writer = TrainingParquetWriter(args.output, comm, identity=config.identity(system),
-                                   break_claim=args.break_claim)
+                                   break_claim=args.break_claim, fmt=args.format)
     timings = st.rank_timing(rank)
 
     def policy(iteration: int) -> dict[str, Any]:
@@ -312,7 +316,7 @@ def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
     rank = mpi.rank_of(comm)
     cfg = SimulationConfig(num_scenarios=config.num_scenarios, detail=args.detail, assignment=args.assignment,
                            queue_capacity=args.queue_capacity, resume=args.resume,
-                           identity=config.identity(system), break_claim=args.break_claim)
+                           identity=config.identity(system), break_claim=args.break_claim, format=args.format)
     writer = SimulationParquetWriter(args.output, system, cfg, comm)
     try:
         with writer:
@@ -350,7 +354,7 @@ def demo_main(args: argparse.Namespace) -> int:
     if training is not None:
         results = write_results(args.output, training.output,
                                 SimulationOutput(manifest) if manifest is not None else None,
-                                system, config, comm)
+                                system, config, comm, fmt=args.format)
     if sim_error is not None:  # training is recorded; the simulation's agreed error ends the job non-zero
         raise sim_error
     if rank == 0 and not args.quiet:

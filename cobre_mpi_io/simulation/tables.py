@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SchemaError
-from ..schemas import STAGE_DETAIL_TABLES, TableSchema, table
+from ..formats import to_format
+from ..schemas import DEFAULT_FORMAT, STAGE_DETAIL_TABLES, TableSchema, table
 from ..system.model import System
 from .payload import NormalizedColumn
 
@@ -148,8 +149,9 @@ def _aggregate_per_stage(t: TableSchema, cols: dict[str, NormalizedColumn], syst
 
 
 def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, detail: str = "full",
-                canonical: bool = False, *, scenario_id: int | None = None) -> pa.Table:
-    """Arrow table of ``name`` in the exact spec schema, derived columns filled.
+                canonical: bool = False, *, scenario_id: int | None = None,
+                fmt: str = DEFAULT_FORMAT) -> pa.Table:
+    """Arrow table of ``name`` in the exact schema of format ``fmt``, derived columns filled.
 
     Parameters
     ----------
@@ -166,7 +168,11 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
         The rows are in :meth:`System.canonical_layout` order (validation
         says so): per-row hours and entity positions come precomputed.
     scenario_id : int, optional
-        Named in errors.
+        Named in errors; the ``scenario_id`` column of format ``cobre-0.18``.
+    fmt : str
+        Output format (:data:`~cobre_mpi_io.schemas.FORMATS`): the spec
+        table is built, then :func:`~cobre_mpi_io.formats.to_format` turns
+        it into Cobre 0.18's (``costs``: stage rows only).
 
     Raises
     ------
@@ -181,7 +187,8 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     if layout is not None:
         values_: Cols = {k: v.values for k, v in cols.items()}
         ent = layout.entity_index if layout.entity_index is not None else np.zeros(n, np.int64)
-        return _assemble(t, cols, values_, _Ctx(layout.hours, layout.stage_id, ent, system, name), where)
+        return _to_format(_assemble(t, cols, values_, _Ctx(layout.hours, layout.stage_id, ent, system, name), where),
+                          name, fmt, system, scenario_id)
     stage = cols["stage_id"].values.astype(np.int64, copy=False)
     entity = (system.index_of(name, cols[t.entity_column].values)
               if t.entity_column is not None else np.zeros(n, np.int64))
@@ -207,7 +214,22 @@ def build_table(name: str, cols: dict[str, NormalizedColumn], system: System, de
     else:
         hours = system.stage_hours[stage]
     ctx = _Ctx(hours, stage, entity, system, name)
-    return _assemble(t, cols, {k: v.values for k, v in cols.items()}, ctx, where)
+    return _to_format(_assemble(t, cols, {k: v.values for k, v in cols.items()}, ctx, where), name, fmt,
+                      system, scenario_id)
+
+
+def _to_format(tbl: pa.Table, name: str, fmt: str, system: System, scenario_id: int | None) -> pa.Table:
+    """The spec table ``tbl`` in format ``fmt`` (:func:`~cobre_mpi_io.formats.to_format`), with the
+    per-row system values a ``hydros`` conversion needs."""
+    if fmt == DEFAULT_FORMAT:
+        return tbl
+    productivity = hours = None
+    if name == "hydros":
+        prod = np.array([h.productivity_mw_per_m3s for h in sorted(system.hydros, key=lambda h: h.id)], np.float64)
+        idx = system.index_of("hydros", tbl.column("hydro_id").to_numpy(zero_copy_only=False))
+        productivity = prod[idx] if prod.size else np.zeros(tbl.num_rows)
+        hours = system.stage_hours[tbl.column("stage_id").to_numpy(zero_copy_only=False).astype(np.int64)]
+    return to_format(tbl, name, fmt, scenario_id=scenario_id, productivity=productivity, stage_hours=hours)
 
 
 def _assemble(t: TableSchema, cols: dict[str, NormalizedColumn], values: Cols, ctx: _Ctx, where: str) -> pa.Table:

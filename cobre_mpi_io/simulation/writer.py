@@ -32,6 +32,7 @@ from .. import mpi
 from ..atomic import ensure_dir, remove_stray_temps, reserve_space, sync_filesystem
 from ..claim import RunLease, acquire_run
 from ..errors import IoError, OutputError, SchemaError, as_output_error
+from ..formats import format_tables_for
 from ..identity import RunIdentity
 from ..layout import (
     MANIFEST_NAME,
@@ -49,7 +50,7 @@ from ..manifest import (
 )
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..progress import ProgressReporter
-from ..schemas import COST_COMPONENTS, DETAIL_LEVELS, table
+from ..schemas import COST_COMPONENTS, DEFAULT_FORMAT, DETAIL_LEVELS, check_format, table
 from ..schemas import tables_for_detail as _tables_for_detail
 from ..system.model import System
 from .commit import CommitContext, RankPart, commit
@@ -101,6 +102,9 @@ class SimulationConfig:
     break_claim : bool
         Break a claim on the output directory whose holder cannot be proved
         dead (it ran on another host): see :mod:`cobre_mpi_io.claim`.
+    format : {"spec", "cobre-0.18"}
+        The tables' columns: the spec's (default) or Cobre 0.18's
+        (:mod:`cobre_mpi_io.formats`; ``costs`` then has stage rows only).
     """
 
     num_scenarios: int
@@ -112,8 +116,10 @@ class SimulationConfig:
     durability: str = "commit"
     identity: RunIdentity | None = None
     break_claim: bool = False
+    format: str = DEFAULT_FORMAT
 
     def __post_init__(self) -> None:
+        check_format(self.format)
         if self.detail not in DETAIL_LEVELS:
             raise SchemaError("simulation config", "detail", f"unknown detail level {self.detail!r}")
         if self.assignment not in ("round-robin", "block"):
@@ -136,7 +142,7 @@ def tables_for_detail(system: System, detail: str) -> tuple[str, ...]:
     return _tables_for_detail(detail, system.simulation_tables, partitioned=True)
 
 
-def rows_for_detail(system: System, name: str, detail: str) -> int | None:
+def rows_for_detail(system: System, name: str, detail: str, fmt: str = DEFAULT_FORMAT) -> int | None:
     """Rows of one partition of ``name`` at ``detail`` (None when variable).
 
     Parameters
@@ -153,9 +159,10 @@ def rows_for_detail(system: System, name: str, detail: str) -> int | None:
     -------
     int or None
         Rows of one scenario's file of ``name``; ``None`` when the count
-        varies by scenario (``generic_violations``).
+        varies by scenario (``generic_violations``). Format ``cobre-0.18``
+        writes ``costs`` with stage rows only.
     """
-    if detail == "stage":
+    if detail == "stage" or (fmt != DEFAULT_FORMAT and name == "costs"):
         return system.num_stages * (1 if name == "costs" else len(system.hydros))
     return system.expected_rows(name)
 
@@ -215,7 +222,7 @@ class SimulationParquetWriter:
         self.world_size = mpi.size_of(self.comm)
         self.output_dir = Path(output_dir)
         self.sim_dir = simulation_dir(self.output_dir)
-        self.tables = tables_for_detail(system, config.detail)
+        self.tables = format_tables_for(config.format, tables_for_detail(system, config.detail))
         self.identity = config.identity or RunIdentity(system.system_hash, "", config.detail, config.num_scenarios)
         self._footer = self.identity.footer_metadata()
         self.started_at = utc_now()
@@ -274,7 +281,7 @@ class SimulationParquetWriter:
             def scan() -> None:
                 # another detail level or scenario count was refused at start (the run identity covers both)
                 prev = read_previous_manifest(self.sim_dir, warn=self.rank == 0)
-                expected = {t: rows_for_detail(self.system, t, cfg.detail) for t in self.tables}
+                expected = {t: rows_for_detail(self.system, t, cfg.detail, cfg.format) for t in self.tables}
                 res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected,
                                      expected_fingerprint=self.identity.fingerprint)
                 self._done = res.done
@@ -418,7 +425,8 @@ class SimulationParquetWriter:
         for name in self.tables:
             try:
                 tables.append((name, build_table(name, vr.tables[name], self.system, self.config.detail,
-                                                 name in vr.canonical, scenario_id=vr.scenario_id)))
+                                                 name in vr.canonical, scenario_id=vr.scenario_id,
+                                                 fmt=self.config.format)))
             except Exception as exc:  # Arrow/NumPy failures become SerializationError
                 raise _as_output_error(exc, f"scenario {vr.scenario_id} {name}") from exc
         return _Pending(vr.scenario_id, (vr.scenario_id, vr.total_cost,
@@ -444,7 +452,7 @@ class SimulationParquetWriter:
     def _write(self, item: _Pending) -> None:
         for name, tbl in item.tables:
             rel = partition_file(name, item.scenario_id)
-            rec = write_parquet(self.sim_dir / rel, tbl, table(name), self.config.parquet,
+            rec = write_parquet(self.sim_dir / rel, tbl, table(name, self.config.format), self.config.parquet,
                                 root=self.sim_dir, durable=self.config.durability == "file",
                                 start_writeback=self.config.durability == "commit", metadata=self._footer)
             # record every file as soon as it exists, so the manifest accounts for the files of a

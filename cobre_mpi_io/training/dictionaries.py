@@ -8,6 +8,13 @@
   generated from :mod:`cobre_mpi_io.schemas`;
 - ``entities.csv``: one row per entity of the system.
 
+Format ``"cobre-0.18"`` (``fmt=``) writes what Cobre 0.18 writes instead:
+``codes.json`` with Cobre's codes and meanings (:data:`~cobre_mpi_io.formats.CODE_MEANINGS`),
+``variables.csv`` with Cobre's tables and type codes, ``bounds.parquet`` with
+its ``hydro_id`` column, and no ``state_dictionary.json`` (Cobre 0.18 has none,
+and refuses one in its policy directory).  The spec's ``codes.json`` says
+that its meanings are the spec's, not the Cobre solver's.
+
 Bounds rows (``bounds.parquet``), by entity kind::
 
     hydro            storage_min/max, turbined_min/max, outflow_min/max, generation_min/max
@@ -38,15 +45,19 @@ import pyarrow as pa
 
 from ..atomic import ensure_dir, write_bytes_atomic, write_json_atomic
 from ..errors import SchemaError
+from ..formats import CODE_MEANINGS, to_format
 from ..hashing import sha256_json
 from ..identity import RunIdentity
 from ..manifest import MANIFEST_VERSION, utc_now
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import (
+    DEFAULT_FORMAT,
     NUMPY_DTYPES,
     SIMULATION_TABLES,
     SUMMARY_TABLES,
     TRAINING_TABLES,
+    check_format,
+    format_tables,
     table,
     tables_for_detail,
 )
@@ -60,6 +71,7 @@ __all__ = [
     "DICTIONARY_VERSION",
     "bounds_table",
     "codes_document",
+    "dictionary_files",
     "entities_rows",
     "state_dictionary",
     "variables_rows",
@@ -113,10 +125,43 @@ def _cfg(config: Any, name: str, default: Any = None) -> Any:
     return getattr(config, name, default)
 
 
-def codes_document(generated_at: str | None = None) -> dict[str, Any]:
-    """The ``codes.json`` document: ``version``, ``generated_at`` and the five code maps."""
-    doc: dict[str, Any] = {"version": DICTIONARY_VERSION, "generated_at": generated_at or utc_now()}
-    doc.update({k: dict(v) for k, v in CODES.items()})
+SPEC_CODES_NOTE: Final = ("These are the cobre_mpi_io spec's codes (SPEC §8), not the Cobre solver's: Cobre's "
+                           "operative_state and storage_binding give the same integers other meanings "
+                           "(write format cobre-0.18 for Cobre's codes).")
+
+
+def dictionary_files(fmt: str = DEFAULT_FORMAT) -> tuple[str, ...]:
+    """The files of ``training/dictionaries/`` in format ``fmt`` (no ``state_dictionary.json`` in Cobre's)."""
+    check_format(fmt)
+    return DICTIONARY_FILES if fmt == DEFAULT_FORMAT else tuple(f for f in DICTIONARY_FILES
+                                                                 if f != "state_dictionary.json")
+
+
+def codes_document(generated_at: str | None = None, fmt: str = DEFAULT_FORMAT) -> dict[str, Any]:
+    """The ``codes.json`` document of format ``fmt``.
+
+    Parameters
+    ----------
+    generated_at : str, optional
+        Timestamp (default now).
+    fmt : {"spec", "cobre-0.18"}
+        ``spec``: ``version``, ``generated_at``, ``format``, ``note`` (these
+        are not Cobre's meanings) and the five spec maps. ``cobre-0.18``:
+        exactly the keys Cobre 0.18 writes, Cobre's codes and meanings,
+        ``version`` ``"1.0"``.
+
+    Returns
+    -------
+    dict
+    """
+    check_format(fmt)
+    maps = {name: {str(code): label for label, code in sorted(m.items(), key=lambda kv: kv[1])}
+            for name, m in CODE_MEANINGS[fmt].items()}
+    if fmt != DEFAULT_FORMAT:
+        return dict(sorted({"version": "1.0", "generated_at": generated_at or utc_now(), **maps}.items()))
+    doc: dict[str, Any] = {"version": DICTIONARY_VERSION, "generated_at": generated_at or utc_now(),
+                           "format": fmt, "note": SPEC_CODES_NOTE}
+    doc.update(maps)
     return doc
 
 
@@ -153,8 +198,10 @@ def state_dictionary(system: System) -> dict[str, Any]:
             "checksum": sha256_json(variables)}
 
 
-def bounds_table(system: System) -> pa.Table:
+def bounds_table(system: System, fmt: str = DEFAULT_FORMAT) -> pa.Table:
     """``bounds.parquet`` rows: the finite, non-default bounds (see module docs), sorted.
+
+    In format ``cobre-0.18`` the table has Cobre's columns (``hydro_id``, null).
 
     Returns
     -------
@@ -197,7 +244,7 @@ def bounds_table(system: System) -> pa.Table:
             arrays.append(pa.nulls(n, type=c.arrow_type))
         else:
             arrays.append(pa.array(cols[c.name][order], type=c.arrow_type))
-    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema)
+    return to_format(pa.Table.from_arrays(arrays, schema=schema.arrow_schema), "bounds", fmt)
 
 
 def written_tables(system: System, config: Any = None, *,
@@ -228,8 +275,15 @@ def written_tables(system: System, config: Any = None, *,
     return TRAINING_TABLES + ("bounds",) + sim
 
 
-def variables_rows(tables: Iterable[str]) -> list[dict[str, str]]:
-    """``variables.csv`` rows for ``tables``, generated from the schema definitions.
+_COBRE_TYPE_NAMES: Final = {"str": "string"}
+
+
+def variables_rows(tables: Iterable[str], fmt: str = DEFAULT_FORMAT) -> list[dict[str, str]]:
+    """``variables.csv`` rows for ``tables``, generated from the schema definitions of format ``fmt``.
+
+    In format ``cobre-0.18`` the rows are Cobre's: ``file`` is the table
+    name, ``type`` Cobre's type code (``i32``, ``f64``, ...), and tables
+    Cobre does not write (``rank_timing``, ``bounds``) are left out.
 
     Returns
     -------
@@ -238,7 +292,16 @@ def variables_rows(tables: Iterable[str]) -> list[dict[str, str]]:
         the table's path in the output tree, ``type`` the spec type name (``int8``, ``int32``, ``int64``, ``float64``, ``bool``),
         ``nullable`` ``"true"``/``"false"``.
     """
-    rows = []
+    rows: list[dict[str, str]] = []
+    if fmt != DEFAULT_FORMAT:
+        have = format_tables(fmt)
+        for name in tables:
+            if name == "bounds" or name not in have:
+                continue
+            rows.extend({"file": name, "column": c.name, "type": _COBRE_TYPE_NAMES.get(c.type_code, c.type_code),
+                         "unit": c.unit, "description": c.description, "nullable": "true" if c.nullable else "false"}
+                        for c in have[name].columns)
+        return rows
     for name in tables:
         t = table(name)
         for c in t.columns:
@@ -284,7 +347,8 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
                        policy_dir: str | os.PathLike[str] | None | bool = True,
                        parquet_config: ParquetConfig | None = None,
                        generated_at: str | None = None,
-                       identity: RunIdentity | None = None) -> dict[str, FileRecord | None]:
+                       identity: RunIdentity | None = None,
+                       fmt: str = DEFAULT_FORMAT) -> dict[str, FileRecord | None]:
     """Write the five dictionary files of SPEC §8 into ``path``.
 
     Not collective: the caller runs it on one rank (rank 0 in
@@ -310,6 +374,9 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
         ``codes.json`` timestamp (default now).
     identity : RunIdentity, optional
         The run's identity, recorded in ``bounds.parquet``'s footer like every Parquet file of a run.
+    fmt : {"spec", "cobre-0.18"}
+        Output format (see the module documentation): ``cobre-0.18`` writes
+        no ``state_dictionary.json`` (neither here nor in ``policy_dir``).
 
     Returns
     -------
@@ -320,16 +387,20 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
     ------
     SchemaError, SerializationError, IoError
     """
+    check_format(fmt)
     d = ensure_dir(Path(path))
     out: dict[str, FileRecord | None] = {}
-    write_json_atomic(d / "codes.json", codes_document(generated_at), entity="codes.json")
+    write_json_atomic(d / "codes.json", codes_document(generated_at, fmt), entity="codes.json")
     out["codes.json"] = None
-    out["bounds.parquet"] = write_parquet(d / "bounds.parquet", bounds_table(system), table("bounds"),
+    out["bounds.parquet"] = write_parquet(d / "bounds.parquet", bounds_table(system, fmt), table("bounds", fmt),
                                           parquet_config or ParquetConfig(), root=d,
                                           metadata=identity.footer_metadata() if identity is not None else None)
     sd = state_dictionary(system)
-    write_json_atomic(d / "state_dictionary.json", sd, entity="state_dictionary.json")
-    out["state_dictionary.json"] = None
+    if fmt != DEFAULT_FORMAT:
+        policy_dir = None
+    else:
+        write_json_atomic(d / "state_dictionary.json", sd, entity="state_dictionary.json")
+        out["state_dictionary.json"] = None
     if policy_dir is True:
         policy_dir = d.parent.parent / "policy" if (d.name == "dictionaries" and d.parent.name == "training") \
             else None
@@ -341,7 +412,7 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
             write_json_atomic(target, sd, entity="policy/state_dictionary.json")
     tables = written_tables(system, config, simulation_tables=simulation_tables)
     write_bytes_atomic(d / "variables.csv", _csv_bytes(
-        ("file", "column", "type", "unit", "description", "nullable"), variables_rows(tables)))
+        ("file", "column", "type", "unit", "description", "nullable"), variables_rows(tables, fmt)))
     out["variables.csv"] = None
     write_bytes_atomic(d / "entities.csv", _csv_bytes(
         ("entity_type_code", "entity_id", "name", "bus_id", "system_id"), entities_rows(system)))

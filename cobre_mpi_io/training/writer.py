@@ -34,9 +34,10 @@ from .. import mpi
 from ..atomic import missing_files
 from ..claim import acquire_run
 from ..errors import IoError, SchemaError
+from ..formats import to_format
 from ..identity import RunIdentity
 from ..parquet import FileRecord, ParquetConfig, write_parquet
-from ..schemas import TableSchema, table
+from ..schemas import DEFAULT_FORMAT, TableSchema, check_format, table
 
 __all__ = [
     "CONVERGENCE_PATH",
@@ -173,6 +174,10 @@ class TrainingParquetWriter:
         Default ``MPI.COMM_WORLD``. Only :meth:`finalize` is collective.
     config : ParquetConfig, optional
         Parquet settings (SPEC §3 defaults).
+    fmt : {"spec", "cobre-0.18"}
+        Columns of ``convergence.parquet`` and ``timing/iterations.parquet``:
+        the spec's (default) or Cobre 0.18's (:mod:`cobre_mpi_io.formats`);
+        the records are the same either way.
 
     Notes
     -----
@@ -185,7 +190,8 @@ class TrainingParquetWriter:
 
     def __init__(self, output_dir: str | os.PathLike[str], comm: mpi.Comm | None = None, *,
                  config: ParquetConfig | None = None, identity: RunIdentity | None = None,
-                 break_claim: bool = False) -> None:
+                 break_claim: bool = False, fmt: str = DEFAULT_FORMAT) -> None:
+        self.format = check_format(fmt)
         self.output_dir = Path(output_dir)
         self.comm = mpi.resolve_comm(comm)
         self.identity = identity
@@ -303,8 +309,9 @@ class TrainingParquetWriter:
         if self.rank == 0:
             for cols, rel in ((self._convergence, CONVERGENCE_PATH),
                               (self._iteration_timing, ITERATION_TIMING_PATH)):
-                out.append(write_parquet(root / rel, cols.to_table(rel), cols.schema, self.config, root=root,
-                                         metadata=self._footer))
+                name = cols.schema.name
+                out.append(write_parquet(root / rel, to_format(cols.to_table(rel), name, self.format),
+                                         table(name, self.format), self.config, root=root, metadata=self._footer))
         rel = rank_timing_path(self.rank)
         out.append(write_parquet(root / rel, self._rank_timing.to_table(rel), self._rank_timing.schema,
                                  self.config, root=root, metadata=self._footer))
