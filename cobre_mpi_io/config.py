@@ -83,37 +83,20 @@ class RunConfig:
 
     @classmethod
     def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:
-        """Read Cobre's ``config.json`` shape.
+        """Read Cobre's ``config.json`` shape (Cobre 0.5.x or 0.18), every value checked.
 
-        ``training.forward_passes``, ``training.stopping_rules``,
-        ``training.stopping_mode``, ``training.cut_selection``,
-        ``training.upper_bound_evaluation`` (bool or ``{enabled}``),
-        ``training.scenario_source.seed``, ``policy.mode``,
-        ``simulation.enabled``/``num_scenarios``/``detail``; ``max_iterations``
-        is the ``iteration_limit`` rule's ``limit``. ``overrides`` win.
+        What is read, and the format detection, are those of
+        :mod:`cobre_mpi_io.system.case_config`; ``max_iterations`` is the
+        ``iteration_limit`` rule's ``limit``. ``overrides`` win.
+
+        Raises
+        ------
+        SchemaError
+            Every problem of ``doc``, each naming its field.
         """
-        if not isinstance(doc, Mapping):
-            raise SchemaError("config.json", None, "not a JSON object")
-        tr = doc.get("training") or {}
-        sim = doc.get("simulation") or {}
-        rules = tuple(tr.get("stopping_rules") or ())
-        limit = next((r.get("limit") for r in rules if isinstance(r, Mapping) and r.get("type") == "iteration_limit"),
-                     None)
-        ub = tr.get("upper_bound_evaluation", False)
-        if isinstance(ub, Mapping):
-            ub = ub.get("enabled", False)
-        kw: dict[str, Any] = {
-            "seed": int((tr.get("scenario_source") or {}).get("seed", tr.get("seed", 0)) or 0),
-            "forward_passes": int(tr.get("forward_passes", 1)),
-            "stopping_rules": rules,
-            "stopping_mode": str(tr.get("stopping_mode", "any")),
-            "cut_selection": tr.get("cut_selection"),
-            "upper_bound_evaluation": bool(ub),
-            "policy_mode": str((doc.get("policy") or {}).get("mode", "fresh")),
-            "max_iterations": int(limit) if limit is not None else 100,
-            "num_scenarios": int(sim.get("num_scenarios", 0)) if sim.get("enabled", True) else 0,
-            "detail": str(sim.get("detail", sim.get("output_detail", "full"))),
-        }
+        from .system.case_config import parse_config
+
+        kw = parse_config(doc).run_config_fields()
         kw.update(overrides)
         return cls(**kw)
 

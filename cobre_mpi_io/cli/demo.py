@@ -34,13 +34,14 @@ from typing import Any
 
 from .. import mpi
 from ..config import RunConfig
-from ..errors import IoError, OutputError, SchemaError
+from ..errors import IoError, OutputError
 from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
 from ..progress import ProgressReporter
 from ..results import SimulationOutput, TrainingOutput, write_results
 from ..schemas import DEFAULT_FORMAT, FORMATS
 from ..simulation.writer import SimulationConfig, SimulationParquetWriter
+from ..system.case_config import load_case_config
 from ..system.model import System
 from ..testing.policy import synthetic_policy
 from ..testing.simulation import synthetic_result
@@ -63,6 +64,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+DEFAULT_SEED = 42
+"""The seed of a run when neither ``--seed`` nor the case gives one."""
+
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``cobre-mpi-io demo`` (every number checked while parsing: exit 2, nothing written)."""
@@ -75,8 +79,10 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                      help="size of the built-in system (default small; ignored with --case)")
     run.add_argument("--scenarios", type=positive_int, default=None, metavar="N",
                      help="simulation scenarios, >= 1 (default: the case's simulation.num_scenarios, else 16)")
-    run.add_argument("--seed", type=non_negative_int, default=42, metavar="N",
-                     help="random seed of the synthetic results, >= 0 (default 42)")
+    run.add_argument("--seed", type=non_negative_int, default=None, metavar="N",
+                     help="random seed of the run, >= 0; precedence: this option, else the case's own seed "
+                          "(Cobre 0.5.x training.scenario_source.seed, Cobre 0.18 training.tree_seed), "
+                          f"else {DEFAULT_SEED}")
     run.add_argument("--detail", choices=("full", "stage", "summary"), default="full",
                      help="simulation detail: full (every table, every block), stage (stage-level costs and "
                           "hydros) or summary (one row of totals per scenario); default full")
@@ -129,14 +135,9 @@ def load_system(case: Path | None, scale: str) -> System:
 
 
 def case_num_scenarios(case: Path | None) -> int | None:
-    """``simulation.num_scenarios`` of the case's ``config.json``, if any."""
-    if case is None or not (case / "config.json").exists():
-        return None
-    try:
-        n = json.loads((case / "config.json").read_text())["simulation"]["num_scenarios"]
-        return int(n)
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-        return None
+    """The simulation scenarios of the case's ``config.json``, if it gives a count (checked: SchemaError)."""
+    cc = load_case_config(case) if case is not None else None
+    return cc.num_scenarios if cc is not None else None
 
 
 def check_output_dir(output: Path, resume: bool) -> None:
@@ -160,21 +161,16 @@ def check_output_dir(output: Path, resume: bool) -> None:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run configuration: the case's ``config.json`` (if any) overridden by the options."""
-    doc: dict[str, Any] = {}
-    if args.case is not None and (args.case / "config.json").exists():
-        try:
-            doc = json.loads((args.case / "config.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise SchemaError(str(args.case / "config.json"), None, f"not valid JSON: {exc}") from exc
-    over: dict[str, Any] = {"seed": args.seed, "detail": args.detail,
+    cc = load_case_config(args.case) if args.case is not None else None
+    seed = args.seed if args.seed is not None else cc.seed if cc is not None and cc.seed is not None \
+        else DEFAULT_SEED
+    over: dict[str, Any] = {"seed": seed, "detail": args.detail,
                             "upper_bound_evaluation": not args.no_upper_bound,
-                            "num_scenarios": args.scenarios or case_num_scenarios(args.case) or 16}
+                            "num_scenarios": args.scenarios or (cc.num_scenarios if cc else None) or 16,
+                            "forward_passes": args.forward_passes or (cc.forward_passes if cc else None) or 4}
     if args.iterations > 0:
         over["max_iterations"] = args.iterations
-    if args.forward_passes:
-        over["forward_passes"] = args.forward_passes
-    return RunConfig.from_case_config(doc, **over) if doc else RunConfig(
-        **{"forward_passes": 4, **over})
+    return RunConfig(**{**(cc.run_config_fields() if cc else {}), **over})
 
 
 @dataclass
@@ -323,7 +319,7 @@ def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
             for k, sid in enumerate(writer.pending_scenarios()):
                 if args.fail_rank == rank and k >= args.fail_after:
                     raise RuntimeError(f"injected failure on rank {rank} after {k} scenario(s) (--fail-rank)")
-                writer.write_scenario(synthetic_result(system, sid, args.seed))
+                writer.write_scenario(synthetic_result(system, sid, config.seed))
                 if args.slow:
                     time.sleep(args.slow)
     except OutputError as exc:

@@ -1,5 +1,12 @@
 """Loading a :class:`~cobre_mpi_io.system.System` from a Cobre case directory (SPEC §12).
 
+Two input formats are read, Cobre 0.5.x and Cobre 0.18, told apart by
+:func:`~cobre_mpi_io.system.case018.case_format` (what 0.18 adds is read by
+:mod:`~cobre_mpi_io.system.case018`); ``config.json``, when the case has
+one, is checked in the same pass (:mod:`~cobre_mpi_io.system.case_config`),
+so a bad configuration value is refused when the case loads, before
+anything is written.
+
 Every problem of the case is collected, then reported at once in one
 :class:`~cobre_mpi_io.errors.SchemaError` (one problem alone is raised as
 itself), each naming the file (relative to the case directory), the entity
@@ -25,199 +32,34 @@ not its consequences). A file that exists but cannot be read at all
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import IoError, SchemaError
+from ..errors import SchemaError
+from .case018 import PRODUCTION_FILE, apply_productivity, case_format, check_penalties, read_unit_groups
+from .case_config import read_config
 from .checks import SystemProblem, problems_error, system_problems
 from .entities import Block, Bus, Contract, Hydro, Line, NonControllable, PumpingStation, Stage, Thermal
+from .reader import CaseReader, convert, short, type_name
 
-__all__ = ["case_problems", "load_case"]
+__all__ = ["case_format", "case_problems", "load_case"]
 
 DEFAULT_DEFICIT_COST: Final = 1000.0
 """Deficit cost of a bus whose file and ``penalties.json`` give no deficit segments."""
 
 _AR_FILE: Final = "scenarios/inflow_ar_coefficients.parquet"
-_INT32_MAX: Final = 2**31 - 1
 _FILE_ORDER: Final = {f: i for i, f in enumerate((
-    "stages.json", "penalties.json", "system/buses.json", "system/lines.json", _AR_FILE, "system/hydros.json",
-    "initial_conditions.json", "system/thermals.json", "system/pumping_stations.json",
-    "system/energy_contracts.json", "system/non_controllable_sources.json"))}
-
-
-def _type_name(v: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(v), "null" if v is None else "a number" if isinstance(v, (int, float)) else type(v).__name__)
-
-
-class _Loader:
-    """Reads a case, collecting every problem instead of stopping at the first."""
-
-    def __init__(self, case: Path) -> None:
-        self.case = case
-        self.problems: list[SystemProblem] = []
-        self.incomplete: set[str] = set()
-        self.seen: dict[str, set[int]] = {}
-
-    def add(self, file: str, entity: str | None, field: str | None, message: str) -> None:
-        self.problems.append(SystemProblem(file, entity, field, message))
-
-    # ----------------------------------------------------------------- files
-    def read_json(self, rel: str, *, required: bool) -> Any:
-        """The parsed document, or None (missing optional file, or a problem recorded)."""
-        path = self.case / rel
-        if not path.exists():
-            if required:
-                self.add(rel, None, None, "required case file is missing")
-            return None
-        try:
-            data = path.read_bytes()
-        except IsADirectoryError:
-            self.add(rel, None, None, "is a directory, not a JSON file")
-            return None
-        except OSError as exc:
-            raise IoError.from_os_error(path, exc) from exc
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            self.add(rel, None, None, f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}")
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            self.add(rel, None, None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting too deep
-            self.add(rel, None, None, f"not valid JSON: {type(exc).__name__}: {str(exc)[:200]}")
-        return None
-
-    def items(self, rel: str, key: str, attr: str, *, required: bool = True,
-              list_required: bool = True) -> list[tuple[int, dict[str, Any]]]:
-        """The entries of the top-level list ``key`` of file ``rel`` that are objects, with their positions.
-
-        ``attr`` (the System attribute, or the file) is marked incomplete on any problem.
-        """
-        before = len(self.problems)
-        doc = self.read_json(rel, required=required)
-        out = []
-        if doc is None:
-            pass
-        elif not isinstance(doc, dict):
-            self.add(rel, None, None, f"expected a top-level object with a list {key!r}, got {_type_name(doc)}")
-        elif doc.get(key) is None and not list_required:
-            pass
-        elif not isinstance(doc.get(key), list):
-            self.add(rel, None, key, f"expected a list, got {_type_name(doc[key])}" if key in doc
-                     else "missing required top-level list")
-        else:
-            for i, it in enumerate(doc[key]):
-                if isinstance(it, dict):
-                    out.append((i, it))
-                else:
-                    self.add(rel, f"{key}[{i}]", None, f"expected an object, got {_type_name(it)}")
-        if len(self.problems) > before:
-            self.incomplete.add(attr)
-        return out
-
-    # ---------------------------------------------------------------- values
-    def get(self, rel: str, entity: str, item: dict[str, Any], dotted: str, kind: str = "float", *,
-            required: bool = True, default: Any = None) -> Any:
-        """The value at ``dotted`` converted to ``kind`` (``float``, ``int``, ``str``), or ``default``.
-
-        A missing or null optional field is ``default``; anything else wrong
-        is a problem (recorded) and ``default``.
-        """
-        cur: Any = item
-        parts = dotted.split(".")
-        for k, part in enumerate(parts):
-            if not isinstance(cur, dict):
-                self.add(rel, entity, ".".join(parts[:k]), f"expected an object, got {_type_name(cur)}")
-                return default
-            if cur.get(part) is None:
-                if required:
-                    self.add(rel, entity, dotted, "missing required field")
-                return default
-            cur = cur[part]
-        ok, value = _convert(cur, kind)
-        if not ok:
-            self.add(rel, entity, dotted, value)
-            return default
-        return value
-
-    def entity_id(self, rel: str, key: str, i: int, item: dict[str, Any]) -> int | None:
-        """The id of entry ``i`` of the list ``key``, or None (problem recorded)."""
-        ident: int | None = self.get(rel, f"{key}[{i}]", item, "id", "int")
-        if ident is not None and not 0 <= ident <= _INT32_MAX:
-            self.add(rel, f"{key}[{i}]", "id", f"id {_short(ident)} outside 0..{_INT32_MAX}")
-            return None
-        return ident
-
-    def common(self, rel: str, key: str, what: str, i: int, it: dict[str, Any], attr: str,
-               bus: bool = True) -> tuple[str, dict[str, Any]] | None:
-        """Label and the fields every entity has; None when its id is unusable (entity left out)."""
-        ident = self.entity_id(rel, key, i, it)
-        if ident is None:
-            self.incomplete.add(attr)
-            return None
-        seen = self.seen.setdefault(attr, set())
-        if ident in seen:  # reported by the system checks; what refers to this kind is then not checked
-            self.incomplete.add(attr)
-        seen.add(ident)
-        label = f"{what} {ident}"
-        d: dict[str, Any] = {
-            "id": ident,
-            "name": self.get(rel, label, it, "name", "str", required=False, default=f"{what}_{ident}"),
-            "entry_stage_id": self.get(rel, label, it, "entry_stage_id", "int", required=False),
-            "exit_stage_id": self.get(rel, label, it, "exit_stage_id", "int", required=False),
-        }
-        if bus:
-            d["bus_id"] = self.get(rel, label, it, "bus_id", "int")
-        return label, d
-
-    def entities(self, rel: str, key: str, what: str, attr: str, *, required: bool = True,
-                 bus: bool = True) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-        """``(label, entry, common fields)`` of each usable entry of the list ``key`` of ``rel``.
-
-        :meth:`items` then :meth:`common` on each entry; entries whose id is
-        unusable are left out (the problem is recorded).
-        """
-        for i, it in self.items(rel, key, attr, required=required):
-            c = self.common(rel, key, what, i, it, attr, bus=bus)
-            if c is not None:
-                yield c[0], it, c[1]
-
-
-def _convert(v: Any, kind: str) -> tuple[bool, Any]:
-    """(True, converted) or (False, why not)."""
-    if kind == "str":
-        return (True, v) if isinstance(v, str) else (False, f"expected a string, got {_type_name(v)} {v!r}")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        noun = "an integer" if kind == "int" else "a number"
-        return False, f"expected {noun}, got {_type_name(v)} {_short(v)}"
-    if isinstance(v, float) and not math.isfinite(v):
-        return False, f"{v} is not allowed: numbers must be finite (null means no limit where one is optional)"
-    if kind == "int":
-        if isinstance(v, float) and not v.is_integer():
-            return False, f"expected an integer, got {v!r}"
-        return True, int(v)
-    try:
-        return True, float(v)
-    except OverflowError:
-        return False, f"number too large for float64: {_short(v)}"
-
-
-def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 60 else r[:57] + "..."
+    "config.json", "stages.json", "penalties.json", "system/buses.json", "system/lines.json", _AR_FILE,
+    "system/hydros.json", PRODUCTION_FILE, "initial_conditions.json", "system/thermals.json",
+    "system/pumping_stations.json", "system/energy_contracts.json", "system/non_controllable_sources.json"))}
 
 
 def _inf(x: float | None) -> float:
     return math.inf if x is None else x
 
 
-def _ar_orders(ld: _Loader) -> dict[int, int]:
+def _ar_orders(ld: CaseReader) -> dict[int, int]:
     """AR order per hydro id: the largest ``lag`` in the optional AR coefficients file."""
     path = ld.case / _AR_FILE
     if not path.exists():
@@ -249,7 +91,7 @@ def _ar_orders(ld: _Loader) -> dict[int, int]:
     return {int(h): int(m) for h, m in zip(g["hydro_id"].to_pylist(), g["lag_max"].to_pylist())}
 
 
-def _deficit_default(ld: _Loader) -> float:
+def _deficit_default(ld: CaseReader) -> float:
     """The last deficit segment's cost in ``penalties.json`` (``bus.deficit_segments``), else the default."""
     doc = ld.read_json("penalties.json", required=False)
     if not isinstance(doc, dict) or not isinstance(doc.get("bus"), dict) or "deficit_segments" not in doc["bus"]:
@@ -258,23 +100,23 @@ def _deficit_default(ld: _Loader) -> float:
     return DEFAULT_DEFICIT_COST if cost is None else cost
 
 
-def _segments_cost(ld: _Loader, rel: str, label: str, it: dict[str, Any]) -> float | None:
+def _segments_cost(ld: CaseReader, rel: str, label: str, it: dict[str, Any]) -> float | None:
     """The cost of the last of ``it["deficit_segments"]`` (None when absent or bad; bad is a problem)."""
     segs = it.get("deficit_segments")
     if segs is None:
         return None
     if not isinstance(segs, list) or not segs:
-        ld.add(rel, label, "deficit_segments", f"expected a non-empty list of segments, got {_short(segs)}")
+        ld.add(rel, label, "deficit_segments", f"expected a non-empty list of segments, got {short(segs)}")
         return None
     last = segs[-1]
     if not isinstance(last, dict):
-        ld.add(rel, label, f"deficit_segments[{len(segs) - 1}]", f"expected an object, got {_type_name(last)}")
+        ld.add(rel, label, f"deficit_segments[{len(segs) - 1}]", f"expected an object, got {type_name(last)}")
         return None
     field = f"deficit_segments[{len(segs) - 1}].cost"
     if last.get("cost") is None:
         ld.add(rel, label, field, "missing required field")
         return None
-    ok, cost = _convert(last["cost"], "float")
+    ok, cost = convert(last["cost"], "float")
     if not ok:
         ld.add(rel, label, field, cost)
         return None
@@ -301,13 +143,20 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
         A file exists but cannot be read.
     """
     case = Path(case)
-    ld = _Loader(case)
     if not case.is_dir():
+        ld = CaseReader(case)
         ld.add(".", None, None, "case directory does not exist")
         return None, ld.problems
+    ld = CaseReader(case, *case_format(case))
+
+    if (case / "config.json").exists():
+        doc = ld.read_json("config.json", required=False)
+        if doc is not None:
+            read_config(ld, doc, ld.fmt)
 
     rel = "stages.json"
     stages = []
+    stage_seasons: dict[int, int | None] = {}
     stage_items = ld.items(rel, "stages", "stages")
     if not stage_items:
         ld.incomplete.add("stages")
@@ -316,17 +165,24 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
         if sid is None:
             ld.incomplete.add("stages")
             continue
+        if ld.v018 and "num_scenarios" in st:
+            ld.removed_in_018(rel, f"stage {sid}", "num_scenarios", "spells it num_openings")
+        branching = "num_openings" if ld.v018 else "num_scenarios"
+        n_open = ld.get(rel, f"stage {sid}", st, branching, "int", required=False)
+        if n_open is not None and n_open < 1:
+            ld.add(rel, f"stage {sid}", branching, f"must be an integer >= 1, got {n_open}")
+        stage_seasons[sid] = ld.get(rel, f"stage {sid}", st, "season_id", "int", required=False)
         blocks_raw = st.get("blocks")
         if not isinstance(blocks_raw, list) or not blocks_raw:
             ld.add(rel, f"stage {sid}", "blocks",
                    "missing required field" if blocks_raw is None else
-                   f"expected a non-empty list of blocks, got {_short(blocks_raw)}")
+                   f"expected a non-empty list of blocks, got {short(blocks_raw)}")
             ld.incomplete.add("stages")
             continue
         blocks = []
         for j, b in enumerate(blocks_raw):
             if not isinstance(b, dict):
-                ld.add(rel, f"stage {sid} blocks[{j}]", None, f"expected an object, got {_type_name(b)}")
+                ld.add(rel, f"stage {sid} blocks[{j}]", None, f"expected an object, got {type_name(b)}")
                 continue
             bid = ld.get(rel, f"stage {sid} blocks[{j}]", b, "id", "int")
             if bid is None:
@@ -339,6 +195,7 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
         stages.append(Stage(sid, tuple(sorted(blocks, key=lambda b: b.id))))
     stages.sort(key=lambda s: s.id)
 
+    check_penalties(ld)
     deficit_default = _deficit_default(ld)
     rel = "system/buses.json"
     buses = []
@@ -358,8 +215,22 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
     ar = _ar_orders(ld)
     rel = "system/hydros.json"
     hydros_raw = []
-    for label, it, d in ld.entities(rel, "hydros", "hydro", "hydros"):
+    for label, it, d in ld.entities(rel, "hydros", "hydro", "hydros", bus=not ld.v018):
+        extra: dict[str, Any] = {}
+        if ld.v018:
+            if "bus_id" in it:
+                ld.removed_in_018(rel, label, "bus_id", "gives each unit group's bus_id in unit_groups")
+            gen = it.get("generation")
+            if isinstance(gen, dict) and "productivity_mw_per_m3s" in gen:
+                ld.removed_in_018(rel, label, "generation.productivity_mw_per_m3s",
+                                  f"gives productivity per (hydro, stage) in {PRODUCTION_FILE}")
+            groups = read_unit_groups(ld, rel, label, it)
+            if groups is None:
+                ld.consequences.add((rel, label, "bus_id"))
+            d["bus_id"] = min(groups, key=lambda g: g.id).bus_id if groups else None
+            extra["unit_groups"] = groups or ()
         hydros_raw.append(dict(
+            **extra,
             **d,
             ar_order=ar.get(d["id"], 0),
             min_storage_hm3=ld.get(rel, label, it, "reservoir.min_storage_hm3", default=0.0),
@@ -370,10 +241,12 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
             max_turbined_m3s=_inf(ld.get(rel, label, it, "generation.max_turbined_m3s")),
             min_generation_mw=ld.get(rel, label, it, "generation.min_generation_mw", default=0.0),
             max_generation_mw=_inf(ld.get(rel, label, it, "generation.max_generation_mw")),
-            productivity_mw_per_m3s=ld.get(rel, label, it, "generation.productivity_mw_per_m3s", required=False,
-                                           default=1.0),
+            productivity_mw_per_m3s=1.0 if ld.v018 else ld.get(
+                rel, label, it, "generation.productivity_mw_per_m3s", required=False, default=1.0),
         ))
     hydro_ids = {h["id"] for h in hydros_raw}
+    if ld.v018:
+        apply_productivity(ld, hydros_raw, stage_seasons, len(stages), hydro_ids)
     if "hydros" not in ld.incomplete:
         unknown = sorted(set(ar) - hydro_ids)
         if unknown:
@@ -431,7 +304,7 @@ def case_problems(case: str | Path) -> tuple[dict[str, Any] | None, list[SystemP
         "non_controllables": tuple(ncs), "name": case.name, "source": str(case),
     }
     # a field the files already got wrong is not reported again through the value that replaced it
-    seen = {(p.file, p.entity, p.field) for p in ld.problems}
+    seen = {(p.file, p.entity, p.field) for p in ld.problems} | ld.consequences
     problems = list(dict.fromkeys(ld.problems + [
         p for p in system_problems(fields, case=True, incomplete=ld.incomplete)
         if (p.file, p.entity, p.field) not in seen]))

@@ -234,6 +234,9 @@ def system_problems(fields: Mapping[str, Any], *, case: bool,
         kind = _KIND_OF[attr]
         for e in fields.get(attr, ()):
             ref(attr, f"{kind.replace('_', ' ')} {e.id}", "bus_id", "buses", e.bus_id, "bus")
+    for h in fields.get("hydros", ()):
+        for k, g in enumerate(getattr(h, "unit_groups", ())):
+            ref("hydros", f"hydro {h.id}", f"unit_groups[{k}].bus_id", "buses", g.bus_id, "bus")
     for ln in fields.get("lines", ()):
         for a in ("source_bus_id", "target_bus_id"):
             ref("lines", f"line {ln.id}", a, "buses", getattr(ln, a), "bus")
@@ -311,6 +314,7 @@ def _entity_problems(kind: str, attr: str, label: str, e: Any, n_stages: int | N
     elif kind == "contract" and e.type not in ("import", "export"):
         add(attr, label, "type", f"type must be import or export, got {e.type!r}")
     elif kind == "hydro":
+        _unit_group_problems(attr, label, e, n_stages, add)
         if isinstance(e.ar_order, bool) or not isinstance(e.ar_order, int) or e.ar_order < 0:
             add(attr, label, "ar_order", f"AR order must be an integer >= 0, got {e.ar_order!r}")
         for name in ("initial_storage_hm3", "mean_inflow_m3s"):
@@ -324,3 +328,42 @@ def _entity_problems(kind: str, attr: str, label: str, e: Any, n_stages: int | N
                 lo, hi = bounds["min_storage_hm3"]
                 if not lo <= v <= hi:
                     add(attr, label, name, f"initial storage {v!r} outside the storage bounds [{lo!r}, {hi!r}]")
+
+
+def _unit_group_problems(attr: str, label: str, h: Any, n_stages: int | None,
+                         add: Callable[[str, str | None, str | None, str], None]) -> None:
+    """Problems of a hydro's Cobre 0.18 unit groups and per-stage productivity."""
+    groups = getattr(h, "unit_groups", ())
+    seen: set[Any] = set()
+    totals = {"max_turbined_m3s": 0.0, "max_generation_mw": 0.0}
+    for k, g in enumerate(groups):
+        where = f"unit_groups[{k}]"
+        if isinstance(g.id, bool) or not isinstance(g.id, int) or not 0 <= g.id <= _INT32_MAX:
+            add(attr, label, f"{where}.id", f"id must be an integer in 0..{_INT32_MAX}, got {g.id!r}")
+        elif g.id in seen:
+            add(attr, label, f"{where}.id", f"duplicate unit group id {g.id} in this plant")
+        seen.add(g.id)
+        for lo_name, hi_name in (("min_generation_mw", "max_generation_mw"), ("min_turbined_m3s", "max_turbined_m3s")):
+            lo, hi = _num(getattr(g, lo_name)), _num(getattr(g, hi_name))
+            if lo is None or not math.isfinite(lo) or lo < 0:
+                add(attr, label, f"{where}.{lo_name}", f"must be a finite number >= 0, got {getattr(g, lo_name)!r}")
+            elif hi is None or math.isnan(hi) or hi < 0:
+                add(attr, label, f"{where}.{hi_name}", f"must be a number >= 0, got {getattr(g, hi_name)!r}")
+            elif lo > hi:
+                add(attr, label, f"{where}.{lo_name}", f"minimum {lo!r} is above the maximum {hi!r}")
+            if hi_name in totals and hi is not None:
+                totals[hi_name] += hi
+    for name, total in totals.items():
+        plant = _num(getattr(h, name))
+        if groups and plant is not None and total > plant * (1 + 1e-9):
+            add(attr, label, f"unit_groups.{name}",
+                f"the unit groups' {name} sum to {total!r}, above the plant's own {plant!r} (the plant's value is "
+                "the envelope the groups share)")
+    prod = getattr(h, "stage_productivity", ())
+    if prod and n_stages is not None and len(prod) != n_stages:
+        add(attr, label, "stage_productivity", f"{len(prod)} values for {n_stages} stages")
+    for t, v in enumerate(prod):
+        x = _num(v)
+        if x is None or not math.isfinite(x) or x < 0:
+            add(attr, label, "stage_productivity", f"stage {t}: must be a finite number >= 0, got {v!r}")
+            break

@@ -16,6 +16,7 @@ __all__ = [
     "Entity",
     "GenericConstraint",
     "Hydro",
+    "HydroUnitGroup",
     "Line",
     "NonControllable",
     "PumpingStation",
@@ -66,8 +67,32 @@ class Bus(Entity):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HydroUnitGroup:
+    """A turbine group of a hydro plant (Cobre 0.18 ``unit_groups``): the bus it injects into and its bounds.
+
+    ``id`` is unique within its plant only.
+    """
+
+    id: int
+    name: str
+    bus_id: int
+    min_generation_mw: float = 0.0
+    max_generation_mw: float = math.inf
+    min_turbined_m3s: float = 0.0
+    max_turbined_m3s: float = math.inf
+
+
+@dataclass(frozen=True, kw_only=True)
 class Hydro(Entity):
-    """A hydro plant with its reservoir/outflow/generation bounds and AR order."""
+    """A hydro plant with its reservoir/outflow/generation bounds and AR order.
+
+    A plant of a Cobre 0.18 case also has its ``unit_groups`` (its
+    ``bus_id`` is then the bus of its first group, by id) and, when its
+    productivity is not the same in every stage, ``stage_productivity``
+    (one value per stage; ``productivity_mw_per_m3s`` is the first stage's).
+    Both are empty for a Cobre 0.5.x case and leave the system hash of such
+    a case as it was.
+    """
 
     ar_order: int = 0
     min_storage_hm3: float = 0.0
@@ -81,6 +106,12 @@ class Hydro(Entity):
     max_generation_mw: float = math.inf
     productivity_mw_per_m3s: float = 1.0
     mean_inflow_m3s: float | None = None
+    unit_groups: tuple[HydroUnitGroup, ...] = ()
+    stage_productivity: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unit_groups", tuple(self.unit_groups))
+        object.__setattr__(self, "stage_productivity", tuple(self.stage_productivity))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -363,6 +363,10 @@ class System:
 
         d = asdict(self)
         d.pop("source", None)
+        for h in d["hydros"]:  # Cobre 0.18 fields, absent from a 0.5.x system: its hash stays as it was
+            for k in ("unit_groups", "stage_productivity"):
+                if not h[k]:
+                    del h[k]
         return clean(d)  # type: ignore[no-any-return]
 
     @cached_property
