@@ -66,6 +66,7 @@ from .. import mpi
 from ..claim import claim_holder, read_claim
 from ..errors import OutputError
 from ..layout import CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
+from .cobre import validate_cobre_output
 from .files import Partial, Reference, Result, Task, formula, run_tasks
 from .plan import CONVERGENCE, ITERATIONS, METADATA, RANK_DIR, Plan, plan_simulation, plan_training
 from .policy import plan_policy
@@ -172,7 +173,9 @@ def validate_output(path: str | os.PathLike[str], *, deep: bool = False, threads
     """Validate an output tree (``OUT``, or a ``simulation/`` directory alone).
 
     Read-only; never raises for what it finds (every finding is a
-    :class:`Problem`).  With ``comm`` (an MPI communicator) it is collective:
+    :class:`Problem`).  A tree the real Cobre solver wrote (no manifest of
+    ours) is validated by :mod:`.cobre` and its report names the producer
+    and version.  With ``comm`` (an MPI communicator) it is collective:
     rank 0 plans, the files are split round-robin over the ranks, rank 0
     gathers and every rank returns the same report.
 
@@ -195,6 +198,9 @@ def validate_output(path: str | os.PathLike[str], *, deep: bool = False, threads
         ``valid`` is True when no problem was found.
     """
     root = Path(path)
+    cobre_report = validate_cobre_output(root, comm)  # a tree the real Cobre solver wrote: validate/cobre.py
+    if cobre_report is not None:
+        return cobre_report
     nthreads = threads if threads is not None else _default_threads()
     rank = mpi.rank_of(comm) if comm is not None else 0
     size = mpi.size_of(comm) if comm is not None else 1
