@@ -29,6 +29,7 @@ __all__ = [
     "ensure_dir",
     "fsync_dir",
     "is_temp_name",
+    "json_document_bytes",
     "missing_files",
     "remove_stray_temps",
     "reserve_space",
@@ -206,11 +207,22 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, entity: str | N
     IoError
         As :func:`atomic_write`.
     """
+    return write_bytes_atomic(path, json_document_bytes(obj, entity=entity or str(path)))
+
+
+def json_document_bytes(obj: Any, *, entity: str) -> bytes:
+    """The bytes :func:`write_json_atomic` writes for ``obj``: pretty JSON, UTF-8, trailing newline.
+
+    Raises
+    ------
+    SerializationError
+        Naming ``entity`` when ``obj`` is not JSON-serializable (``NaN`` and infinities included).
+    """
     try:
         text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"
     except (TypeError, ValueError) as exc:
-        raise SerializationError(entity or str(path), f"not valid JSON: {exc}") from exc
-    return write_bytes_atomic(path, text.encode("utf-8"))
+        raise SerializationError(entity, f"not valid JSON: {exc}") from exc
+    return text.encode("utf-8")
 
 
 def remove_stray_temps(root: Path) -> list[Path]:

@@ -53,7 +53,7 @@ from typing import Any, Final
 import xxhash
 
 from . import mpi
-from .atomic import ensure_dir, fsync_dir, write_bytes_atomic
+from .atomic import ensure_dir, fsync_dir, json_document_bytes, write_bytes_atomic
 from .errors import IoError
 from .hashing import xxh64_hex
 from .layout import JOURNAL_DIR
@@ -70,6 +70,7 @@ __all__ = [
     "record_write",
     "verify_entry",
     "write_bytes_recorded",
+    "write_json_recorded",
 ]
 
 JOURNAL_FILES_DIR: Final = f"{JOURNAL_DIR}/files"
@@ -195,7 +196,7 @@ def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield doc
 
 
-def read_journal(output_dir: str | os.PathLike[str]) -> dict[str, JournalEntry]:
+def read_journal(output_dir: str | os.PathLike[str], run_fingerprint: str | None = None) -> dict[str, JournalEntry]:
     """Every file the run's journal records, the last record of each path winning.
 
     Lines that do not check (a torn or zeroed tail) are ignored; a removal
@@ -205,6 +206,11 @@ def read_journal(output_dir: str | os.PathLike[str]) -> dict[str, JournalEntry]:
     ----------
     output_dir : path-like
         The run's output directory ``OUT``.
+    run_fingerprint : str, optional
+        Keep only the records written under this run fingerprint (a journal
+        file declares the fingerprint of the run that writes it in a
+        ``{"run_fingerprint": ...}`` line before its records); records of
+        another run, or of a writer that declared none, are ignored.
 
     Returns
     -------
@@ -219,7 +225,14 @@ def read_journal(output_dir: str | os.PathLike[str]) -> dict[str, JournalEntry]:
     """
     entries: dict[str, JournalEntry] = {}
     for _attempt, _rank, path in journal_files(output_dir):
+        declared: str | None = None
         for doc in _read_lines(path):
+            if "run_fingerprint" in doc:
+                fp = doc["run_fingerprint"]
+                declared = fp if isinstance(fp, str) else None
+                continue
+            if run_fingerprint is not None and declared != run_fingerprint:
+                continue
             p = doc.get("path")
             if doc.get("removed") is True and isinstance(p, str):
                 entries.pop(p, None)
@@ -305,7 +318,20 @@ class RankJournal:
         self._lock = threading.Lock()
         self._fd = -1
         self._users = 0
+        self._declared: str | None = None
         self.enabled = True
+
+    def declare(self, run_fingerprint: str | None) -> None:
+        """Declare the fingerprint of the run whose files the following records describe (see :func:`read_journal`).
+
+        Written before the next record; a no-op when ``None`` or already declared.
+        """
+        if run_fingerprint is None or not self.enabled:
+            return
+        with self._lock:
+            if self._declared != run_fingerprint:
+                self._declared = run_fingerprint
+                self._pending.append(_line({"run_fingerprint": run_fingerprint}))
 
     # ------------------------------------------------------------ record
     def relpath(self, path: str | os.PathLike[str]) -> str:
@@ -428,7 +454,7 @@ def _still_there(j: RankJournal) -> bool:
     return j.path.parent.is_dir()
 
 
-def open_journal(comm: Any, output_dir: str | os.PathLike[str]) -> RankJournal:
+def open_journal(comm: Any, output_dir: str | os.PathLike[str], run_fingerprint: str | None = None) -> RankJournal:
     """Collective over ``comm``: this rank's journal of the current attempt on ``output_dir``.
 
     Writers of one run in one process share it (each call takes a share,
@@ -444,6 +470,9 @@ def open_journal(comm: Any, output_dir: str | os.PathLike[str]) -> RankJournal:
         Every rank of the run.
     output_dir : path-like
         The run's output directory ``OUT``.
+    run_fingerprint : str, optional
+        The run's :attr:`~cobre_mpi_io.identity.RunIdentity.fingerprint`,
+        declared in the journal before the next record (:meth:`RankJournal.declare`).
 
     Returns
     -------
@@ -475,7 +504,8 @@ def open_journal(comm: Any, output_dir: str | os.PathLike[str]) -> RankJournal:
             held.enabled = not _DISABLED
             _OPEN[key] = held
         held._users += 1
-        return held
+    held.declare(run_fingerprint)
+    return held
 
 
 def active_journal(path: str | os.PathLike[str]) -> RankJournal | None:
@@ -584,6 +614,20 @@ def write_bytes_recorded(path: str | os.PathLike[str], data: bytes | memoryview,
     if active_journal(path) is not None:
         record_write(path, n, xxh64_hex(data), rows, sync=durable)
     return n
+
+
+def write_json_recorded(path: str | os.PathLike[str], obj: Any, *, entity: str | None = None) -> int:
+    """:func:`~cobre_mpi_io.atomic.write_json_atomic` (same bytes, durable), recorded like
+    :func:`write_bytes_recorded`.
+
+    Raises
+    ------
+    SerializationError
+        ``obj`` is not JSON-serializable (nothing is written).
+    IoError
+        As :func:`write_bytes_recorded`.
+    """
+    return write_bytes_recorded(path, json_document_bytes(obj, entity=entity or str(path)))
 
 
 @contextlib.contextmanager

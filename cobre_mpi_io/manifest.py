@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import xxhash
 
-from .atomic import write_bytes_atomic, write_json_atomic
+from .atomic import fsync_dir
 from .documents import (
     Bool,
     Int,
@@ -39,6 +39,7 @@ from .documents import (
     read_json_document,
 )
 from .errors import IoError, ManifestError
+from .journal import JournalEntry, record_removed, write_bytes_recorded, write_json_recorded
 from .schemas import DETAIL_LEVELS, SIMULATION_TABLES
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "remove_success_marker",
     "simulation_manifest_text",
     "utc_now",
+    "withdraw_training_completion",
     "write_simulation_manifest",
     "write_success_marker",
     "write_training_manifest",
@@ -287,6 +289,10 @@ class TrainingManifest:
     version: str = MANIFEST_VERSION
     run_fingerprint: str | None = None
     run_identity: Mapping[str, Any] | None = None
+    files: Mapping[str, JournalEntry] = field(default_factory=dict)
+    """Every file of the training run (training tables and timing parts, dictionaries, ``metadata.json``,
+    the published policy checkpoint), keyed by path relative to the output directory ``OUT``; written from
+    the run's journal at the end of :func:`~cobre_mpi_io.results.write_results`."""
 
     def __post_init__(self) -> None:
         if self.status not in TRAINING_STATUSES:
@@ -313,6 +319,8 @@ class TrainingManifest:
             "mpi_info": {"world_size": self.world_size,
                          "forward_passes_per_iteration": self.forward_passes_per_iteration},
             **_identity_fields(self.run_fingerprint, self.run_identity),
+            **({"files": {p: {k: v for k, v in self.files[p].to_dict().items() if k != "path"}
+                          for p in sorted(self.files)}} if self.files else {}),
         }
 
     @classmethod
@@ -347,6 +355,7 @@ class TrainingManifest:
             forward_passes_per_iteration=mi["forward_passes_per_iteration"],
             version=doc["version"],
             **_read_identity_fields(doc),
+            files={p: JournalEntry(p, e["bytes"], e["xxhash64"], e["rows"]) for p, e in doc.get("files", {}).items()},
         )
 
 
@@ -384,7 +393,8 @@ TRAINING_MANIFEST_SCHEMA: Final = Obj({
                      "convergence_value": Opt(_XXH64)}),
     "mpi_info": Obj({"world_size": Int(lo=1), "forward_passes_per_iteration": Int()}),
     **IDENTITY_FIELDS,
-}, optional=frozenset(IDENTITY_FIELDS))
+    "files": MapOf(RelPath(), Obj({"bytes": Int(), "xxhash64": _XXH64, "rows": Opt(Int())})),
+}, optional=frozenset({*IDENTITY_FIELDS, "files"}))
 """Shape of ``training/_manifest.json`` (SPEC §6; the identity optional)."""
 
 
@@ -431,7 +441,7 @@ def write_simulation_manifest(path: str | os.PathLike[str], manifest: Simulation
     IoError
         Naming ``path`` when the write or rename fails.
     """
-    write_bytes_atomic(path, simulation_manifest_text(manifest).encode("utf-8"))
+    write_bytes_recorded(path, simulation_manifest_text(manifest).encode("utf-8"))
 
 
 def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest:
@@ -441,8 +451,9 @@ def read_simulation_manifest(path: str | os.PathLike[str]) -> SimulationManifest
 
 
 def write_training_manifest(path: str | os.PathLike[str], manifest: TrainingManifest) -> None:
-    """Atomically write ``manifest`` to ``path`` (``.../training/_manifest.json``)."""
-    write_json_atomic(path, manifest.to_dict(), entity="training manifest")
+    """Atomically and durably write ``manifest`` to ``path`` (``.../training/_manifest.json``), recorded in the
+    run's journal."""
+    write_json_recorded(path, manifest.to_dict(), entity="training manifest")
 
 
 def read_training_manifest(path: str | os.PathLike[str]) -> TrainingManifest:
@@ -452,16 +463,72 @@ def read_training_manifest(path: str | os.PathLike[str]) -> TrainingManifest:
 
 
 def write_success_marker(directory: str | os.PathLike[str]) -> None:
-    """Atomically create the empty ``_SUCCESS`` marker in ``directory``."""
-    write_bytes_atomic(Path(directory) / "_SUCCESS", b"")
+    """Atomically and durably create the empty ``_SUCCESS`` marker in ``directory`` (recorded in the run's journal)."""
+    write_bytes_recorded(Path(directory) / "_SUCCESS", b"")
 
 
-def remove_success_marker(directory: str | os.PathLike[str]) -> None:
-    """Remove ``_SUCCESS`` from ``directory`` if present."""
+def remove_success_marker(directory: str | os.PathLike[str]) -> bool:
+    """Withdraw ``_SUCCESS`` from ``directory`` durably: unlink, fsync the directory, record the removal.
+
+    Called before anything the marker stands over is rewritten, so that no
+    marker ever stands over a tree in change, even after a crash.
+
+    Returns
+    -------
+    bool
+        Whether a marker was there.
+
+    Raises
+    ------
+    IoError
+        The marker cannot be removed.
+    """
     p = Path(directory) / "_SUCCESS"
     try:
         p.unlink()
     except FileNotFoundError:
-        pass
+        return False
     except OSError as exc:
         raise IoError.from_os_error(p, exc) from exc
+    fsync_dir(p.parent)
+    record_removed([p])
+    return True
+
+
+def withdraw_training_completion(training_dir: str | os.PathLike[str]) -> bool:
+    """Before anything of a training run is rewritten: withdraw ``_SUCCESS`` and a final status, durably.
+
+    Removes ``training/_SUCCESS`` and, when ``training/_manifest.json`` says
+    ``complete`` or ``converged``, rewrites it as ``running`` (no completion
+    time), so that after a crash during re-training nothing claims the run
+    complete. A manifest that does not read is left as it is (it claims
+    nothing a reader would trust).
+
+    Parameters
+    ----------
+    training_dir : path-like
+        ``OUT/training``.
+
+    Returns
+    -------
+    bool
+        Whether a marker or a final status was withdrawn.
+
+    Raises
+    ------
+    IoError
+        The marker or the manifest cannot be removed or rewritten.
+    """
+    d = Path(training_dir)
+    withdrawn = remove_success_marker(d)
+    path = d / "_manifest.json"
+    if not path.exists():
+        return withdrawn
+    try:
+        m = read_training_manifest(path)
+    except ManifestError:
+        return withdrawn
+    if m.status in ("complete", "converged"):
+        write_training_manifest(path, replace(m, status="running", completed_at=None))
+        withdrawn = True
+    return withdrawn

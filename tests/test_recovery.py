@@ -1,11 +1,11 @@
 """Recovery that survives any manifest (issue 8 item 4).
 
-A previous ``simulation/_manifest.json`` that is valid JSON with wrong types
-or unknown values is unusable like a garbage one: ``--resume`` rebuilds the
-state from the partitions (footers, row counts and, when the resuming run
-gives it, the run fingerprint in each footer) and completes with the
-checksum of a clean run.  A file written by another run is never adopted
-nor overwritten: the scan refuses naming the file and both fingerprints.
+Whatever the previous ``simulation/_manifest.json`` holds (valid JSON with
+wrong types, unknown values, garbage), ``--resume`` does not use it: it
+adopts exactly the files whose bytes match their record in the run's journal
+(issue 14) and completes with the checksum of a clean run.  A file written
+by another run is never adopted nor overwritten: the scan refuses naming the
+file and both fingerprints.
 
 Serial tests use ``COMM_SELF``; the ``mpi`` test runs under
 ``mpiexec -n 2`` and ``-n 3`` (``--with-mpi -m mpi``).
@@ -14,7 +14,6 @@ Serial tests use ``COMM_SELF``; the ``mpi`` test runs under
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,12 @@ import pytest
 from conftest import json_set, self_comm, write_synthetic_run
 
 from cobre_mpi_io.errors import ManifestError
+from cobre_mpi_io.hashing import xxh64_file
 from cobre_mpi_io.identity import FOOTER_KEY
+from cobre_mpi_io.journal import JournalEntry, read_journal
 from cobre_mpi_io.layout import partition_file
 from cobre_mpi_io.manifest import read_simulation_manifest
-from cobre_mpi_io.simulation.recovery import read_previous_manifest, scan_scenarios
+from cobre_mpi_io.simulation.recovery import scan_scenarios
 from cobre_mpi_io.simulation.writer import SimulationConfig, SimulationParquetWriter
 from cobre_mpi_io.system import System
 from cobre_mpi_io.testing.simulation import synthetic_result
@@ -95,7 +96,7 @@ def test_resume_rebuilds_from_partitions_when_the_manifest_has_wrong_types(
     m = w.finalize()
     clean = read_simulation_manifest(clean_run / "simulation" / "_manifest.json")
     assert m.status == "complete" and m.checksum_value == clean.checksum_value
-    assert kept.stat().st_mtime_ns == before  # adopted from its footer, not rewritten
+    assert kept.stat().st_mtime_ns == before  # adopted by its journal record (bytes verified), not rewritten
     assert validate_simulation(out).valid
 
 
@@ -109,28 +110,6 @@ def test_resume_rebuilds_after_unparseable_or_incomplete_manifests(tmp_path: Pat
     (sim / partition_file("costs", 2)).unlink()
     m = write_run(out, small_system, self_comm(), resume=True)
     assert m.checksum_value == read_simulation_manifest(clean_run / "simulation" / "_manifest.json").checksum_value
-
-
-def test_read_previous_manifest_logs_why_it_is_unusable(tmp_path: Path, clean_run: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
-    sim = tmp_path / "simulation"
-    sim.mkdir()
-    assert read_previous_manifest(sim) is None  # missing: nothing logged
-    assert caplog.records == []
-    doc = json.loads((clean_run / "simulation" / "_manifest.json").read_text())
-    (sim / "_manifest.json").write_text(json.dumps(json_set(doc, "failures", 3)))
-    with caplog.at_level(logging.WARNING, logger="cobre_mpi_io"):
-        assert read_previous_manifest(sim) is None
-    assert len(caplog.records) == 1
-    msg = caplog.records[0].getMessage()
-    assert "rebuilding from the partitions" in msg and "failures: expected list, got int" in msg
-    assert str(sim / "_manifest.json") in msg
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cobre_mpi_io"):
-        assert read_previous_manifest(sim, warn=False) is None  # the other ranks: silent
-    assert caplog.records == []
-    shutil.copy(clean_run / "simulation" / "_manifest.json", sim / "_manifest.json")
-    assert read_previous_manifest(sim) == read_simulation_manifest(sim / "_manifest.json")
 
 
 # ------------------------------------------------------------------ footers' identity
@@ -147,18 +126,27 @@ def _put(sim: Path, table: str, sid: int, fingerprint: str | None, rows: int = 3
     return path
 
 
-def test_scan_adopts_files_of_the_same_run_only(tmp_path: Path) -> None:
+def _journal_of(out: Path, paths: list[Path], rows: int = 3) -> dict[str, JournalEntry]:
+    entries = {}
+    for p in paths:
+        size, digest = xxh64_file(p)
+        rel = p.relative_to(out).as_posix()
+        entries[rel] = JournalEntry(rel, size, digest, rows)
+    return entries
+
+
+def test_scan_adopts_only_files_whose_bytes_match_their_journal_record(tmp_path: Path) -> None:
     sim = tmp_path / "simulation"
-    for sid in range(3):
-        for t in TABLES:
-            _put(sim, t, sid, FP_A)
-    res = scan_scenarios(sim, range(4), TABLES, None, {"costs": 3, "hydros": 3}, expected_fingerprint=FP_A)
+    written = [_put(sim, t, sid, FP_A) for sid in range(3) for t in TABLES]
+    journal = _journal_of(tmp_path, written)
+    res = scan_scenarios(sim, range(4), TABLES, journal, {"costs": 3, "hydros": 3}, expected_fingerprint=FP_A)
     assert res.done == {0, 1, 2} and len(res.files) == 6
     assert {r.path for r in res.files} == {partition_file(t, s) for t in TABLES for s in range(3)}
-    # without an expected fingerprint (callers that do not know it) the footer is not looked at
-    assert scan_scenarios(sim, range(4), TABLES, None, expected_fingerprint=None).done == {0, 1, 2}
-    # wrong row count: not complete, rewritten (same run: nothing is lost)
-    assert scan_scenarios(sim, [1], TABLES, None, {"costs": 4}, expected_fingerprint=FP_A).done == frozenset()
+    # never adopted by its footer alone: no record, not complete (the same run's file is rewritten)
+    del journal[f"simulation/{partition_file('costs', 2)}"]
+    assert scan_scenarios(sim, range(4), TABLES, journal, expected_fingerprint=FP_A).done == {0, 1}
+    # a record of another row count: not complete, rewritten
+    assert scan_scenarios(sim, [1], TABLES, journal, {"costs": 4}, expected_fingerprint=FP_A).done == frozenset()
 
 
 def test_scan_refuses_a_file_of_another_run_naming_it_and_both_fingerprints(tmp_path: Path) -> None:
@@ -168,7 +156,7 @@ def test_scan_refuses_a_file_of_another_run_naming_it_and_both_fingerprints(tmp_
             _put(sim, t, sid, FP_A)
     foreign = _put(sim, "hydros", 1, FP_B)
     with pytest.raises(ManifestError) as info:
-        scan_scenarios(sim, range(3), TABLES, None, expected_fingerprint=FP_A)
+        scan_scenarios(sim, range(3), TABLES, {}, expected_fingerprint=FP_A)
     msg = str(info.value)
     assert str(foreign) in msg and FP_A in msg and FP_B in msg and "another run" in msg
 
@@ -178,7 +166,7 @@ def test_scan_refuses_a_file_without_fingerprint(tmp_path: Path) -> None:
     _put(sim, "costs", 0, FP_A)
     old = _put(sim, "hydros", 0, None)
     with pytest.raises(ManifestError, match="no run fingerprint") as info:
-        scan_scenarios(sim, [0], TABLES, None, expected_fingerprint=FP_A)
+        scan_scenarios(sim, [0], TABLES, {}, expected_fingerprint=FP_A)
     assert str(old) in str(info.value)
 
 
@@ -187,7 +175,7 @@ def test_scan_refuses_a_foreign_file_of_an_incomplete_scenario(tmp_path: Path) -
     sim = tmp_path / "simulation"
     foreign = _put(sim, "hydros", 0, FP_B)
     with pytest.raises(ManifestError) as info:
-        scan_scenarios(sim, [0], TABLES, None, expected_fingerprint=FP_A)
+        scan_scenarios(sim, [0], TABLES, {}, expected_fingerprint=FP_A)
     assert str(foreign) in str(info.value) and FP_B in str(info.value)
 
 
@@ -200,23 +188,23 @@ def test_unreadable_footer_is_not_complete_and_not_refused(tmp_path: Path) -> No
     bad2 = sim / partition_file("hydros", 1)
     bad2.parent.mkdir(parents=True)
     bad2.write_bytes(b"PAR1 not parquet")
-    res = scan_scenarios(sim, [0, 1], TABLES, None, expected_fingerprint=FP_A)
+    res = scan_scenarios(sim, [0, 1], TABLES, _journal_of(tmp_path, [bad, bad2]), expected_fingerprint=FP_A)
     assert res.done == frozenset() and res.files == ()
 
 
-def test_files_recorded_by_a_usable_manifest_are_trusted_by_hash(tmp_path: Path, clean_run: Path) -> None:
+def test_files_recorded_by_the_journal_are_trusted_by_hash_only(tmp_path: Path, clean_run: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(clean_run, out)
     sim = out / "simulation"
-    prev = read_previous_manifest(sim)
-    assert prev is not None
-    # the manifest's records decide: the footers' fingerprint is not consulted for them
-    res = scan_scenarios(sim, range(N), prev.tables, prev, expected_fingerprint=FP_B)
+    tables = read_simulation_manifest(sim / "_manifest.json").tables
+    journal = read_journal(out)
+    # verified records decide: the footers' fingerprint is not consulted for them
+    res = scan_scenarios(sim, range(N), tables, journal, expected_fingerprint=FP_B)
     assert res.done == set(range(N))
-    # a file the manifest records with another hash is not complete (and will be rewritten)
+    # a file whose bytes differ from its record is not complete (and will be rewritten)
     p = sim / partition_file("costs", 5)
     p.write_bytes(p.read_bytes()[:-1] + b"X")
-    res = scan_scenarios(sim, range(N), prev.tables, prev)
+    res = scan_scenarios(sim, range(N), tables, journal)
     assert res.done == set(range(N - 1))
 
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 from ..atomic import missing_files
 from ..errors import IoError, ManifestError, OutputError
 from ..identity import RunIdentity
-from ..layout import MANIFEST_NAME, MANIFEST_RESERVE_NAME, parse_partition_file, partition_file
+from ..journal import JournalEntry, record_write
+from ..layout import (
+    MANIFEST_NAME,
+    MANIFEST_RESERVE_NAME,
+    SIMULATION_DIR,
+    parse_partition_file,
+    partition_file,
+)
 from ..manifest import (
     Failure,
     FileEntry,
@@ -35,7 +42,7 @@ from ..manifest import (
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import table
 
-__all__ = ["RankPart", "assemble_manifest", "commit", "merged_files"]
+__all__ = ["RankPart", "assemble_manifest", "commit", "journaled_files", "merged_files"]
 
 SUMMARY_FILE = "scenario_totals.parquet"
 
@@ -74,6 +81,37 @@ class CommitContext:
 def merged_files(parts: Sequence[RankPart]) -> dict[str, FileEntry]:
     """Every file of every rank, ``path -> FileEntry``."""
     return {r.path: FileEntry(r.rows, r.bytes, r.xxhash64) for p in parts for r in p.files}
+
+
+def journaled_files(parts: Sequence[RankPart], journal: Mapping[str, JournalEntry]) -> tuple[dict[str, FileEntry],
+                                                                                               list[str]]:
+    """The files of the ranks' records, as the run's journal records them (pure: no I/O).
+
+    Parameters
+    ----------
+    parts : sequence of RankPart
+        Every rank's record: which files it wrote or adopted (paths relative to ``simulation/``).
+    journal : mapping of str to JournalEntry
+        :func:`~cobre_mpi_io.journal.read_journal` of ``OUT`` (paths relative to ``OUT``).
+
+    Returns
+    -------
+    (dict, list of str)
+        ``path -> FileEntry`` of every file whose journal record is the one
+        its rank reported (bytes and xxh64), and the paths whose record is
+        missing or differs (the journal did not reach the directory rank 0
+        sees): their scenarios are not complete.
+    """
+    files: dict[str, FileEntry] = {}
+    unrecorded: list[str] = []
+    for p in parts:
+        for r in p.files:
+            e = journal.get(f"{SIMULATION_DIR}/{r.path}")
+            if e is None or (e.bytes, e.xxhash64) != (r.bytes, r.xxhash64):
+                unrecorded.append(r.path)
+            else:
+                files[r.path] = FileEntry(e.rows if e.rows is not None else r.rows, e.bytes, e.xxhash64)
+    return files, unrecorded
 
 
 def assemble_manifest(parts: Sequence[RankPart], files: Mapping[str, FileEntry], ctx: CommitContext,
@@ -153,9 +191,14 @@ def _summary_table(parts: Sequence[RankPart]) -> pa.Table | None:
                                 schema=st.arrow_schema)
 
 
-def commit(sim_dir: Path, parts: Sequence[RankPart], ctx: CommitContext) -> tuple[SimulationManifest,
-                                                                                  OutputError | None]:
+def commit(sim_dir: Path, parts: Sequence[RankPart], ctx: CommitContext,
+           journal: Mapping[str, JournalEntry] | None = None) -> tuple[SimulationManifest, OutputError | None]:
     """Rank 0's commit: summary table, file check, manifest, and ``_SUCCESS`` only when complete.
+
+    The manifest lists the files as the run's journal records them: a file a
+    rank reported whose record rank 0 cannot read in the journal (or whose
+    record differs) is treated like a missing file, so a ``complete``
+    manifest never lists a file the journal does not vouch for.
 
     Parameters
     ----------
@@ -165,6 +208,10 @@ def commit(sim_dir: Path, parts: Sequence[RankPart], ctx: CommitContext) -> tupl
         Every rank's record (gathered).
     ctx : CommitContext
         The run's settings.
+    journal : mapping of str to JournalEntry, optional
+        :func:`~cobre_mpi_io.journal.read_journal` of ``OUT``, read after
+        every rank flushed its journal; None (``bench finalize``): the
+        ranks' records as they are.
 
     Returns
     -------
@@ -177,14 +224,19 @@ def commit(sim_dir: Path, parts: Sequence[RankPart], ctx: CommitContext) -> tupl
         When the manifest (or the summary table) cannot be written.
     """
     (sim_dir / MANIFEST_RESERVE_NAME).unlink(missing_ok=True)  # the room held for this manifest
-    files = merged_files(parts)
+    unrecorded: list[str] = []
+    if journal is None:
+        files = merged_files(parts)
+    else:
+        files, unrecorded = journaled_files(parts, journal)
     if ctx.detail == "summary":
         tbl = _summary_table(parts)
         if tbl is not None:
             rec = write_parquet(sim_dir / SUMMARY_FILE, tbl, table("scenario_totals"), ctx.parquet, root=sim_dir,
                                 durable=ctx.durable, metadata=ctx.identity.footer_metadata())
+            record_write(sim_dir / SUMMARY_FILE, rec.bytes, rec.xxhash64, rec.rows, sync=ctx.durable)
             files[rec.path] = FileEntry(rec.rows, rec.bytes, rec.xxhash64)
-    lost = missing_files(sim_dir, {path: e.bytes for path, e in files.items()})
+    lost = sorted(set(missing_files(sim_dir, {path: e.bytes for path, e in files.items()})) | set(unrecorded))
     manifest, err = assemble_manifest(parts, files, ctx, lost)
     write_simulation_manifest(sim_dir / MANIFEST_NAME, manifest)
     if manifest.status == "complete":

@@ -1,58 +1,41 @@
-"""Finding what an earlier (interrupted) run already wrote.
+"""Finding what an earlier (interrupted) run already wrote, by its journal.
 
-Used by ``--resume``: each rank checks the scenarios it owns.  A scenario counts as done when every table file it
-needs exists and matches the previous manifest's record (size and
-xxhash64) when there is one; without a record (no usable manifest, or a
-``running`` one that lists no files) a file counts when its Parquet footer
-reads, its row count is right and it carries the run's fingerprint.
+Used by ``--resume``: each rank checks the scenarios it owns.  A scenario
+counts as done when every table file it needs has a record in the run's
+journal (:mod:`cobre_mpi_io.journal`) with the expected row count and the
+bytes on disk match that record: same size and same xxh64 of the whole file
+(:func:`~cobre_mpi_io.journal.verify_entry`).  Nothing is adopted by its
+footer, its size or a manifest alone: a file swapped with another
+scenario's, overwritten with another table's, emptied, or with zeroed
+blocks inside its data pages (a lost unflushed write) fails the check, and
+its scenario is written again.
 
-A previous manifest that cannot be used for any reason (missing, not JSON,
-valid JSON of the wrong shape, unknown values) is treated as absent: the
-scan rebuilds the state from the partitions themselves, and the
-fingerprint in each file's footer
-(:data:`~cobre_mpi_io.identity.FOOTER_KEY`) tells whether the file belongs
-to the run being resumed.  A file of another run is never adopted or
-overwritten: the scan refuses with a :class:`ManifestError` naming it.
+A file that fails the check is about to be overwritten: when its Parquet
+footer reads and carries another run's fingerprint
+(:data:`~cobre_mpi_io.identity.FOOTER_KEY`), or none, the scan refuses with
+a :class:`ManifestError` naming it instead: a file of another run is never
+adopted or overwritten.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..errors import IoError, ManifestError
-from ..hashing import xxh64_file
+from ..errors import ManifestError
 from ..identity import FOOTER_KEY
-from ..layout import MANIFEST_NAME, partition_file
-from ..manifest import FileEntry, SimulationManifest, read_simulation_manifest
+from ..journal import JournalEntry, verify_entry
+from ..layout import SIMULATION_DIR, partition_file
 from ..parquet import FileRecord
 
-__all__ = ["ScanResult", "read_previous_manifest", "scan_scenarios"]
+__all__ = ["ScanResult", "scan_scenarios"]
 
 _log = logging.getLogger(__name__)
-
-
-def read_previous_manifest(sim_dir: Path, *, warn: bool = True) -> SimulationManifest | None:
-    """The existing ``_manifest.json`` of ``sim_dir``, or None if missing or unusable.
-
-    Unusable means any :class:`ManifestError` (not JSON, a field of the wrong
-    type or value, inconsistent counts) or :class:`IoError` (cannot be
-    read); unless ``warn`` is False (every rank but one, so a large job logs
-    it once) the reason is logged as a warning (logger
-    ``cobre_mpi_io.simulation.recovery``), and the caller rebuilds from the
-    partitions.
-    """
-    try:
-        return read_simulation_manifest(sim_dir / MANIFEST_NAME)
-    except (ManifestError, IoError) as exc:
-        if warn and (sim_dir / MANIFEST_NAME).exists():
-            _log.warning("previous manifest unusable, rebuilding from the partitions: %s", exc)
-        return None
 
 
 @dataclass(frozen=True)
@@ -66,6 +49,8 @@ class ScanResult:
 def _footer(path: Path) -> tuple[int, str | None] | None:
     """``(rows, run fingerprint)`` from a Parquet footer; None when the footer does not read."""
     try:
+        if not stat.S_ISREG(path.lstat().st_mode):  # a FIFO would block the reader; a symlink is not a file of ours
+            return None
         meta = pq.read_metadata(path)
     except Exception:  # noqa: BLE001 - any unreadable footer means "not complete"
         return None
@@ -83,30 +68,14 @@ def _check_fingerprint(path: Path, found: str | None, expected: str) -> None:
                                        "original run, or use an empty output directory")
 
 
-def _file_ok(path: Path, rel: str, prev: Mapping[str, FileEntry] | None, expected_rows: int | None,
-             expected_fingerprint: str | None) -> FileRecord | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+def _file_ok(output_dir: Path, entry: JournalEntry | None, expected_rows: int | None) -> FileRecord | None:
+    """The record of a file whose bytes on disk match its journal entry, else None."""
+    if entry is None or (expected_rows is not None and entry.rows is not None and entry.rows != expected_rows):
         return None
-    except OSError as exc:
-        raise IoError.from_os_error(path, exc) from exc
-    entry = prev.get(rel) if prev is not None else None
-    if entry is not None:
-        if entry.bytes != st.st_size:
-            return None
-        size, digest = xxh64_file(path)
-        return FileRecord(rel, entry.rows, size, digest) if digest == entry.xxhash64 else None
-    footer = _footer(path)
-    if footer is None:
+    if not verify_entry(output_dir, entry):
         return None
-    rows, fingerprint = footer
-    if expected_fingerprint is not None:
-        _check_fingerprint(path, fingerprint, expected_fingerprint)
-    if expected_rows is not None and rows != expected_rows:
-        return None
-    size, digest = xxh64_file(path)
-    return FileRecord(rel, rows, size, digest)
+    rows = entry.rows if entry.rows is not None else (expected_rows or 0)
+    return FileRecord(entry.path[len(SIMULATION_DIR) + 1:], rows, entry.bytes, entry.xxhash64)
 
 
 def _refuse_foreign(path: Path, expected_fingerprint: str) -> None:
@@ -117,10 +86,10 @@ def _refuse_foreign(path: Path, expected_fingerprint: str) -> None:
 
 
 def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[str],
-                   previous: SimulationManifest | None,
+                   journal: Mapping[str, JournalEntry],
                    expected_rows: Mapping[str, int | None] | None = None,
                    expected_fingerprint: str | None = None) -> ScanResult:
-    """Which of ``scenario_ids`` are complete in ``sim_dir``.
+    """Which of ``scenario_ids`` are complete in ``sim_dir``, by the run's journal.
 
     Parameters
     ----------
@@ -130,32 +99,31 @@ def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[
         Scenarios to check (a rank checks the ones it owns).
     tables : iterable of str
         Tables every scenario must have.
-    previous : SimulationManifest or None
-        The earlier run's manifest; its records are authoritative when present.
+    journal : mapping of str to JournalEntry
+        The run's journal (:func:`~cobre_mpi_io.journal.read_journal` of ``OUT``).
     expected_rows : mapping, optional
-        Rows per table file, checked when there is no manifest record.
+        Rows per table file; a record of another row count is not adopted.
     expected_fingerprint : str, optional
         The resuming run's :attr:`RunIdentity.fingerprint
         <cobre_mpi_io.identity.RunIdentity.fingerprint>`.  When given, every
-        existing file without a manifest record whose footer reads must carry
-        it (files of incomplete scenarios too, as they would be overwritten).
+        existing file that is not adopted (it would be overwritten) and whose
+        footer reads must carry it.
 
     Returns
     -------
     ScanResult
-        The complete scenarios and the records of their files.
+        The complete scenarios and the records of their files (paths relative to ``sim_dir``).
 
     Raises
     ------
     ManifestError
-        ``expected_fingerprint`` is given and a file carries another
-        fingerprint, or none: it names the file and both fingerprints.
-    IoError
-        A file exists but cannot be examined.
+        ``expected_fingerprint`` is given and a file to be overwritten
+        carries another fingerprint, or none: it names the file and both
+        fingerprints.
     """
     tables = tuple(tables)
     rows = expected_rows or {}
-    prev = dict(previous.files) if previous is not None and previous.files else None
+    out = sim_dir.parent
     done: set[int] = set()
     files: list[FileRecord] = []
     for sid in scenario_ids:
@@ -163,15 +131,14 @@ def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[
         complete = True
         for t in tables:
             rel = partition_file(t, sid)
-            if complete:
-                rec = _file_ok(sim_dir / rel, rel, prev, rows.get(t), expected_fingerprint)
-                if rec is not None:
-                    recs.append(rec)
-                    continue
-                complete = False
-            elif expected_fingerprint is not None and (prev is None or rel not in prev):
+            rec = _file_ok(out, journal.get(f"{SIMULATION_DIR}/{rel}"), rows.get(t)) if complete else None
+            if rec is not None:
+                recs.append(rec)
+                continue
+            complete = False
+            if expected_fingerprint is not None:
                 _refuse_foreign(sim_dir / rel, expected_fingerprint)
-        if complete:
+        if complete:  # the verified files of an incomplete scenario match this run's records: they are its own
             done.add(sid)
             files.extend(recs)
     return ScanResult(frozenset(done), tuple(files))

@@ -34,9 +34,11 @@ from ..claim import RunLease, acquire_run
 from ..errors import IoError, OutputError, SchemaError, as_output_error
 from ..formats import format_tables_for
 from ..identity import RunIdentity
+from ..journal import RankJournal, open_journal, read_journal
 from ..layout import (
     MANIFEST_NAME,
     MANIFEST_RESERVE_NAME,
+    SIMULATION_DIR,
     partition_file,
     simulation_dir,
 )
@@ -55,7 +57,7 @@ from ..schemas import tables_for_detail as _tables_for_detail
 from ..system.model import System
 from .commit import CommitContext, RankPart, commit
 from .payload import SimulationScenarioResult, ValidatedResult, validate_result
-from .recovery import read_previous_manifest, scan_scenarios
+from .recovery import scan_scenarios
 from .tables import build_table
 
 __all__ = ["RankPart", "SimulationConfig", "SimulationParquetWriter", "rows_for_detail", "tables_for_detail"]
@@ -247,8 +249,14 @@ class SimulationParquetWriter:
                                             break_claim=config.break_claim)
         self._monitor = mpi.job_monitor(self.comm)
         try:
+            self._journal: RankJournal = open_journal(self.comm, self.output_dir, self.identity.fingerprint)
+        except BaseException:
+            self._lease.release()
+            raise
+        try:
             self._start()
         except BaseException:
+            self._journal.release()
             self._lease.release()
             raise
         # one collective at start: how many scenarios a resume already found, for rank 0's progress
@@ -279,10 +287,11 @@ class SimulationParquetWriter:
 
         if cfg.resume and self.tables:
             def scan() -> None:
-                # another detail level or scenario count was refused at start (the run identity covers both)
-                prev = read_previous_manifest(self.sim_dir, warn=self.rank == 0)
+                # another detail level or scenario count was refused at start (the run identity covers both);
+                # a file is adopted only when its bytes match its journal record (never by its footer alone)
                 expected = {t: rows_for_detail(self.system, t, cfg.detail, cfg.format) for t in self.tables}
-                res = scan_scenarios(self.sim_dir, self._owned, self.tables, prev, expected,
+                journal = read_journal(self.output_dir, self.identity.fingerprint)
+                res = scan_scenarios(self.sim_dir, self._owned, self.tables, journal, expected,
                                      expected_fingerprint=self.identity.fingerprint)
                 self._done = res.done
                 self._resumed_files = res.files
@@ -293,9 +302,10 @@ class SimulationParquetWriter:
         def running() -> None:
             if self.rank != 0:
                 return
+            # the marker goes first, durably: it never stands over a tree in change
+            remove_success_marker(self.sim_dir)
             if cfg.resume:
                 remove_stray_temps(self.sim_dir)
-            remove_success_marker(self.sim_dir)
             write_simulation_manifest(self.sim_dir / MANIFEST_NAME, SimulationManifest(
                 status="running", started_at=self.started_at, scenarios_total=cfg.num_scenarios,
                 world_size=self.world_size, detail=cfg.detail, tables=self.tables,
@@ -450,18 +460,23 @@ class SimulationParquetWriter:
                 self._io_seconds += time.perf_counter() - t0
 
     def _write(self, item: _Pending) -> None:
-        for name, tbl in item.tables:
-            rel = partition_file(name, item.scenario_id)
-            rec = write_parquet(self.sim_dir / rel, tbl, table(name, self.config.format), self.config.parquet,
-                                root=self.sim_dir, durable=self.config.durability == "file",
-                                start_writeback=self.config.durability == "commit", metadata=self._footer)
-            # record every file as soon as it exists, so the manifest accounts for the files of a
-            # scenario that fails part-way (disk full on a later table); the scenario itself only
-            # counts as written, below, once all its tables are
-            with self._lock:
-                self._files.append(rec)
-                self._bytes += rec.bytes
-                self._rows += rec.rows
+        try:
+            for name, tbl in item.tables:
+                rel = partition_file(name, item.scenario_id)
+                rec = write_parquet(self.sim_dir / rel, tbl, table(name, self.config.format), self.config.parquet,
+                                    root=self.sim_dir, durable=self.config.durability == "file",
+                                    start_writeback=self.config.durability == "commit", metadata=self._footer)
+                # record every file as soon as it exists, so the manifest accounts for the files of a
+                # scenario that fails part-way (disk full on a later table); the scenario itself only
+                # counts as written, below, once all its tables are
+                self._journal.record(f"{SIMULATION_DIR}/{rec.path}", rec.bytes, rec.xxhash64, rec.rows)
+                with self._lock:
+                    self._files.append(rec)
+                    self._bytes += rec.bytes
+                    self._rows += rec.rows
+        finally:
+            # one append per scenario; "file": fsynced, so a resume after a power cut adopts it
+            self._journal.flush(sync=self.config.durability == "file")
         with self._lock:
             self._written.append(item.scenario_id)
             self._totals.append(item.totals)
@@ -515,11 +530,15 @@ class SimulationParquetWriter:
             return self._manifest
         self._closed = True
         self._stop_thread()
-        if self.config.durability == "commit" and self._files:
-            try:
+        try:  # the journal is what the commit reads: on disk before the commit (syncfs covers it in "commit")
+            if self.config.durability == "file":
+                self._journal.flush(sync=True)
+            else:
+                self._journal.close()  # every line written, and visible to rank 0 on NFS (close-to-open)
+            if self.config.durability == "commit" and self._files:
                 sync_filesystem(self.sim_dir)
-            except OutputError as exc:
-                self.record_failure(None, exc)
+        except OutputError as exc:
+            self.record_failure(None, exc)
         part = self.rank_part
         if error is not None:
             err = _as_output_error(error, f"rank {self.rank}")
@@ -548,6 +567,7 @@ class SimulationParquetWriter:
         try:
             shared, err_out = mpi.run_on_root(self.comm, commit_on_root, str(self.sim_dir / MANIFEST_NAME))
         finally:
+            self._journal.release()
             self._lease.release()
             if self._progress is not None:
                 self._progress.close()
@@ -562,7 +582,8 @@ class SimulationParquetWriter:
         cfg = self.config
         return commit(self.sim_dir, parts, CommitContext(
             cfg.num_scenarios, cfg.detail, self.tables, self.started_at, self.world_size, self.identity,
-            cfg.parquet, durable=cfg.durability != "none"))
+            cfg.parquet, durable=cfg.durability != "none"),
+            journal=read_journal(self.output_dir, self.identity.fingerprint))
 
     # -------------------------------------------------------- context manager
     def __enter__(self) -> Self:
