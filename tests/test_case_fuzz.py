@@ -1,5 +1,8 @@
 """Property-based fuzz of case loading: every mutation of the 4ree case is a System or an OutputError.
 
+Both input formats: ``tests/data/4ree`` (Cobre 0.5.x) and ``tests/data/4ree-v018`` (Cobre 0.18), their
+``config.json`` included (checked when the case loads).
+
 Mutations (derandomized, so CI runs the same cases every time): a JSON value replaced by another of any
 type (null, booleans, huge/negative/fractional integers, NaN, ±Infinity, huge floats, strings, lists,
 objects), a key deleted, a list entry duplicated or dropped, a file's bytes damaged (not UTF-8, UTF-16,
@@ -22,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import CASE_4REE, json_paths
+from conftest import CASE_4REE, DATA, json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,17 +33,21 @@ from cobre_mpi_io import OutputError, System, empty_scenario_result
 from cobre_mpi_io.simulation.payload import validate_result
 from cobre_mpi_io.simulation.tables import build_table
 
+CASE_V018 = DATA / "4ree-v018"
 FILES = ("stages.json", "system/buses.json", "system/lines.json", "system/hydros.json", "system/thermals.json",
-         "initial_conditions.json", "penalties.json")
-ORIGINAL = {rel: (CASE_4REE / rel).read_bytes() for rel in FILES}
-DOCS = {rel: json.loads(ORIGINAL[rel]) for rel in FILES}
+         "initial_conditions.json", "penalties.json", "config.json")
+FILES_V018 = (*FILES, "system/hydro_production_models.json")
+ORIGINAL = {(CASE_4REE, rel): (CASE_4REE / rel).read_bytes() for rel in FILES} | {
+    (CASE_V018, rel): (CASE_V018 / rel).read_bytes() for rel in FILES_V018}
+DOCS = {key: json.loads(data) for key, data in ORIGINAL.items()}
 MAX_EXAMPLES = 600
+MAX_EXAMPLES_V018 = 200
 CASES: Counter[str] = Counter()
 
 
 # the thermals file has ~900 paths: sample the first entries' paths and the structure, not all 126 plants
-PATHS = {rel: [p for p in json_paths(doc) if not (len(p) > 1 and isinstance(p[1], int) and p[1] > 6)]
-         for rel, doc in DOCS.items()}
+PATHS = {key: [p for p in json_paths(doc) if not (len(p) > 1 and isinstance(p[1], int) and p[1] > 6)]
+         for key, doc in DOCS.items()}
 SCALARS = st.one_of(
     st.none(), st.booleans(),
     st.integers(min_value=-3, max_value=20), st.sampled_from([-1, 2**31, 2**63, 10**30, 10**400]),
@@ -53,13 +60,13 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
 
 
 @st.composite
-def mutation(draw: st.DrawFn) -> tuple[str, str, Any]:
-    rel = draw(st.sampled_from(FILES))
+def mutation(draw: st.DrawFn, case: Path = CASE_4REE) -> tuple[str, str, Any]:
+    rel = draw(st.sampled_from(FILES_V018 if case == CASE_V018 else FILES))
     kind = draw(st.sampled_from(["value", "value", "value", "delete", "duplicate", "drop", "bytes"]))
     if kind == "bytes":
         return rel, kind, draw(st.sampled_from(["latin1", "utf16", "truncate", "splice", "bom", "empty"])), \
             draw(st.integers(0, 10**6)), draw(st.binary(min_size=1, max_size=4))  # type: ignore[return-value]
-    path = draw(st.sampled_from(PATHS[rel]))
+    path = draw(st.sampled_from(PATHS[case, rel]))
     return rel, kind, (path, draw(VALUES))
 
 
@@ -92,15 +99,15 @@ def _apply(docs: dict[str, Any], raw: dict[str, bytes], m: tuple[Any, ...]) -> N
     raw.pop(rel, None)  # the file is rewritten from the edited document
 
 
-_CASE_DIR: list[Path] = []
+_CASE_DIR: dict[Path, Path] = {}
 
 
-def _case_dir() -> Path:
-    if not _CASE_DIR:
+def _case_dir(source: Path) -> Path:
+    if source not in _CASE_DIR:
         d = Path(tempfile.mkdtemp(prefix="cobre-case-fuzz-")) / "case"
-        shutil.copytree(CASE_4REE, d)
-        _CASE_DIR.append(d)
-    return _CASE_DIR[0]
+        shutil.copytree(source, d)
+        _CASE_DIR[source] = d
+    return _CASE_DIR[source]
 
 
 def _use(system: System) -> None:
@@ -124,15 +131,26 @@ def _use(system: System) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(mutation(), min_size=1, max_size=3))
 def test_every_mutated_case_loads_or_is_an_output_error(mutations: list[tuple[Any, ...]]) -> None:
-    case = _case_dir()
-    docs = copy.deepcopy(DOCS)
+    _check(CASE_4REE, FILES, mutations)
+
+
+@settings(max_examples=MAX_EXAMPLES_V018, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(mutation(CASE_V018), min_size=1, max_size=3))
+def test_every_mutated_v018_case_loads_or_is_an_output_error(mutations: list[tuple[Any, ...]]) -> None:
+    _check(CASE_V018, FILES_V018, mutations)
+
+
+def _check(source: Path, files: tuple[str, ...], mutations: list[tuple[Any, ...]]) -> None:
+    case = _case_dir(source)
+    docs = {rel: copy.deepcopy(DOCS[source, rel]) for rel in files}
     raw: dict[str, bytes] = {}
     for m in mutations:
         try:
             _apply(docs, raw, m)
         except (KeyError, IndexError, TypeError):
             pass  # an earlier mutation removed what this one addresses
-    changed = [rel for rel in FILES if rel in raw or docs[rel] != DOCS[rel]]
+    changed = [rel for rel in files if rel in raw or docs[rel] != DOCS[source, rel]]
     try:
         for rel in changed:
             (case / rel).write_bytes(raw[rel] if rel in raw else json.dumps(docs[rel]).encode())
@@ -148,7 +166,7 @@ def test_every_mutated_case_loads_or_is_an_output_error(mutations: list[tuple[An
             CASES["loaded"] += 1
     finally:
         for rel in changed:
-            (case / rel).write_bytes(ORIGINAL[rel])
+            (case / rel).write_bytes(ORIGINAL[source, rel])
 
 
 def test_fuzz_exercised_both_outcomes() -> None:
@@ -159,6 +177,6 @@ def test_fuzz_exercised_both_outcomes() -> None:
     if total:  # the fuzz ran in this session
         assert total >= MAX_EXAMPLES // 2  # hypothesis may stop early on an exhausted search space, never here
         assert CASES["loaded"] > 0 and CASES["refused"] > 0
-    if _CASE_DIR:
-        shutil.rmtree(_CASE_DIR[0].parent, ignore_errors=True)
+    for d in _CASE_DIR.values():
+        shutil.rmtree(d.parent, ignore_errors=True)
     assert not math.isnan(float(total))
