@@ -48,7 +48,8 @@ from ..hashing import peak_rss_mb
 from ..layout import stage_file_name
 from ..policy.checkpoint import read_policy_checkpoint, write_policy_checkpoint
 from ..policy.codec import write_stage_cuts
-from ..policy.decode import file_digest, read_stage_cuts
+from ..policy.decode import read_stage_cuts
+from ..policy.mapped import file_digest
 from ..policy.records import PolicyMetadata, StageCuts
 from ..testing.policy import builder_stage_cuts
 from .args import non_negative_int, positive_int

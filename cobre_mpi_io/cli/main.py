@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_validate_arguments(_sub(sub, "validate", "check an output directory against its schemas and manifest",
                                 parents=[common]))
+    from .policy import add_policy_arguments
+
+    add_policy_arguments(_sub(sub, "policy", "inspect a policy directory or convert it between formats "
+                              "(spec, Cobre 0.5.x, Cobre 0.18)", parents=[common]))
     from .report import add_report_arguments
 
     add_report_arguments(_sub(sub, "report",
@@ -210,6 +214,10 @@ def _run(args: argparse.Namespace) -> int:
         from .validate import validate_main
 
         return validate_main(args)
+    if args.command == "policy":
+        from .policy import policy_main
+
+        return policy_main(args)
     if args.command == "report":
         from .report import report_main
 

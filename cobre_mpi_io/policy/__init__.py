@@ -22,12 +22,12 @@ from .decode import (
     decode_stage_cuts,
     decode_stage_states,
     decode_stage_vertices,
-    file_digest,
     read_stage_basis,
     read_stage_cuts,
     read_stage_states,
     read_stage_vertices,
 )
+from .mapped import file_digest
 from .records import (
     POLICY_FORMAT_VERSION,
     STAGE_SUBDIRS,

@@ -61,8 +61,9 @@ from ..layout import (
 from ..manifest import utc_now
 from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
-from .decode import file_digest, read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
+from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from .formats import COBRE_MANIFEST, read_cobre_policy, scaling_report_value_scale
+from .mapped import file_digest
 from .records import (
     METADATA_SCHEMA,
     STAGE_SUBDIRS,
@@ -284,7 +285,7 @@ def _write_checkpoint_dir(
     """Write the checkpoint's files into ``ckpt``; returns their sizes and digests.
 
     Each file is hashed right after it is written (xxhash64,
-    :func:`~cobre_mpi_io.policy.decode.file_digest`: one pass over a
+    :func:`~cobre_mpi_io.policy.mapped.file_digest`: one pass over a
     read-only map of the page cache, no copy, about 30 ms per 250 MB stage;
     cheaper in CPU than hashing the ~30,000 streamed pieces one by one, and
     than a helper thread, measured); ``metadata.json``, written last,

@@ -44,7 +44,8 @@ from ..documents import read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from .cobre_manifest import decode_manifest, encode_manifest
 from .codec import write_stage_basis, write_stage_cuts
-from .decode import _map, read_stage_basis, read_stage_cuts
+from .decode import read_stage_basis, read_stage_cuts
+from .mapped import _map
 from .records import PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
 
 __all__ = [
