@@ -379,13 +379,18 @@ class System:
     # --------------------------------------------------------------- loaders
     @classmethod
     def from_case(cls, path: str | Path) -> System:
-        """Load the system of a Cobre case directory (SPEC §12).
+        """Load the system of a Cobre case directory (SPEC §12), Cobre 0.5.x or 0.18 input format.
+
+        The format is detected (:func:`~cobre_mpi_io.system.case018.case_format`);
+        the case's ``config.json``, when it has one, is checked in the same
+        pass (:mod:`~cobre_mpi_io.system.case_config`). Every problem is
+        reported at once.
 
         Raises
         ------
         SchemaError
-            Naming the file and entity for a missing file or field, a bad
-            value or a dangling id.
+            Naming the file, entity and field for a missing file or field, a
+            bad value (``config.json`` included) or a dangling id.
         IoError
             When a file exists but cannot be read.
         """
