@@ -20,7 +20,7 @@ import pytest
 from conftest import run_cli
 
 from cobre_mpi_io.cli.report import add_report_arguments, build_report, report_main
-from cobre_mpi_io.cli.report_analysis import DEFICIT_TOLERANCE_MWH, QUANTILES, STAT_KEYS, analyse_simulation
+from cobre_mpi_io.report.analysis import DEFICIT_TOLERANCE_MWH, QUANTILES, STAT_KEYS, analyse_simulation
 from cobre_mpi_io.system import System
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -381,8 +381,9 @@ def test_results_without_duckdb(full_run: Path, capsys: pytest.CaptureFixture[st
 
 def test_duckdb_never_draws_its_progress_bar(full_run: Path) -> None:
     """duckdb draws a progress bar on queries over 2 s by default: it would land in the report's output."""
-    from cobre_mpi_io.cli.report_analysis import _Engine
+    from cobre_mpi_io.report.analysis import _Engine
+    from cobre_mpi_io.report.run import RunDirectory
 
-    eng = _Engine(full_run)
+    eng = _Engine(RunDirectory.open(full_run))
     assert eng.con.sql("select current_setting('enable_progress_bar')").fetchall() == [(False,)]
     eng.con.close()

@@ -145,7 +145,7 @@ def test_html_of_other_detail_levels_renders(tmp_path: Path, capsys: pytest.Capt
 
 def test_render_check_catches_errors(tmp_path: Path) -> None:
     """The check is not vacuous: a page that logs, throws or tries the network fails it."""
-    from cobre_mpi_io.cli.report_html import CSP, ERROR_HOOK
+    from cobre_mpi_io.report.html import CSP, ERROR_HOOK
 
     page = tmp_path / "bad.html"
     page.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -1,60 +1,84 @@
-"""Figures of the ``report`` command (matplotlib, Agg backend): convergence, per-rank timing, fan charts
-of simulation quantities over stages, the scenario-cost distribution.
+"""Figures from the report's data: convergence, per-rank timing, fan charts of simulation quantities over
+stages, the scenario-cost distribution, the deficit and its probability.
 
 Fan charts follow SDDP.jl's publication plots: per stage, the 5–95 % and
 25–75 % bands of the quantity over scenarios, the median as a line and the
 mean dashed.  Values are scaled to a readable unit (``$ billion``, ``GWh``,
 ...) chosen from their magnitude.  Every function takes plain data (the
-dictionaries of :mod:`cobre_mpi_io.cli.report_analysis` and of the report) and
-returns a matplotlib ``Figure``; :func:`figure_svg` / :func:`figure_png`
-serialise it.
+dictionaries of :mod:`cobre_mpi_io.report.analysis`) and returns a matplotlib
+:class:`~matplotlib.figure.Figure` built without pyplot (no global state, no
+backend switch: safe in a notebook, where the figure displays as it is);
+:func:`figure_svg` / :func:`figure_png` serialise it.  The report's style is
+applied through ``matplotlib.rc_context`` only while a figure is built and
+saved, never to the caller's ``rcParams``.
+
+Legends never sit on the data: every legend is placed outside the axes
+(to the right, or below), with margins made for it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, ParamSpec, TypeVar
+
+from ._deps import load_matplotlib
 
 __all__ = [
+    "RANK_PHASES",
+    "STYLE",
     "Z95",
     "convergence_figure",
     "cost_distribution_figure",
     "deficit_figure",
+    "draw_fan",
+    "draw_rank_timing",
     "fan_figure",
     "figure_png",
     "figure_svg",
-    "load_matplotlib",
     "scaled_unit",
     "small_multiples_figure",
 ]
 
 Z95: Final = 1.959963984540054
+RANK_PHASES: Final = ("forward", "backward", "communication", "idle")
+STYLE: Final = {
+    # text as paths (no fonts needed), stable ids; "$" in a name is a name, not a formula
+    "svg.fonttype": "path", "svg.hashsalt": "cobre-report", "text.parse_math": False,
+    "font.size": 9.5, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
+    "axes.spines.right": False, "legend.frameon": False,
+}
+"""The rcParams the report's figures are built and saved with (inside ``rc_context`` only)."""
 _UNIT_NAMES: Final = {"hm3": "hm³", "m3/s": "m³/s"}
 _SCALES: Final = {
     "$": ((1e12, "$ trillion"), (1e9, "$ billion"), (1e6, "$ million"), (1e3, "$ thousand")),
     "MWh": ((1e6, "TWh"), (1e3, "GWh")),
     "hm3": ((1e6, "10⁶ hm³"), (1e3, "10³ hm³")),
 }
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def load_matplotlib() -> Any:
-    """Import matplotlib with the Agg backend, or raise an :class:`ImportError` saying how to install it."""
-    try:
-        import matplotlib
+def _styled(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` inside ``rc_context(STYLE)`` (raises the report extra's ImportError without matplotlib)."""
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("the report's plots (--html, --plot) need matplotlib: "
-                          "pip install 'cobre_mpi_io[report]' (or pip install matplotlib)") from exc
-    # text.parse_math off: an entity name with two "$" is a name, not a formula to typeset (or fail on)
-    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "cobre-report", "text.parse_math": False,
-                         "font.size": 9.5,
-                         "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
-                         "axes.spines.right": False, "legend.frameon": False})
-    return plt
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        mpl = load_matplotlib()
+        with mpl.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw: Any) -> tuple[Any, Any]:
+    """A pyplot-free ``Figure`` and its axes (``Figure.subplots``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def scaled_unit(unit: str, values: Sequence[float | None]) -> tuple[float, str]:
@@ -73,21 +97,22 @@ def _arr(values: Sequence[float | None], div: float = 1.0) -> Any:
     return np.asarray([math.nan if v is None else v / div for v in values], dtype=float)
 
 
+@_styled
 def figure_svg(fig: Any) -> bytes:
-    """The figure as SVG bytes (text as paths: no fonts needed); closes it."""
+    """The figure as SVG bytes (text as paths: no fonts needed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="svg")
-    _close(fig)
     return buf.getvalue()
 
 
+@_styled
 def figure_png(fig: Any, path: Any = None, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (also written to ``path`` when given); closes it.
+    """The figure as PNG bytes (also written atomically to ``path`` when given).
 
     Parameters
     ----------
     fig : matplotlib Figure
-        Closed after drawing.
+        The figure.
     path : path-like, optional
         Also write the PNG there.
     dpi : int
@@ -95,19 +120,12 @@ def figure_png(fig: Any, path: Any = None, dpi: int = 110) -> bytes:
     """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _close(fig)
     data = buf.getvalue()
     if path is not None:
         from ..atomic import write_bytes_atomic
 
         write_bytes_atomic(path, data, durable=False)
     return data
-
-
-def _close(fig: Any) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _margins(fig: Any, left: float = 0.85, right: float = 0.2, bottom: float = 0.5, top: float = 0.4,
@@ -121,13 +139,23 @@ def _margins(fig: Any, left: float = 0.85, right: float = 0.2, bottom: float = 0
                         hspace=hspace, wspace=wspace)
 
 
+def _legend_right(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
+    """The axes' legend outside it, to the right (the figure leaves a right margin for it)."""
+    kw: dict[str, Any] = {"fontsize": "small", "loc": "upper left", "bbox_to_anchor": (1.02, 1.0),
+                          "borderaxespad": 0.0}
+    if handles is not None:
+        ax.legend(handles, labels, **kw)
+    else:
+        ax.legend(**kw)
+
+
 def _stage_axis(ax: Any, stages: Sequence[int]) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("stage")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))
     if stages:
-        ax.set_xlim(min(stages) - 0.3, max(stages) + 0.3)
+        ax.set_xlim(min(stages) - 0.5, max(stages) + 0.5)
     ax.grid(True, alpha=0.3)
 
 
@@ -154,23 +182,24 @@ def draw_fan(ax: Any, stages: Sequence[int], series: Mapping[str, Any], color: s
     div : float
         Divisor of every value (unit scaling, see :func:`scaled_unit`).
     legend : bool
-        Label the bands and lines for a legend.
+        Draw the legend, outside the axes to the right (leave a right margin of about 1.3 in).
     """
     x = list(stages)
     p5, p25, p50, p75, p95 = (_arr(series[k], div) for k in ("p5", "p25", "p50", "p75", "p95"))
     mean = _arr(series["mean"], div)
-    ax.fill_between(x, p5, p95, color=color, alpha=0.18, lw=0, label="5–95 % of scenarios")
+    ax.fill_between(x, p5, p95, color=color, alpha=0.18, lw=0, label="5–95 % of\nscenarios")
     ax.fill_between(x, p25, p75, color=color, alpha=0.38, lw=0, label="25–75 %")
     marker = "o" if len(x) <= 24 else None
     ax.plot(x, p50, color=color, lw=2, marker=marker, ms=3.5, label="median")
     ax.plot(x, mean, color="black", lw=1.1, ls="--", label="mean")
     if legend:
-        ax.legend(fontsize="small", loc="best", ncol=2)
+        _legend_right(ax)
 
 
+@_styled
 def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, color: str,
                ylabel: str | None = None) -> Any:
-    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.cli.report_analysis` over stages.
+    """One fan chart: a per-stage series of :mod:`~cobre_mpi_io.report.analysis` over stages.
 
     Parameters
     ----------
@@ -184,22 +213,29 @@ def fan_figure(stages: Sequence[int], series: Mapping[str, Any], title: str, col
         Fan colour.
     ylabel : str, optional
         Axis label (default: the series label up to its first comma); the unit is appended.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    plt = load_matplotlib()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    div, unit = scaled_unit(series["unit"], series["p95"] + series["p5"])
+    fig, ax = _subplots(figsize=(7.4, 3.6))
+    div, unit = scaled_unit(series["unit"], list(series["p95"]) + list(series["p5"]))
     draw_fan(ax, stages, series, color, div)
-    ax.set_title(title)
+    ax.set_title(title, loc="left")
     ax.set_ylabel(f"{ylabel or series['label'].split(',')[0]} ({unit})")
     _stage_axis(ax, stages)
     _thousands(ax)
-    _margins(fig)
+    _margins(fig, right=1.35)
     return fig
 
 
+@_styled
 def deficit_figure(stages: Sequence[int], deficit: Mapping[str, Any] | None, probability: Sequence[float | None],
                    title: str) -> Any:
-    """Deficit energy fan (when known) above the per-stage probability of a deficit (bars, %).
+    """Deficit energy fan (when known) above the per-stage probability of a deficit (bars labelled in %).
+
+    The probability axis is scaled to the largest probability (so 5 % is
+    visible), and a panel where no scenario has a deficit says so in words.
 
     Parameters
     ----------
@@ -211,37 +247,51 @@ def deficit_figure(stages: Sequence[int], deficit: Mapping[str, Any] | None, pro
         Fraction of scenarios with a deficit, per stage.
     title : str
         The figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    plt = load_matplotlib()
-    if deficit is not None:
-        fig, (ax, axp) = plt.subplots(2, 1, figsize=(6.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    prob = _arr(probability) * 100.0
+    finite = [float(v) for v in prob if math.isfinite(v)]
+    top = max(finite, default=0.0)
+    if deficit is not None and top > 0:
+        fig, (ax, axp) = _subplots(2, 1, figsize=(7.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
         div, unit = scaled_unit("MWh", deficit["p95"])
         draw_fan(ax, stages, deficit, "tab:red", div)
         ax.set_ylabel(f"deficit ({unit})")
         ax.grid(True, alpha=0.3)
-        ax.set_title(title)
+        ax.set_title(title, loc="left")
     else:
-        fig, axp = plt.subplots(figsize=(6.4, 3.0))
-        axp.set_title(title)
-    prob = _arr(probability) * 100.0
-    axp.bar(list(stages), prob, color="tab:red", alpha=0.7, width=0.8, label="P(deficit > 0)")
-    axp.set_ylabel("probability (%)")
-    axp.set_ylim(0, 105)
+        fig, axp = _subplots(figsize=(7.4, 3.0))
+        axp.set_title(title, loc="left")
+    bars = axp.bar(list(stages), prob, color="tab:red", alpha=0.7, width=0.8)
+    axp.set_ylabel("P(deficit) (%)")
+    if top > 0:
+        axp.set_ylim(0, min(100.0, top * 1.3) if top < 77 else 105)
+        if len(stages) <= 24:
+            axp.bar_label(bars, labels=[f"{v:.0f} %" if math.isfinite(v) and v > 0 else "" for v in prob],
+                          fontsize="small", padding=1)
+    else:
+        axp.set_ylim(0, 1)
+        axp.text(0.5, 0.5, "no deficit in any stage of any scenario" if finite else "no deficit data",
+                 transform=axp.transAxes, ha="center", va="center", color="tab:gray")
     _stage_axis(axp, stages)
-    _margins(fig, hspace=0.12)
+    _margins(fig, right=1.35, hspace=0.12)
     return fig
 
 
+@_styled
 def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping[str, Any]], title: str | None,
                            unit: str, color: str, *, max_panels: int = 12) -> Any:
-    """One small fan chart per entity (the first ``max_panels`` in the order given), shared x axis.
+    """One small fan chart per entity (the first ``max_panels`` in the order given), one legend above.
 
     Parameters
     ----------
     stages : sequence of int
         The stage ids.
     entities : mapping
-        Entity name -> quantiles per stage (see :func:`draw_fan`).
+        Entity key -> quantiles per stage (see :func:`draw_fan`) and ``name``.
     title : str, optional
         Over the whole figure.
     unit : str
@@ -250,17 +300,22 @@ def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping
         Fan colour.
     max_panels : int
         At most this many entities are drawn (default 12).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    plt = load_matplotlib()
     keys = list(entities)[:max_panels]
     ncols = min(3, max(1, len(keys)))
     nrows = max(1, math.ceil(len(keys) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
+    head = 0.75 + (0.3 if title else 0.0)  # the shared legend (and the title) above the panels
+    fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols + 0.4, 2.5 * nrows + head), squeeze=False,
+                          sharex=True)
     for i, k in enumerate(keys):
         ax = axes[i // ncols][i % ncols]
         s = entities[k]
         div, u = scaled_unit(unit, s["p95"])
-        draw_fan(ax, stages, s, color, div, legend=(i == 0))
+        draw_fan(ax, stages, s, color, div, legend=False)
         ax.set_title(f"{s['name']}", fontsize=9.5)
         ax.set_ylabel(u)
         _stage_axis(ax, stages)
@@ -269,18 +324,34 @@ def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping
             ax.set_xlabel("")
     for j in range(len(keys), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
+    if keys:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        labels = [lb.replace("\n", " ") for lb in labels]
+        h = fig.get_size_inches()[1]
+        fig.legend(handles, labels, loc="upper center", ncol=4, fontsize="small",
+                   bbox_to_anchor=(0.5, 1 - (0.3 if title else 0.05) / h))
     if title:
         fig.suptitle(title, fontweight="bold", fontsize=11)
-    _margins(fig, left=0.75, top=0.7 if title else 0.35, hspace=0.3, wspace=0.45)
+    _margins(fig, left=0.75, top=head + 0.3, hspace=0.35, wspace=0.45)
     return fig
 
 
+@_styled
 def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
-    """Histogram of the scenario cost (mean, p5, p50, p95, CVaR 5 % marked) beside the mean cost by component."""
-    plt = load_matplotlib()
+    """Histogram of the scenario cost (mean, p5, p50, p95, CVaR 5 % marked) beside the mean cost by component.
+
+    Parameters
+    ----------
+    dist : mapping
+        The ``cost_distribution`` of :func:`~cobre_mpi_io.report.analysis.analyse_simulation`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     comps = [(k.removesuffix("_cost").replace("_", " "), v["mean"]) for k, v in dist["components"].items()
              if v["mean"]]
-    fig, (ax, axc) = plt.subplots(1, 2, figsize=(12.8, 3.9), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, axc) = _subplots(1, 2, figsize=(12.8, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     edges, counts = dist["histogram"]["edges"], dist["histogram"]["counts"]
     div, unit = scaled_unit("$", [dist["max"], dist["min"]])
     e = _arr(edges, div)
@@ -293,9 +364,8 @@ def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
             ax.axvline(dist[key] / div, ls=style, color=color, lw=1.3, label=f"{label}: {dist[key] / div:,.4g}")
     ax.set_xlabel(f"scenario cost ({unit})")
     ax.set_ylabel("scenarios")
-    ax.set_title(f"Cost over {dist['scenarios']:,} scenarios")
-    ax.legend(fontsize="small", loc="upper left", frameon=True, framealpha=0.9)
-    ax.set_ylim(0, max(counts, default=1) * 1.45)
+    ax.set_title(f"Cost over {dist['scenarios']:,} scenarios", loc="left")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3)
     ax.grid(True, axis="y", alpha=0.3)
     if comps:
         cdiv, cunit = scaled_unit("$", [v for _k, v in comps])
@@ -303,14 +373,15 @@ def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
         vals = [v / cdiv for _k, v in comps][::-1]
         axc.barh(names, vals, color=["tab:red" if v < 0 else "tab:blue" for v in vals], alpha=0.7)
         axc.set_xlabel(f"mean over scenarios ({cunit})")
-        axc.set_title("Mean cost by component")
+        axc.set_title("Mean cost by component", loc="left")
         axc.grid(True, axis="x", alpha=0.3)
     else:
         axc.set_visible(False)
-    _margins(fig, left=0.75, right=0.3, wspace=0.55)
+    _margins(fig, left=0.75, right=0.3, bottom=1.25, wspace=0.55)
     return fig
 
 
+@_styled
 def convergence_figure(conv: Mapping[str, Sequence[Any]], rank_totals: Mapping[str, Sequence[float]] | None,
                        title: str) -> Any:
     """Bounds over iterations (upper bound with its 95 % band, gap on a second axis) and the rank panel.
@@ -323,26 +394,30 @@ def convergence_figure(conv: Mapping[str, Sequence[Any]], rank_totals: Mapping[s
         Phase -> seconds per rank, summed over iterations: the per-rank timing panel below, when given.
     title : str
         The figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    plt = load_matplotlib()
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
     panels = 2 if rank_totals else 1
-    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.9 * panels), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 2][:panels]})
+    fig, axes = _subplots(panels, 1, figsize=(10.5, 3.9 * panels), squeeze=False,
+                          gridspec_kw={"height_ratios": [3, 2][:panels]})
     ax = axes[0][0]
     it = _arr(conv["iteration"])
     lb, ub, sd, gap = (_arr(conv[k]) for k in ("lower_bound", "upper_bound_mean", "upper_bound_std",
                                                 "gap_percent"))
-    vals = [v for v in list(lb) + list(ub + Z95 * sd) if math.isfinite(v)]
+    sd = np.where(np.isfinite(sd), sd, 0.0)
+    vals = [v for v in list(lb) + list(ub + Z95 * sd) + list(ub - Z95 * sd) if math.isfinite(v)]
     div, unit = scaled_unit("$", vals)
     ax.plot(it, lb / div, color="tab:blue", lw=2, marker="o" if len(it) <= 30 else None, ms=3, label="lower bound")
-    import numpy as np
-
     if np.isfinite(ub).any():
         ax.plot(it, ub / div, color="tab:red", lw=1.5, label="upper bound (mean)")
-        ax.fill_between(it, (ub - Z95 * sd) / div, (ub + Z95 * sd) / div, color="tab:red", alpha=0.18, lw=0,
-                        label="upper bound 95 % CI")
-    from matplotlib.ticker import MaxNLocator
-
+        if (sd > 0).any():
+            ax.fill_between(it, (ub - Z95 * sd) / div, (ub + Z95 * sd) / div, color="tab:red", alpha=0.18, lw=0,
+                            label="upper bound\n95 % CI")
     ax.set_xlabel("iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"expected cost ({unit})")
@@ -354,22 +429,29 @@ def convergence_figure(conv: Mapping[str, Sequence[Any]], rank_totals: Mapping[s
         ax2.plot(it, gap, color="tab:green", lw=1.2, ls="--", label="gap (%)")
         ax2.set_ylabel("gap (%)", color="tab:green")
         ax2.tick_params(axis="y", colors="tab:green")
-        ax2.set_ylim(bottom=0)
+        if np.nanmin(gap) >= 0:
+            ax2.set_ylim(bottom=0)
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, loc="center right", fontsize="small")
-    ax.set_title(title)
+    # right of the gap axis's labels, outside every axes
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.09, 1.0), borderaxespad=0.0, fontsize="small")
+    ax.set_title(title, loc="left")
     if rank_totals:
         draw_rank_timing(axes[1][0], rank_totals)
-    _margins(fig, right=0.8, hspace=0.35 if rank_totals else None)
+    _margins(fig, right=2.35, hspace=0.4 if rank_totals else None)
     return fig
 
 
-RANK_PHASES: Final = ("forward", "backward", "communication", "idle")
-
-
 def draw_rank_timing(ax: Any, rank_totals: Mapping[str, Sequence[float]]) -> None:
-    """Stacked bars per rank of the seconds in each of :data:`RANK_PHASES` (``rank_totals['rank']`` the x)."""
+    """Stacked bars per rank of the seconds in each of :data:`RANK_PHASES`, legend outside to the right.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        Where to draw.
+    rank_totals : mapping
+        ``rank`` (the x values) and, per phase of :data:`RANK_PHASES`, seconds per rank.
+    """
     import numpy as np
 
     ranks = list(rank_totals["rank"])
@@ -381,12 +463,12 @@ def draw_rank_timing(ax: Any, rank_totals: Mapping[str, Sequence[float]]) -> Non
     busy = np.asarray(rank_totals["forward"], dtype=float) + np.asarray(rank_totals["backward"], dtype=float)
     title = "Per-rank time over all iterations"
     if len(busy) and busy.mean() > 0:
-        ax.axhline(busy.mean(), color="k", lw=0.8, ls=":", label="mean forward+backward")
+        ax.axhline(busy.mean(), color="k", lw=0.8, ls=":", label="mean forward\n+ backward")
         title += f" (load imbalance: max/mean forward+backward = {busy.max() / busy.mean():.2f})"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, loc="left")
     ax.set_xlabel("MPI rank")
     ax.set_ylabel("time (s)")
     ax.set_xticks(ranks)
-    ax.set_ylim(0, float(bottom.max()) * 1.35 if len(bottom) and bottom.max() > 0 else 1.0)
-    ax.legend(fontsize="small", ncol=5, loc="upper center")
+    ax.set_ylim(0, float(bottom.max()) * 1.1 if len(bottom) and bottom.max() > 0 else 1.0)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.09, 1.0), borderaxespad=0.0)
     ax.grid(True, axis="y", alpha=0.3)

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .report_analysis import STAT_KEYS, read_convergence, read_rank_totals
+from .analysis import STAT_KEYS, read_convergence, read_rank_totals
+from .run import RunDirectory, as_run
 
 __all__ = ["ERROR_HOOK", "render_html", "write_html_report"]
 
@@ -164,8 +165,8 @@ def _details(summary: str, body: str) -> str:
     return f"<details><summary>{_e(summary)}</summary>{body}</details>"
 
 
-def _convergence_section(rep: Mapping[str, Any], out: Path, svg: Callable[[Any], bytes]) -> str:
-    from .report_plots import Z95, convergence_figure, scaled_unit
+def _convergence_section(rep: Mapping[str, Any], out: RunDirectory, svg: Callable[[Any], bytes]) -> str:
+    from .plots import Z95, convergence_figure, scaled_unit
 
     sec = rep["sections"].get("convergence")
     if sec is None:
@@ -214,7 +215,7 @@ def _convergence_section(rep: Mapping[str, Any], out: Path, svg: Callable[[Any],
 
 
 def _results_section(res: Mapping[str, Any], svg: Callable[[Any], bytes]) -> str:
-    from .report_plots import (
+    from .plots import (
         cost_distribution_figure,
         deficit_figure,
         fan_figure,
@@ -286,7 +287,7 @@ def _results_section(res: Mapping[str, Any], svg: Callable[[Any], bytes]) -> str
 
 
 def _overview(stages: Sequence[int], per: Mapping[str, Any]) -> str:
-    from .report_plots import scaled_unit
+    from .plots import scaled_unit
 
     head: list[str] = []
     columns: list[list[Any]] = []
@@ -309,7 +310,7 @@ def _overview(stages: Sequence[int], per: Mapping[str, Any]) -> str:
 
 def _entity_block(stages: Sequence[int], q: Mapping[str, Any] | None, title: str, unit: str, color: str,
                   svg: Callable[[Any], bytes], prob: Mapping[str, Any] | None) -> str:
-    from .report_plots import scaled_unit, small_multiples_figure
+    from .plots import scaled_unit, small_multiples_figure
 
     if not q or not q["entities"]:
         return ""
@@ -383,19 +384,33 @@ def _run_section(rep: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_html(rep: Mapping[str, Any]) -> str:
-    """The HTML page of a report (see :func:`cobre_mpi_io.cli.report.build_report`).
+def render_html(rep: Mapping[str, Any], run: RunDirectory | None = None) -> str:
+    """The HTML page of a report (see :func:`cobre_mpi_io.report.build_report`).
+
+    Parameters
+    ----------
+    rep : mapping
+        The report document.
+    run : RunDirectory, optional
+        The opened run the report was built from (default: opened again from ``rep["output_dir"]``).
+
+    Returns
+    -------
+    str
+        One self-contained HTML page.
 
     Raises
     ------
     ImportError
         matplotlib is not installed (the message says how to install it).
     """
-    from .report_plots import figure_svg, load_matplotlib
+    from ._deps import load_matplotlib
+    from .plots import figure_svg
 
     load_matplotlib()
-    out = Path(rep["output_dir"])
-    body = [_run_section(rep), _convergence_section(rep, out, figure_svg)]
+    r = run if run is not None else as_run(rep["output_dir"])
+    out = r.path
+    body = [_run_section(rep), _convergence_section(rep, r, figure_svg)]
     res = rep["sections"].get("results")
     if res is not None:
         body.append(_results_section(res, figure_svg))
@@ -411,8 +426,22 @@ def render_html(rep: Mapping[str, Any]) -> str:
             f"--html</code>.</footer></body></html>\n")
 
 
-def write_html_report(rep: Mapping[str, Any], path: str | Path) -> Path:
+def write_html_report(rep: Mapping[str, Any], path: str | Path, run: RunDirectory | None = None) -> Path:
     """Write :func:`render_html` of ``rep`` to ``path`` atomically; returns the path.
+
+    Parameters
+    ----------
+    rep : mapping
+        The report document.
+    path : str or Path
+        The HTML file to write.
+    run : RunDirectory, optional
+        The opened run (see :func:`render_html`).
+
+    Returns
+    -------
+    Path
+        ``path``.
 
     Raises
     ------
@@ -423,7 +452,7 @@ def write_html_report(rep: Mapping[str, Any], path: str | Path) -> Path:
     """
     from ..atomic import write_bytes_atomic
 
-    text = render_html(rep)
+    text = render_html(rep, run)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(p, text.encode("utf-8"), durable=False)

@@ -1,8 +1,9 @@
-"""The numbers of the ``report`` command: out-of-core analyses of the simulation results across
-scenarios, and the readers of the training history it plots.
+"""The numbers of the report: out-of-core analyses of the simulation results across scenarios, and the
+readers of the training history.
 
-Every partition of ``simulation/`` is read by duckdb (``read_parquet`` over a
-Hive glob, only the columns needed, streamed and in parallel), reduced per
+The partitions of ``simulation/`` the run's record lists (see
+:mod:`cobre_mpi_io.report.run`) are read by duckdb (``read_parquet`` over that
+file list, only the columns needed, streamed and in parallel), reduced per
 (scenario, stage[, entity]) in one scan per table, and only those small
 reductions are summarised: mean and the quantiles :data:`QUANTILES` over
 scenarios.  Memory is bounded by scenarios × stages × entities, never by rows.
@@ -34,6 +35,14 @@ and the distribution over scenarios of the scenario cost (sum over stages of
 ``immediate_cost × discount_factor``, the writer's scenario total; at detail
 ``summary``, ``scenario_totals.parquet``) with its 14 components.
 
+The cost components are the ``*_cost`` columns of the costs table other than
+``total_cost``, ``immediate_cost`` and ``future_cost``: the 14 of the spec
+for this package's runs, whatever the producer wrote on a Cobre tree (0.5.x:
+``fpha_turbined_cost``; 0.18: ``turbined_cost``, ``anticipated_thermal_cost``,
+...).  On a Cobre tree a quantity whose columns that version does not write
+is reported unavailable, naming the column; on this package's runs a missing
+column is a :class:`~cobre_mpi_io.errors.SchemaError` naming the file.
+
 At detail ``stage`` only ``costs`` and ``hydros`` exist: thermal generation,
 prices and deficit energy are reported unavailable, and the deficit
 probability comes from ``costs.deficit_cost > 0``.  At detail ``summary`` only
@@ -46,30 +55,38 @@ from __future__ import annotations
 import csv
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from ..errors import IoError, OutputError, SchemaError
-from ..layout import DATA_FILE, TRAINING_DIR, simulation_dir
+from ..layout import TRAINING_DIR, simulation_dir
 from ..schemas import COST_COMPONENTS, table
+from ._deps import load_duckdb
+from .run import ANALYSED_TABLES, RunDirectory, as_run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "CONVERGENCE_FILE",
+    "CONVERGENCE_REQUIRED",
     "DEFICIT_TOLERANCE_MWH",
     "QUANTILES",
     "RANK_TIMING_DIR",
     "STAT_KEYS",
+    "analyse_run",
     "analyse_simulation",
+    "cost_components",
     "entity_names",
     "load_duckdb",
-    "partition_files",
     "read_convergence",
     "read_rank_totals",
+    "run_results",
+    "scenario_cost_table",
 ]
 
 QUANTILES: Final = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -78,7 +95,7 @@ STAT_KEYS: Final = ("p5", "p25", "p50", "p75", "p95")
 DEFICIT_TOLERANCE_MWH: Final = 1e-3
 """A stage has a deficit when its deficit energy exceeds this (1 kWh: ignores LP round-off)."""
 HISTOGRAM_BINS: Final = 40
-_PARTITION_DIR: Final = re.compile(r"^scenario_id=\d{4,}$")
+_TOTALS: Final = ("total_cost", "immediate_cost", "future_cost")
 _QLIST: Final = "[" + ", ".join(repr(q) for q in QUANTILES) + "]"
 # entities.csv entity_type_code (SPEC §8 codes.json entity_type)
 _ENTITY_CODES: Final = {"hydros": 0, "thermals": 1, "buses": 2}
@@ -86,33 +103,6 @@ CONVERGENCE_FILE: Final = table("convergence").path
 """``training/convergence.parquet``, relative to the output directory."""
 RANK_TIMING_DIR: Final = table("rank_timing").path
 """``training/timing/mpi_ranks.parquet`` (a directory of ``part-rank-NNNN.parquet``), relative."""
-
-
-def load_duckdb() -> Any:
-    """Import duckdb, or raise an :class:`ImportError` that says how to install it."""
-    try:
-        import duckdb
-    except ImportError as exc:
-        raise ImportError("the simulation analyses of `report` need duckdb: "
-                          "pip install 'cobre_mpi_io[report]' (or pip install duckdb)") from exc
-    return duckdb
-
-
-def partition_files(output_dir: str | Path, table_name: str) -> list[Path]:
-    """The ``scenario_id=NNNN/data.parquet`` files of a simulation table, in scenario order.
-
-    Temp files (dot-prefixed) and anything else in the table directory are
-    ignored; a missing directory gives ``[]``.
-    """
-    d = simulation_dir(output_dir) / table(table_name).directory
-    try:
-        names = sorted(e.name for e in os.scandir(d) if e.is_dir() and _PARTITION_DIR.match(e.name))
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise IoError.from_os_error(d, exc) from exc
-    files = [d / n / DATA_FILE for n in names]
-    return [f for f in files if f.is_file()]
 
 
 def entity_names(output_dir: str | Path) -> dict[str, dict[int, str]]:
@@ -147,20 +137,56 @@ def _read_parquet(path: Path, rel: str, columns: Sequence[str] | None = None) ->
         raise SchemaError(rel, None, f"not readable Parquet: {exc}") from exc
 
 
-def read_convergence(out: str | Path) -> dict[str, list[Any]] | None:
-    """``training/convergence.parquet`` as columns (None when absent)."""
-    path = Path(out) / CONVERGENCE_FILE
+CONVERGENCE_REQUIRED: Final = ("iteration", "lower_bound")
+"""The convergence columns every producer writes; the others are filled with None when a version lacks them."""
+
+
+def read_convergence(run: RunDirectory | str | os.PathLike[str]) -> dict[str, list[Any]] | None:
+    """``training/convergence.parquet`` as columns, under this package's names (None when absent).
+
+    On this package's runs every column of the schema is required.  On a
+    Cobre tree only ``iteration`` and ``lower_bound`` are; Cobre 0.18's
+    ``upper_bound`` is returned as ``upper_bound_mean`` (its
+    ``upper_bound_kind`` is kept), and a column the version does not write
+    is a list of None.
+
+    Parameters
+    ----------
+    run : RunDirectory or path-like
+        The run or its output directory.
+
+    Returns
+    -------
+    dict or None
+        Column name -> one value per iteration.
+
+    Raises
+    ------
+    SchemaError
+        The file is not readable Parquet, or lacks a required column (named).
+    """
+    r = as_run(run)
+    path = r.path / CONVERGENCE_FILE
     if not path.exists():
         return None
     t = _read_parquet(path, CONVERGENCE_FILE)
-    missing = [c for c in table("convergence").names if c not in t.column_names]
+    names = table("convergence").names
+    if r.producer == "cobre_mpi_io":
+        required: Sequence[str] = names
+    else:
+        required = CONVERGENCE_REQUIRED
+        if "upper_bound" in t.column_names and "upper_bound_mean" not in t.column_names:
+            t = t.rename_columns(["upper_bound_mean" if c == "upper_bound" else c for c in t.column_names])
+    missing = [c for c in required if c not in t.column_names]
     if missing:
         raise SchemaError(CONVERGENCE_FILE, missing[0], f"column {missing[0]!r} missing")
     result: dict[str, list[Any]] = t.to_pydict()
+    for c in names:
+        result.setdefault(c, [None] * t.num_rows)
     return result
 
 
-def read_rank_totals(out: str | Path) -> dict[str, Any] | None:
+def read_rank_totals(out: RunDirectory | str | os.PathLike[str]) -> dict[str, Any] | None:
     """Per-rank sums over iterations of ``training/timing/mpi_ranks.parquet`` (None when absent).
 
     Returns ``{"rank": [...], "forward"|"backward"|"communication"|"idle": [seconds per rank],
@@ -168,7 +194,7 @@ def read_rank_totals(out: str | Path) -> dict[str, Any] | None:
     """
     import numpy as np
 
-    d = Path(out) / RANK_TIMING_DIR
+    d = (out.path if isinstance(out, RunDirectory) else Path(out)) / RANK_TIMING_DIR
     parts = sorted(d.glob("part-rank-*.parquet")) if d.is_dir() else []
     if not parts:
         return None
@@ -215,21 +241,55 @@ def _series(rows: Sequence[tuple[Any, ...]], stages: list[int], label: str, unit
 class _Engine:
     """One duckdb connection; every query error becomes an :class:`OutputError` naming the file."""
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, run: RunDirectory) -> None:
         self.duckdb = load_duckdb()
         self.con = self.duckdb.connect()
         self.con.execute("set enable_progress_bar = false")  # stdout is the report's, never duckdb's
         # a temp table filled from thousands of files in insertion order keeps a block per file and
         # column (350 MB for the costs of 2,000 small scenarios); every query here orders explicitly
         self.con.execute("set preserve_insertion_order = false")
-        self.output_dir = output_dir
-        self.files: dict[str, list[Path]] = {}
+        self.run_dir = run
+        self.output_dir = run.path
+        self.files: dict[str, list[Path]] = run.partitions
+        self._schemas: dict[str, list[str]] = {}
+
+    def columns(self, table_name: str) -> list[str]:
+        """The column names of ``table_name`` (its first listed file's schema)."""
+        if table_name not in self._schemas:
+            import pyarrow.parquet as pq
+
+            f = self.files[table_name][0]
+            try:
+                self._schemas[table_name] = list(pq.read_schema(f).names)
+            except Exception as exc:  # any reader failure names the file
+                raise SchemaError(f.relative_to(simulation_dir(self.output_dir)).as_posix(), None,
+                                  f"not readable Parquet ({type(exc).__name__}: {exc}); "
+                                  "run `cobre-mpi-io validate` on the output directory") from exc
+        return self._schemas[table_name]
+
+    def missing(self, table_name: str, needed: Sequence[str], res: dict[str, Any], *quantities: str) -> bool:
+        """On a tree another producer wrote: mark ``quantities`` unavailable when a column is absent.
+
+        On this package's runs a missing column is an error, raised by the query (:meth:`_explain`).
+        """
+        if self.run_dir.producer == "cobre_mpi_io":
+            return False
+        have = self.columns(table_name)
+        absent = [c for c in needed if c not in have]
+        for q in quantities if absent else ():
+            res["unavailable"][q] = (f"column {absent[0]!r} is not in the {table_name} table "
+                                     f"{self.run_dir.producer_label} wrote")
+        return bool(absent)
 
     def source(self, table_name: str) -> str:
-        """The ``read_parquet`` of every partition of ``table_name`` (scenario_id from the path)."""
-        d = simulation_dir(self.output_dir) / table(table_name).directory
-        glob = str(d / "scenario_id=*" / DATA_FILE).replace("'", "''")
-        return f"read_parquet('{glob}', hive_partitioning=true, hive_types={{'scenario_id': INTEGER}})"
+        """The ``read_parquet`` of exactly the listed partitions of ``table_name``.
+
+        ``scenario_id`` comes from the Hive path, or from the file when it is a column (Cobre 0.18).
+        """
+        paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in self.files[table_name])
+        if "scenario_id" in self.columns(table_name):
+            return f"read_parquet([{paths}], hive_partitioning=false)"
+        return f"read_parquet([{paths}], hive_partitioning=true, hive_types={{'scenario_id': INTEGER}})"
 
     def run(self, table_name: str, sql: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         try:
@@ -268,11 +328,37 @@ class _Engine:
                            f"the report's query failed: {msg}")
 
 
-def _costs(eng: _Engine, stages_out: list[int], res: dict[str, Any]) -> None:
-    comps = ", ".join(COST_COMPONENTS)
-    cols = ["stage_id", "block_id", "total_cost", "immediate_cost", "discount_factor", *COST_COMPONENTS]
+def cost_components(columns: Sequence[str], producer: str = "cobre_mpi_io") -> tuple[str, ...]:
+    """The cost components of a costs table: the spec's 14 on this package's runs, else every ``*_cost``.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The costs table's column names.
+    producer : str
+        ``"cobre_mpi_io"``: the spec's :data:`~cobre_mpi_io.schemas.COST_COMPONENTS`; any other:
+        the ``*_cost`` columns but ``total_cost``, ``immediate_cost`` and ``future_cost``.
+
+    Returns
+    -------
+    tuple of str
+    """
+    if producer == "cobre_mpi_io":
+        return tuple(COST_COMPONENTS)
+    return tuple(c for c in columns if c.endswith("_cost") and c not in _TOTALS)
+
+
+def _costs(eng: _Engine, stages_out: list[int], res: dict[str, Any], extra: dict[str, Any]) -> None:
+    have = eng.columns("costs")
+    components = cost_components(have, eng.run_dir.producer)
+    comps = ", ".join(components)
+    base = ["stage_id", "block_id", "total_cost", "immediate_cost"]
+    if eng.missing("costs", base, res, "total_cost", "immediate_cost", "cost_distribution"):
+        return
+    discount = "discount_factor" if "discount_factor" in have or eng.run_dir.producer == "cobre_mpi_io" else "1.0"
+    cols = [*base, "discount_factor", *components]
     eng.execute("costs", f"""create or replace temp table cs as
-        select scenario_id, stage_id, total_cost, immediate_cost, discount_factor, {comps}
+        select scenario_id, stage_id, total_cost, immediate_cost, {discount} as discount_factor, {comps}
         from {eng.source('costs')} where block_id is null""", cols)
     stages = [int(r[0]) for r in eng.run("costs", "select distinct stage_id from cs order by 1", cols)]
     stages_out.extend(s for s in stages if s not in stages_out)
@@ -281,20 +367,23 @@ def _costs(eng: _Engine, stages_out: list[int], res: dict[str, Any]) -> None:
         rows = eng.run("costs", f"""select stage_id, count(*), avg({col}), quantile_cont({col}, {_QLIST})
                         from cs group by 1 order by 1""", cols)
         per[col] = _series(rows, stages, label, "$")
-    if not eng.files.get("buses"):  # detail stage: no buses table, the deficit cost says whether there was one
+    if not eng.files.get("buses") and "deficit_cost" in components:
+        # detail stage: no buses table, the deficit cost says whether there was one
         rows = eng.run("costs", """select stage_id, avg((deficit_cost > 0)::double) from cs group by 1""", cols)
         p = {int(r[0]): _clean(r[1]) for r in rows}
         res["per_stage"]["deficit_probability"] = {
             "label": "Deficit probability (deficit_cost > 0)", "unit": "1",
             "source": "costs.deficit_cost > 0 (no buses table at this detail level)",
             "values": [p.get(s) for s in stages]}
-    sums = ", ".join(f"sum({c} * discount_factor)" for c in COST_COMPONENTS)
-    rows = eng.run("costs", f"""select scenario_id, sum(immediate_cost * discount_factor), {sums}
+    sums = "".join(f", sum({c} * discount_factor)" for c in components)
+    rows = eng.run("costs", f"""select scenario_id, sum(immediate_cost * discount_factor){sums}
                     from cs group by 1 order by 1""", cols)
-    tot = np.asarray(rows, dtype=float).reshape(len(rows), 2 + len(COST_COMPONENTS))
+    tot = np.asarray(rows, dtype=float).reshape(len(rows), 2 + len(components))
+    ids = tot[:, 0].astype(np.int64)
+    by = {c: tot[:, 2 + i] for i, c in enumerate(components)}
     res["cost_distribution"] = _distribution(
-        tot[:, 0].astype(np.int64), tot[:, 1], {c: tot[:, 2 + i] for i, c in enumerate(COST_COMPONENTS)},
-        "sum over stages of immediate_cost × discount_factor (costs, stage-level rows)")
+        ids, tot[:, 1], by, "sum over stages of immediate_cost × discount_factor (costs, stage-level rows)")
+    extra["scenario_costs"] = _scenario_table(ids, tot[:, 1], by)
 
 
 def _distribution(scenario_ids: np.ndarray, totals: np.ndarray, components: dict[str, np.ndarray],
@@ -334,6 +423,8 @@ def _entity_series(rows: Sequence[tuple[Any, ...]], stages: list[int], names: di
 
 def _buses(eng: _Engine, stages: list[int], res: dict[str, Any], names: dict[int, str]) -> None:
     cols = ["stage_id", "block_id", "bus_id", "load_mw", "load_mwh", "deficit_mwh", "spot_price"]
+    if eng.missing("buses", cols, res, "deficit", "spot_price"):
+        return
     eng.execute("buses", f"""create or replace temp table bs as
         select scenario_id, stage_id, bus_id,
                coalesce(sum(spot_price * h) / nullif(sum(h), 0), avg(spot_price)) as price,
@@ -370,6 +461,8 @@ def _buses(eng: _Engine, stages: list[int], res: dict[str, Any], names: dict[int
 
 def _hydros(eng: _Engine, stages: list[int], res: dict[str, Any], names: dict[int, str]) -> None:
     cols = ["stage_id", "block_id", "hydro_id", "storage_final_hm3", "generation_mwh"]
+    if eng.missing("hydros", cols, res, "stored_volume", "hydro_generation"):
+        return
     eng.execute("hydros", f"""create or replace temp table hs as
         select scenario_id, stage_id, hydro_id,
                arg_max(storage_final_hm3, coalesce(block_id, 0)) as v, sum(generation_mwh) as g
@@ -389,6 +482,8 @@ def _hydros(eng: _Engine, stages: list[int], res: dict[str, Any], names: dict[in
 
 def _thermals(eng: _Engine, stages: list[int], res: dict[str, Any]) -> None:
     cols = ["stage_id", "generation_mwh"]
+    if eng.missing("thermals", cols, res, "thermal_generation"):
+        return
     rows = eng.run("thermals", f"""with s as (select scenario_id, stage_id, sum(generation_mwh) g
                                    from {eng.source('thermals')} group by 1, 2)
                     select stage_id, count(*), avg(g), quantile_cont(g, {_QLIST}) from s group by 1 order by 1""",
@@ -396,7 +491,16 @@ def _thermals(eng: _Engine, stages: list[int], res: dict[str, Any]) -> None:
     res["per_stage"]["thermal_generation"] = _series(rows, stages, "Thermal generation, all thermals", "MWh")
 
 
-def _summary_totals(output_dir: Path, res: dict[str, Any]) -> None:
+def _scenario_table(ids: np.ndarray, totals: np.ndarray, components: dict[str, np.ndarray]) -> pa.Table:
+    """The per-scenario costs as an Arrow table (``scenario_id``, ``total_cost``, one column per component)."""
+    import pyarrow as pa
+
+    cols: dict[str, Any] = {"scenario_id": pa.array(ids, pa.int32()), "total_cost": pa.array(totals, pa.float64())}
+    cols.update({c: pa.array(v, pa.float64()) for c, v in components.items()})
+    return pa.table(cols)
+
+
+def _summary_totals(output_dir: Path, res: dict[str, Any], extra: dict[str, Any]) -> None:
     """Detail ``summary``: the cost distribution from ``scenario_totals.parquet`` (pyarrow, one small file)."""
     import pyarrow.parquet as pq
 
@@ -410,21 +514,22 @@ def _summary_totals(output_dir: Path, res: dict[str, Any]) -> None:
     except Exception as exc:  # any reader failure names the file
         raise SchemaError(rel, None, f"not readable Parquet with the columns {cols}: {exc}") from exc
     res["tables"]["scenario_totals"] = {"files": 1, "scenarios": t.num_rows}
-    res["cost_distribution"] = _distribution(
-        t.column("scenario_id").to_numpy(), t.column("total_cost").to_numpy().astype(float),
-        {c: t.column(c).to_numpy().astype(float) for c in COST_COMPONENTS}, "scenario_totals.parquet")
+    ids = t.column("scenario_id").to_numpy()
+    totals = t.column("total_cost").to_numpy().astype(float)
+    by = {c: t.column(c).to_numpy().astype(float) for c in COST_COMPONENTS}
+    res["cost_distribution"] = _distribution(ids, totals, by, "scenario_totals.parquet")
+    extra["scenario_costs"] = _scenario_table(ids, totals, by)
 
 
-def analyse_simulation(output_dir: str | Path, detail: str | None = None) -> dict[str, Any]:
-    """Analyse every simulation partition of ``output_dir`` across scenarios (see the module docs).
+def analyse_simulation(run: RunDirectory | str | os.PathLike[str], detail: str | None = None) -> dict[str, Any]:
+    """Analyse the listed simulation partitions of a run across scenarios (see the module docs).
 
     Parameters
     ----------
-    output_dir : str or Path
-        The run's output directory (holds ``simulation/``).
+    run : RunDirectory or path-like
+        The run (:class:`~cobre_mpi_io.report.run.RunDirectory`) or its output directory.
     detail : str, optional
-        The run's detail level (from its manifest), to say why a quantity
-        is unavailable; recorded as ``detail``.
+        The run's detail level, to say why a quantity is unavailable (default: the manifest's).
 
     Returns
     -------
@@ -433,8 +538,9 @@ def analyse_simulation(output_dir: str | Path, detail: str | None = None) -> dic
         per table read), ``scenarios``, ``quantiles``, ``stages``,
         ``per_stage`` (quantity -> series: ``label``, ``unit``, ``scenarios``,
         ``mean``, ``p5`` ... ``p95``, one value per stage), ``per_bus``,
-        ``per_hydro`` (quantity -> ``entities`` -> series), ``cost_distribution``
-        and ``unavailable`` (quantity -> why).
+        ``per_hydro`` (quantity -> ``entities`` -> series), ``cost_distribution``,
+        ``unavailable`` (quantity -> why), ``producer``, ``listed_by`` and
+        ``unlisted`` (files found but not read).
 
     Raises
     ------
@@ -443,22 +549,83 @@ def analyse_simulation(output_dir: str | Path, detail: str | None = None) -> dic
     ImportError
         duckdb is not installed (the message says how to install it).
     """
+    r = as_run(run)
+    if detail is not None and detail != r.detail():
+        res, _extra = analyse_run(r, detail)
+        return res
+    return run_results(r)
+
+
+def run_results(run: RunDirectory) -> dict[str, Any]:
+    """The simulation analyses of ``run`` (:func:`analyse_simulation`), computed once and cached on it.
+
+    Parameters
+    ----------
+    run : RunDirectory
+        The run.
+
+    Returns
+    -------
+    dict
+        See :func:`analyse_simulation`.
+    """
+    if "results" not in run._cache:
+        run._cache["results"], run._cache["scenario_costs"] = analyse_run(run)
+    res: dict[str, Any] = run._cache["results"]
+    return res
+
+
+def scenario_cost_table(run: RunDirectory) -> pa.Table | None:
+    """The per-scenario costs (``scenario_id``, ``total_cost``, components) of ``run``, or None.
+
+    Parameters
+    ----------
+    run : RunDirectory
+        The run.
+
+    Returns
+    -------
+    pyarrow.Table or None
+        None when the run has no costs partitions and no ``scenario_totals.parquet``.
+    """
+    run_results(run)
+    t: pa.Table | None = run._cache["scenario_costs"]
+    return t
+
+
+def analyse_run(run: RunDirectory, detail: str | None = None) -> tuple[dict[str, Any], pa.Table | None]:
+    """:func:`analyse_simulation` and the per-scenario cost table (``None`` without costs).
+
+    Parameters
+    ----------
+    run : RunDirectory
+        The run.
+    detail : str, optional
+        The detail level (default: the manifest's).
+
+    Returns
+    -------
+    tuple
+        ``(results dict, pyarrow.Table or None)``.
+    """
     t0 = time.perf_counter()
-    out = Path(output_dir)
-    files = {name: partition_files(out, name) for name in ("costs", "buses", "hydros", "thermals")}
+    out = run.path
+    detail = detail if detail is not None else run.detail()
+    files = {name: run.partitions.get(name, []) for name in ANALYSED_TABLES}
     res: dict[str, Any] = {
         "engine": None, "seconds": None, "quantiles": list(QUANTILES), "stages": [],
         "tables": {k: {"files": len(v), "scenarios": len(v)} for k, v in files.items() if v},
         "per_stage": {}, "per_bus": {}, "per_hydro": {}, "cost_distribution": None, "unavailable": {},
+        "producer": run.producer_label, "listed_by": run.listed_by, "unlisted": list(run.unlisted),
     }
+    extra: dict[str, Any] = {"scenario_costs": None}
     stages: list[int] = res["stages"]
     if any(files.values()):
-        eng = _Engine(out)
-        eng.files = files
+        eng = _Engine(run)
         res["engine"] = f"duckdb {eng.duckdb.__version__}"
         names = entity_names(out)
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("costs", lambda: _costs(eng, stages, res)),
+            ("costs", lambda: _costs(eng, stages, res, extra)),
             ("buses", lambda: _buses(eng, stages, res, names["buses"])),
             ("hydros", lambda: _hydros(eng, stages, res, names["hydros"])),
             ("thermals", lambda: _thermals(eng, stages, res)),
@@ -474,7 +641,7 @@ def analyse_simulation(output_dir: str | Path, detail: str | None = None) -> dic
                 step()
         eng.con.close()
     else:
-        _summary_totals(out, res)
+        _summary_totals(out, res, extra)
     needs = {"total_cost": "costs", "immediate_cost": "costs", "deficit": "buses", "spot_price": "buses",
              "stored_volume": "hydros", "hydro_generation": "hydros", "thermal_generation": "thermals"}
     written = {"full": ("costs", "buses", "hydros", "thermals"), "stage": ("costs", "hydros"), "summary": ()}
@@ -483,11 +650,11 @@ def analyse_simulation(output_dir: str | Path, detail: str | None = None) -> dic
         res["unavailable"]["per_stage"] = "detail 'summary' keeps only the per-scenario totals"
     else:
         for q, t in needs.items():
-            if not files[t]:
+            if not files[t] and q not in res["unavailable"]:
                 res["unavailable"][q] = (f"no {t} table at detail {detail!r}" if t not in written.get(detail or "", (t,))
                                          else f"no {t} partitions")
-    if res["cost_distribution"] is None:
+    if res["cost_distribution"] is None and "cost_distribution" not in res["unavailable"]:
         res["unavailable"]["cost_distribution"] = "no costs partitions and no scenario_totals.parquet"
     res["scenarios"] = max([v["scenarios"] for v in res["tables"].values()], default=0)
     res["seconds"] = round(time.perf_counter() - t0, 3)
-    return res
+    return res, extra["scenario_costs"]

@@ -1,0 +1,286 @@
+"""Which run an output directory holds, who wrote it, and exactly which files the analyses read.
+
+:meth:`RunDirectory.open` recognizes three kinds of trees:
+
+- a run this package wrote (``training/_manifest.json`` or
+  ``simulation/_manifest.json``): the simulation partitions analysed are
+  **exactly the files its record lists** -- the run journal
+  (``_journal/files/*.jsonl``, :func:`cobre_mpi_io.journal.read_journal`)
+  when there is one, else the simulation manifest's ``files``.  A partition
+  or file found in a table directory that no record lists is *unlisted*: it
+  is not read, and the report warns naming it.  A listed file whose bytes no
+  longer match the journal's record is left out with a warning too.  A run
+  that was never finalized (manifest ``running``, no file list) has no record
+  to go by: every partition found is read, and a note says so;
+- a tree the real Cobre solver wrote (no ``_manifest.json``; ``metadata.json``
+  names ``software`` / ``software_version`` (0.18) or ``cobre_version``
+  (0.5.x)): every ``scenario_id=NNNN/data.parquet`` found is read, and the
+  producer and version are reported;
+- anything else with a ``training/`` or ``simulation/`` directory: read as
+  found, producer ``unknown``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ..documents import read_json_document
+from ..errors import IoError
+from ..layout import DATA_FILE, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
+from ..schemas import table
+
+__all__ = ["ANALYSED_TABLES", "PRODUCER_SELF", "RunDirectory", "as_run"]
+
+ANALYSED_TABLES: Final = ("costs", "buses", "hydros", "thermals")
+"""The simulation tables the analyses read."""
+PRODUCER_SELF: Final = "cobre_mpi_io"
+_PARTITION_DIR: Final = re.compile(r"^scenario_id=(\d{4,})$")
+
+
+def _read_doc(path: Path, name: str) -> Any | None:
+    """A JSON document of the tree (None when absent; ManifestError when not valid JSON)."""
+    if not path.exists():
+        return None
+    return read_json_document(path, name)
+
+
+def _producer(metadata: Any) -> tuple[str | None, str | None]:
+    """``(software, version)`` named by a Cobre ``metadata.json`` (0.18: ``software``; 0.5.x: ``cobre_version``)."""
+    if not isinstance(metadata, dict):
+        return None, None
+    if isinstance(metadata.get("software"), str):
+        v = metadata.get("software_version")
+        return metadata["software"], v if isinstance(v, str) else None
+    if isinstance(metadata.get("cobre_version"), str):
+        return "cobre", metadata["cobre_version"]
+    return None, None
+
+
+def _scan_table(sim: Path, name: str) -> tuple[list[Path], list[str]]:
+    """``(partition files, other entries)`` of one table directory (temp names ignored)."""
+    d = sim / table(name).directory
+    try:
+        entries = sorted(os.scandir(d), key=lambda e: e.name)
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise IoError.from_os_error(d, exc) from exc
+    files: list[Path] = []
+    other: list[str] = []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir() and _PARTITION_DIR.match(e.name):
+            f = Path(e.path) / DATA_FILE
+            if f.is_file():
+                files.append(f)
+            else:
+                other.append(f"{table(name).directory}/{e.name}/")
+        else:
+            other.append(f"{table(name).directory}/{e.name}")
+    return files, other
+
+
+@dataclass
+class RunDirectory:
+    """An output directory opened for analysis: producer, the files to read, and what was left out.
+
+    Build it with :meth:`open`; every analysis function of
+    :mod:`cobre_mpi_io.report` accepts one (or a path, opened on the fly).
+    The simulation analyses are computed once and cached on the object
+    (:func:`cobre_mpi_io.report.analysis.run_results`), so a notebook
+    calling several functions on one ``RunDirectory`` scans the partitions once.
+
+    Attributes
+    ----------
+    path : Path
+        The output directory.
+    producer : str
+        ``"cobre_mpi_io"``, ``"cobre"`` (the real solver) or ``"unknown"``.
+    producer_version : str or None
+        The producer's version (this package's, from the manifest; Cobre's
+        from ``metadata.json``).
+    producer_source : str
+        Where the producer was read (``"simulation/_manifest.json"``,
+        ``"simulation/metadata.json software/software_version"``, ...).
+    listed_by : str
+        ``"journal"``, ``"manifest"`` (only the files the run's record
+        lists are read) or ``"directory"`` (every partition found).
+    partitions : dict
+        Table name -> the ``data.parquet`` files to read, in scenario order.
+    unlisted : tuple of str
+        Output-directory-relative paths found in the analysed table
+        directories that no record lists (not read).
+    warnings : list of str
+        What a reader must know about the files read (unlisted files,
+        bytes that differ from their record, no record at all).
+    training_manifest, simulation_manifest : dict or None
+        The package's manifests (None on a Cobre tree).
+    training_metadata, simulation_metadata : dict or None
+        ``training/metadata.json`` and ``simulation/metadata.json`` (the
+        latter only Cobre writes).
+    """
+
+    path: Path
+    producer: str
+    producer_version: str | None
+    producer_source: str
+    listed_by: str
+    partitions: dict[str, list[Path]]
+    unlisted: tuple[str, ...]
+    warnings: list[str]
+    training_manifest: Any = None
+    simulation_manifest: Any = None
+    training_metadata: Any = None
+    simulation_metadata: Any = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, out: str | os.PathLike[str]) -> RunDirectory:
+        """Open the output directory ``out``: find its producer and the files to analyse.
+
+        Parameters
+        ----------
+        out : path-like
+            The run's output directory (holds ``training/`` and/or ``simulation/``).
+
+        Returns
+        -------
+        RunDirectory
+
+        Raises
+        ------
+        IoError
+            ``out`` is not a directory, or holds neither ``training/`` nor ``simulation/``.
+        ManifestError
+            A manifest or ``metadata.json`` that is not valid JSON (named).
+        """
+        path = Path(out)
+        if not path.is_dir():
+            raise IoError(path, "not found", "not an output directory (it should hold training/ and simulation/)")
+        sim, tr = path / SIMULATION_DIR, path / TRAINING_DIR
+        if not sim.is_dir() and not tr.is_dir():
+            raise IoError(path, "not found", "no training/ or simulation/ here: not a cobre_mpi_io output directory (nor a Cobre one)")
+        tman = _read_doc(tr / MANIFEST_NAME, f"{TRAINING_DIR}/{MANIFEST_NAME}")
+        sman = _read_doc(sim / MANIFEST_NAME, f"{SIMULATION_DIR}/{MANIFEST_NAME}")
+        tmeta = _read_doc(tr / "metadata.json", f"{TRAINING_DIR}/metadata.json")
+        smeta = _read_doc(sim / "metadata.json", f"{SIMULATION_DIR}/metadata.json")
+        scanned = {name: _scan_table(sim, name) for name in ANALYSED_TABLES}
+        found = {name: files for name, (files, _o) in scanned.items()}
+        warnings: list[str] = []
+        if tman is not None or sman is not None:
+            from .._version import __version__
+
+            src = f"{SIMULATION_DIR}/{MANIFEST_NAME}" if sman is not None else f"{TRAINING_DIR}/{MANIFEST_NAME}"
+            run = cls(path, PRODUCER_SELF, __version__, src, "directory", found, (), warnings,
+                      tman, sman, tmeta, smeta)
+            run._select_listed(scanned)
+            return run
+        for doc, where in ((smeta, SIMULATION_DIR), (tmeta, TRAINING_DIR)):
+            software, version = _producer(doc)
+            if software is not None:
+                key = "software/software_version" if isinstance(doc, dict) and "software" in doc else "cobre_version"
+                return cls(path, software, version, f"{where}/metadata.json {key}", "directory", found, (),
+                           warnings, None, None, tmeta, smeta)
+        warnings.append("no _manifest.json and no metadata.json naming a producer: every partition found is read")
+        return cls(path, "unknown", None, "none", "directory", found, (), warnings, None, None, tmeta, smeta)
+
+    # ------------------------------------------------------------------ the package's own runs
+    def _select_listed(self, scanned: Mapping[str, tuple[list[Path], list[str]]]) -> None:
+        """Keep only the partitions the journal (else the manifest) lists; record the rest as unlisted."""
+        out = self.path
+        listed: set[str] | None = None
+        journal = _journal_entries(out)
+        bad: list[str] = []
+        if journal is not None:
+            from ..journal import verify_entry  # type: ignore[import-not-found,unused-ignore]
+
+            listed = set()
+            for rel, entry in journal.items():
+                if not rel.startswith(f"{SIMULATION_DIR}/"):
+                    continue
+                if rel.split("/")[1] in {table(n).directory for n in ANALYSED_TABLES} and not verify_entry(out, entry):
+                    bad.append(rel)
+                    continue
+                listed.add(rel)
+            self.listed_by = "journal"
+        else:
+            files = self.simulation_manifest.get("files") if isinstance(self.simulation_manifest, dict) else None
+            if isinstance(files, dict) and files:
+                listed = {f"{SIMULATION_DIR}/{k}" for k in files}
+                self.listed_by = "manifest"
+        if listed is None:
+            if any(f for f, _o in scanned.values()):
+                self.warnings.append("the simulation was not finalized (no file list in its manifest, no journal): "
+                                     "every partition found is read")
+            return
+        unlisted: list[str] = []
+        for name, (files, other) in scanned.items():
+            keep = []
+            for f in files:
+                rel = f.relative_to(out).as_posix()
+                if rel in listed:
+                    keep.append(f)
+                elif rel not in bad:
+                    unlisted.append(rel)
+            self.partitions[name] = keep
+            unlisted += [f"{SIMULATION_DIR}/{o}" for o in other]
+        self.unlisted = tuple(unlisted)
+        what = "journal" if self.listed_by == "journal" else f"{SIMULATION_DIR}/{MANIFEST_NAME}"
+        if unlisted:
+            shown = ", ".join(unlisted[:5]) + (f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
+            self.warnings.append(f"{len(unlisted)} file(s) in the simulation tables that the {what} does not list "
+                                 f"were NOT analysed: {shown}")
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            self.warnings.append(f"{len(bad)} file(s) whose bytes differ from the journal's record were NOT "
+                                 f"analysed: {shown} (run `cobre-mpi-io validate`)")
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def is_cobre(self) -> bool:
+        """The tree was written by the real Cobre solver (no ``_manifest.json``)."""
+        return self.producer == "cobre"
+
+    @property
+    def producer_label(self) -> str:
+        """``"cobre 0.18.0"``, ``"cobre_mpi_io 0.1.0"``, ``"unknown"``."""
+        return f"{self.producer} {self.producer_version}" if self.producer_version else self.producer
+
+    def detail(self) -> str | None:
+        """The simulation detail level (the manifest's; ``None`` when unknown)."""
+        d = self.simulation_manifest.get("detail") if isinstance(self.simulation_manifest, dict) else None
+        return d if isinstance(d, str) else None
+
+
+def _journal_entries(out: Path) -> dict[str, Any] | None:
+    """The run journal's records (None when the package has no journal module or the run has none)."""
+    try:
+        from ..journal import read_journal  # type: ignore[import-not-found,unused-ignore]
+        from ..layout import JOURNAL_DIR  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    if not (out / str(JOURNAL_DIR)).is_dir():
+        return None
+    entries: dict[str, Any] = read_journal(out)
+    return entries or None
+
+
+def as_run(run: RunDirectory | str | os.PathLike[str]) -> RunDirectory:
+    """``run`` itself, or the :class:`RunDirectory` of the path ``run``.
+
+    Parameters
+    ----------
+    run : RunDirectory or path-like
+        An opened run or its output directory.
+
+    Returns
+    -------
+    RunDirectory
+    """
+    return run if isinstance(run, RunDirectory) else RunDirectory.open(run)
