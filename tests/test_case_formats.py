@@ -338,3 +338,47 @@ def test_cobre_018_accepts_the_018_cases(case: Path) -> None:
                           check=True)
     report = json.loads(proc.stdout)
     assert report["valid"] is True and report["errors"] == [], report
+
+
+_GROUP2 = {"id": 1, "name": "G2", "bus_id": 0, "min_generation_mw": 0.0, "max_generation_mw": 10.0,
+           "min_turbined_m3s": 0.0, "max_turbined_m3s": 10.0}
+# (name, file, edit, whether the case stays valid): each judged by this package and by Cobre 0.18 itself
+_VARIANTS: list[tuple[str, str, Any, bool]] = [
+    ("as-is", "config.json", lambda d: None, True),
+    ("late start date", "system/thermals.json", lambda d: d["thermals"][0].update(operational_start_date="2024-03-15"),
+     True),
+    ("productivity per range", "system/hydro_production_models.json", lambda d: d["production_models"][0].update(
+        stage_ranges=[{"start_stage_id": 0, "end_stage_id": 1, "model": "constant_productivity",
+                       "productivity_mw_per_m3s": 1.0},
+                      {"start_stage_id": 2, "end_stage_id": None, "model": "constant_productivity",
+                       "productivity_mw_per_m3s": 2.0}]), True),
+    ("hydro bus_id", "system/hydros.json", lambda d: d["hydros"][0].update(bus_id=0), False),
+    ("no unit groups", "system/hydros.json", lambda d: d["hydros"][0].update(unit_groups=[]), False),
+    ("group on unknown bus", "system/hydros.json", lambda d: d["hydros"][0]["unit_groups"][0].update(bus_id=5),
+     False),
+    ("groups above the plant", "system/hydros.json", lambda d: d["hydros"][0]["unit_groups"].append(_GROUP2),
+     False),
+    ("no start date", "system/buses.json", lambda d: d["buses"][0].pop("operational_start_date"), False),
+    ("bad start date", "system/thermals.json", lambda d: d["thermals"][0].update(operational_start_date="2024-13-15"),
+     False),
+    ("stage num_scenarios", "stages.json", lambda d: d["stages"][0].update(num_scenarios=3), False),
+    ("no productivity for stage 0", "system/hydro_production_models.json",
+     lambda d: d["production_models"][0]["stage_ranges"][0].update(start_stage_id=1), False),
+    ("no production model", "system/hydro_production_models.json", lambda d: d.update(production_models=[]), False),
+]
+
+
+def test_this_package_and_cobre_018_agree_on_what_is_a_valid_018_case(tmp_path: Path) -> None:
+    """Each variant of the 0.18 1dtoy case: refused here exactly when Cobre 0.18's validate refuses it."""
+    exe = _cobre18()
+    dirs = []
+    for k, (name, rel, edit, valid) in enumerate(_VARIANTS):
+        case = _copy(V018, tmp_path / str(k))
+        _edit(case, rel, edit)
+        ours = case_problems(case)[1]
+        assert (not ours) == valid, (name, [str(p) for p in ours])
+        dirs.append(str(case))
+    code = "import json, sys, cobre.io; print(json.dumps([cobre.io.validate(d)['valid'] for d in sys.argv[1:]]))"
+    proc = subprocess.run([exe, "-c", code, *dirs], capture_output=True, text=True, timeout=120, check=True)
+    theirs = json.loads(proc.stdout)
+    assert {v[0]: t for v, t in zip(_VARIANTS, theirs, strict=True)} == {v[0]: v[3] for v in _VARIANTS}
