@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Set up (idempotently) the venv that runs the real Cobre solver for tests/test_cobre_real.py:
-# cobre-python (a PyPI wheel) needs Python >= 3.12, newer than what the package itself needs, so it
-# lives in its own venv, .venv-cobre/ (or $COBRE_VENV). Prints the venv's python path on stdout (the
-# only line on stdout; progress goes to stderr). Fails loudly when no Python >= 3.12 is found.
+# Set up (idempotently) the venv that runs the real Cobre solver for the tests against it:
+#   scripts/cobre_venv.sh          cobre-python 0.5.1 in .venv-cobre/   (tests/test_cobre_real.py)
+#   scripts/cobre_venv.sh 0.18.0   cobre-python 0.18.0 in .venv-cobre18/ (tests/test_cobre_real018.py)
+# ($COBRE_VENV overrides the directory.) cobre-python (a PyPI wheel) needs Python >= 3.12, newer than
+# what the package itself needs, so it lives in its own venv. Prints the venv's python path on stdout
+# (the only line on stdout; progress goes to stderr). Fails loudly when no Python >= 3.12 is found.
 # Interpreter search order: $COBRE_BASE_PYTHON, pyenv's versions (newest first), python3.13/3.12/python3
 # on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${COBRE_VENV:-"$root/.venv-cobre"}
-version=0.5.1
+version=${1:-0.5.1}
+case "$version" in
+    0.5.1) default_venv="$root/.venv-cobre" ;;
+    0.18.0) default_venv="$root/.venv-cobre18" ;;
+    *) echo "cobre_venv.sh: unknown cobre-python version $version (0.5.1 or 0.18.0)" >&2; exit 2 ;;
+esac
+venv=${COBRE_VENV:-"$default_venv"}
 pin="cobre-python==$version"
 
 ok_python() {  # $1: an interpreter; true when it runs and is >= 3.12

@@ -28,6 +28,18 @@ if [ -z "${COBRE_PYTHON:-}" ]; then
     fi
 fi
 
+# The real Cobre 0.18 for tests/test_cobre_real018.py (policy format cobre-0.18): its own venv too.
+if [ -z "${COBRE18_PYTHON:-}" ]; then
+    if COBRE18_PYTHON=$(bash scripts/cobre_venv.sh 0.18.0); then
+        export COBRE18_PYTHON
+    elif [ "${CI:-}" = true ]; then
+        echo "ERROR: scripts/cobre_venv.sh 0.18.0 failed (CI=true)" >&2
+        exit 1
+    else
+        echo "warning: no Cobre 0.18 venv: the real-Cobre 0.18 tests are skipped" >&2
+    fi
+fi
+
 echo "== lint: ruff, mypy --strict"
 .venv/bin/ruff check cobre_mpi_io tests examples
 .venv/bin/mypy cobre_mpi_io
