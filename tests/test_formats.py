@@ -170,3 +170,11 @@ def test_cobre018_loaders_read_a_cobre018_demo_run(tmp_path: Path) -> None:
     codes = json.loads((out / "training" / "dictionaries" / "codes.json").read_text())
     assert codes["operative_state"] == {"0": "deactivated", "1": "maintenance", "2": "operating", "3": "saturated"}
     assert not (out / "training" / "dictionaries" / "state_dictionary.json").exists()
+
+
+def test_docs_list_every_rule() -> None:
+    """docs/formats.md tells, for every Cobre column the spec payload lacks, how it is written."""
+    text = (ROOT / "docs" / "formats.md").read_text()
+    for name, rules in COBRE_RULES.items():
+        for column, rule in rules.items():
+            assert f"| `{column}` | {rule} |" in text, (name, column)

@@ -31,6 +31,7 @@ import csv
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -170,25 +171,29 @@ class _Checker:
         if "retry_histogram" in self.tables:
             self.by_path["simulation/solver/retry_histogram.parquet"] = self.tables["retry_histogram"]
         self.by_dir = {t.path.rstrip("/"): t for t in self.tables.values() if t.path.endswith("/")}
+        self.pending: list[tuple[str, TableSchema | None, int | None]] = []
+        self.threads = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
     def add(self, rel: str, problem: str) -> None:
         section, file = _section(rel)
         self.report.add(file, problem, section)
 
     # --------------------------------------------------------------- files
-    def parquet(self, rel: str, schema: TableSchema | None) -> pa.Table | None:
-        self.report.files_checked += 1
-        try:
-            tbl = pq.read_table(self.root / rel)
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            self.add(rel, f"unreadable Parquet file: {exc}")
-            return None
-        if schema is not None:
-            got = tbl.schema.remove_metadata()
-            want = schema.arrow_schema
-            if not got.equals(want):
-                self.add(rel, f"schema differs from {self.tree.format}'s {schema.name}: {_schema_diff(got, want)}")
-        return tbl
+    def parquet(self, rel: str, schema: TableSchema | None, scenario_id: int | None = None) -> None:
+        """Queue one Parquet file for :meth:`run_parquet` (read whole, schema, partition's scenario id)."""
+        self.pending.append((rel, schema, scenario_id))
+
+    def run_parquet(self) -> None:
+        """Check the queued Parquet files on a thread pool; problems in queue order."""
+        def one(task: tuple[str, TableSchema | None, int | None]) -> list[str]:
+            return _check_parquet(self.root / task[0], task[1], self.tree.format, task[2])
+
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            for (rel, _s, _i), problems in zip(self.pending, pool.map(one, self.pending), strict=True):
+                self.report.files_checked += 1
+                for problem in problems:
+                    self.add(rel, problem)
+        self.pending.clear()
 
     def text(self, rel: str) -> None:
         self.report.files_checked += 1
@@ -242,12 +247,8 @@ class _Checker:
                 self.add(d.relative_to(self.root).as_posix(), f"holds {entries}, Cobre writes one data.parquet")
             if "data.parquet" not in entries:
                 continue
-            rel = f"{d.relative_to(self.root).as_posix()}/data.parquet"
-            tbl = self.parquet(rel, self.by_dir.get(table_dir))
-            if tbl is not None and "scenario_id" in tbl.column_names and tbl.num_rows:
-                ids = pc.unique(tbl.column("scenario_id")).to_pylist()
-                if ids != [sid]:
-                    self.add(rel, f"scenario_id column holds {sorted(ids)[:5]}, not its partition's {sid}")
+            self.parquet(f"{d.relative_to(self.root).as_posix()}/data.parquet", self.by_dir.get(table_dir), sid)
+        self.run_parquet()
         all_ids = set().union(*scenarios.values()) if scenarios else set()
         for table_dir, ids in sorted(scenarios.items()):
             if ids != all_ids:
@@ -258,8 +259,8 @@ class _Checker:
         for rel in ("simulation/paths.parquet", "simulation/scenario_summary.parquet"):
             if (self.root / rel).is_file() and all_ids:
                 try:
-                    ids = set(pc.unique(pq.read_table(self.root / rel, columns=["scenario_id"])
-                                        .column("scenario_id")).to_pylist())
+                    with pq.ParquetFile(self.root / rel) as pf:
+                        ids = set(pc.unique(pf.read(columns=["scenario_id"]).column("scenario_id")).to_pylist())
                 except (OSError, pa.ArrowException, KeyError, ValueError):
                     continue  # reported by walk()
                 if ids != all_ids:
@@ -315,6 +316,25 @@ class _Checker:
                             POLICY_DIR)
 
 
+def _check_parquet(path: Path, schema: TableSchema | None, fmt: str | None, scenario_id: int | None) -> list[str]:
+    """Problems of one Parquet file: it reads whole, has ``schema``, holds only ``scenario_id`` (partitions)."""
+    try:  # one file alone: no dataset discovery (ParquetFile, not read_table)
+        with pq.ParquetFile(path) as pf:
+            tbl = pf.read(use_threads=False)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        return [f"unreadable Parquet file: {exc}"]
+    out = []
+    if schema is not None:
+        got = tbl.schema.remove_metadata()
+        if not got.equals(schema.arrow_schema):
+            out.append(f"schema differs from {fmt}'s {schema.name}: {_schema_diff(got, schema.arrow_schema)}")
+    if scenario_id is not None and "scenario_id" in tbl.column_names and tbl.num_rows:
+        ids = pc.unique(tbl.column("scenario_id")).to_pylist()
+        if ids != [scenario_id]:
+            out.append(f"scenario_id column holds {sorted(ids)[:5]}, not its partition's {scenario_id}")
+    return out
+
+
 def _schema_diff(got: pa.Schema, want: pa.Schema) -> str:
     gn, wn = got.names, want.names
     if gn != wn:
@@ -357,6 +377,7 @@ def validate_cobre_tree(path: str | os.PathLike[str], tree: CobreTree | None = N
         chk.report.add(tree.source, f"Cobre {tree.version}: no known table schemas for this version; files were "
                                     "checked for readability only", _section(tree.source)[0])
     chk.walk()
+    chk.run_parquet()
     chk.simulation()
     chk.training()
     chk.policy()
