@@ -170,6 +170,17 @@ def test_018_hydro_without_unit_groups_is_one_problem(tmp_path: Path) -> None:
         "at least one unit group with id, name, bus_id, min/max_generation_mw and min/max_turbined_m3s)")]
 
 
+def test_018_productivity_per_season(tmp_path: Path) -> None:
+    case = _copy(V018, tmp_path)
+    _seasonal(case, range(12))
+    (h,) = System.from_case(case).hydros
+    assert h.productivity_mw_per_m3s == 1.0 and h.stage_productivity == (1.0, 2.0, 3.0, 4.0)
+    _seasonal(case, range(1, 12))
+    assert _problems(case) == [
+        ("system/hydro_production_models.json, hydro 0, field 'productivity_mw_per_m3s': no productivity for "
+        "stage(s) [0]: Cobre 0.18 needs one per (hydro, stage), here or in system/hydro_energy_productivity.parquet")]
+
+
 def test_018_productivity_per_stage_range(tmp_path: Path) -> None:
     case = _copy(V018, tmp_path)
     rel = "system/hydro_production_models.json"
@@ -365,7 +376,24 @@ _VARIANTS: list[tuple[str, str, Any, bool]] = [
     ("no productivity for stage 0", "system/hydro_production_models.json",
      lambda d: d["production_models"][0]["stage_ranges"][0].update(start_stage_id=1), False),
     ("no production model", "system/hydro_production_models.json", lambda d: d.update(production_models=[]), False),
+    ("productivity per season", "", lambda case: _seasonal(case, range(12)), True),
+    ("a season without productivity", "", lambda case: _seasonal(case, range(1, 12)), False),
 ]
+
+
+def _seasonal(case: Path, seasons: range) -> None:
+    """Monthly seasons (stage k in season k) and a seasonal production model giving ``seasons`` 1 + season."""
+    def stages(d: dict[str, Any]) -> None:
+        for k, st in enumerate(d["stages"]):
+            st["season_id"] = k
+        d["season_definitions"] = {"cycle_type": "monthly", "seasons": [
+            {"id": m, "label": str(m), "month_start": m + 1} for m in range(12)]}
+
+    _edit(case, "stages.json", stages)
+    _edit(case, "system/hydro_production_models.json", lambda d: d.update(production_models=[{
+        "hydro_id": 0, "selection_mode": "seasonal", "default_model": "constant_productivity",
+        "seasons": [{"season_id": m, "model": "constant_productivity", "productivity_mw_per_m3s": 1.0 + m}
+                    for m in seasons]}]))
 
 
 def test_this_package_and_cobre_018_agree_on_what_is_a_valid_018_case(tmp_path: Path) -> None:
@@ -374,7 +402,10 @@ def test_this_package_and_cobre_018_agree_on_what_is_a_valid_018_case(tmp_path: 
     dirs = []
     for k, (name, rel, edit, valid) in enumerate(_VARIANTS):
         case = _copy(V018, tmp_path / str(k))
-        _edit(case, rel, edit)
+        if rel:
+            _edit(case, rel, edit)
+        else:
+            edit(case)
         ours = case_problems(case)[1]
         assert (not ours) == valid, (name, [str(p) for p in ours])
         dirs.append(str(case))
