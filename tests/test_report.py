@@ -309,7 +309,9 @@ def test_corrupt_partition_is_named(full_run: Path, tmp_path: Path, capsys: pyte
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # truncated: no footer
     rc, stdout, err = _main(capsys, [str(out)])
     assert rc == 1 and stdout == "" and "Traceback" not in err
-    assert "buses/scenario_id=0017/data.parquet" in err, err
+    assert "buses/scenario_id=0017/data.parquet" in err and "differ from the run journal's record" in err, err
+    # without the journal (the manifest lists the file), the reader names it
+    shutil.rmtree(out / "_journal")
     bad.write_bytes(b"garbage")
     rc, _, err = _main(capsys, [str(out), "--json"])
     assert rc == 1 and "buses/scenario_id=0017/data.parquet" in err and "not readable Parquet" in err
@@ -322,6 +324,9 @@ def test_missing_column_is_named(full_run: Path, tmp_path: Path, capsys: pytest.
     shutil.copytree(full_run, out, symlinks=True)
     f = out / "simulation" / "hydros" / "scenario_id=0004" / "data.parquet"
     pq.write_table(pq.read_table(f).drop_columns(["storage_final_hm3"]), f)
+    rc, _, err = _main(capsys, [str(out)])
+    assert rc == 1 and "hydros/scenario_id=0004/data.parquet" in err and "journal" in err, err
+    shutil.rmtree(out / "_journal")  # the manifest lists the file: the reader names the column
     rc, _, err = _main(capsys, [str(out)])
     assert rc == 1 and "hydros/scenario_id=0004/data.parquet" in err and "storage_final_hm3" in err, err
 

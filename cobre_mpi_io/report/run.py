@@ -9,7 +9,8 @@
   when there is one, else the simulation manifest's ``files``.  A partition
   or file found in a table directory that no record lists is *unlisted*: it
   is not read, and the report warns naming it.  A listed file whose bytes no
-  longer match the journal's record is left out with a warning too.  A run
+  longer match the journal's record (size and xxhash64) is an error naming
+  it: the report never computes statistics over changed data.  A run
   that was never finalized (manifest ``running``, no file list) has no record
   to go by: every partition found is read, and a note says so;
 - a tree the real Cobre solver wrote (no ``_manifest.json``; ``metadata.json``
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..documents import read_json_document
-from ..errors import IoError
-from ..layout import DATA_FILE, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
+from ..errors import IoError, SchemaError
+from ..journal import JournalEntry, read_journal, verify_entry
+from ..layout import DATA_FILE, JOURNAL_DIR, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
 from ..schemas import table
 
 __all__ = ["ANALYSED_TABLES", "PRODUCER_SELF", "RunDirectory", "as_run"]
@@ -159,6 +161,8 @@ class RunDirectory:
             ``out`` is not a directory, or holds neither ``training/`` nor ``simulation/``.
         ManifestError
             A manifest or ``metadata.json`` that is not valid JSON (named).
+        SchemaError
+            A listed partition whose bytes differ from the run journal's record (named).
         """
         path = Path(out)
         if not path.is_dir():
@@ -195,19 +199,11 @@ class RunDirectory:
         """Keep only the partitions the journal (else the manifest) lists; record the rest as unlisted."""
         out = self.path
         listed: set[str] | None = None
-        journal = _journal_entries(out)
-        bad: list[str] = []
+        fingerprint = next((m.get("run_fingerprint") for m in (self.simulation_manifest, self.training_manifest)
+                            if isinstance(m, dict) and isinstance(m.get("run_fingerprint"), str)), None)
+        journal = _journal_entries(out, fingerprint)
         if journal is not None:
-            from ..journal import verify_entry  # type: ignore[import-not-found,unused-ignore]
-
-            listed = set()
-            for rel, entry in journal.items():
-                if not rel.startswith(f"{SIMULATION_DIR}/"):
-                    continue
-                if rel.split("/")[1] in {table(n).directory for n in ANALYSED_TABLES} and not verify_entry(out, entry):
-                    bad.append(rel)
-                    continue
-                listed.add(rel)
+            listed = {rel for rel in journal if rel.startswith(f"{SIMULATION_DIR}/")}
             self.listed_by = "journal"
         else:
             files = self.simulation_manifest.get("files") if isinstance(self.simulation_manifest, dict) else None
@@ -220,26 +216,38 @@ class RunDirectory:
                                      "every partition found is read")
             return
         unlisted: list[str] = []
+        bad: list[str] = []
+        seen: set[str] = set()
         for name, (files, other) in scanned.items():
             keep = []
             for f in files:
                 rel = f.relative_to(out).as_posix()
-                if rel in listed:
-                    keep.append(f)
-                elif rel not in bad:
+                if rel not in listed:
                     unlisted.append(rel)
+                    continue
+                seen.add(rel)
+                if journal is not None and not verify_entry(out, journal[rel]):
+                    bad.append(rel)
+                keep.append(f)
             self.partitions[name] = keep
             unlisted += [f"{SIMULATION_DIR}/{o}" for o in other]
         self.unlisted = tuple(unlisted)
         what = "journal" if self.listed_by == "journal" else f"{SIMULATION_DIR}/{MANIFEST_NAME}"
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise SchemaError(bad[0], None, f"the bytes of {len(bad)} file(s) differ from the run journal's record "
+                                            f"(size or xxhash64): {shown}; the files changed after they were "
+                                            "written, run `cobre-mpi-io validate`")
         if unlisted:
             shown = ", ".join(unlisted[:5]) + (f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
             self.warnings.append(f"{len(unlisted)} file(s) in the simulation tables that the {what} does not list "
                                  f"were NOT analysed: {shown}")
-        if bad:
-            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            self.warnings.append(f"{len(bad)} file(s) whose bytes differ from the journal's record were NOT "
-                                 f"analysed: {shown} (run `cobre-mpi-io validate`)")
+        tables = {table(n).directory for n in ANALYSED_TABLES}
+        gone = sorted(r for r in listed - seen if r.split("/")[1] in tables and r.endswith(f"/{DATA_FILE}"))
+        if gone:
+            shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+            self.warnings.append(f"{len(gone)} partition(s) the {what} lists are missing: {shown}; "
+                                 "the results cover the partitions present")
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -258,17 +266,11 @@ class RunDirectory:
         return d if isinstance(d, str) else None
 
 
-def _journal_entries(out: Path) -> dict[str, Any] | None:
-    """The run journal's records (None when the package has no journal module or the run has none)."""
-    try:
-        from ..journal import read_journal  # type: ignore[import-not-found,unused-ignore]
-        from ..layout import JOURNAL_DIR  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+def _journal_entries(out: Path, fingerprint: str | None) -> dict[str, JournalEntry] | None:
+    """The run journal's records of this run (None when the run has no journal)."""
+    if not (out / JOURNAL_DIR).is_dir():
         return None
-    if not (out / str(JOURNAL_DIR)).is_dir():
-        return None
-    entries: dict[str, Any] = read_journal(out)
-    return entries or None
+    return read_journal(out, fingerprint) or None
 
 
 def as_run(run: RunDirectory | str | os.PathLike[str]) -> RunDirectory:
