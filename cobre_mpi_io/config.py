@@ -9,6 +9,7 @@ from typing import Any
 from .errors import SchemaError
 from .hashing import sha256_json
 from .identity import RunIdentity
+from .schemas import DEFAULT_FORMAT, check_format
 from .system.model import System
 
 __all__ = ["RunConfig"]
@@ -40,6 +41,11 @@ class RunConfig:
         Simulation scenarios (0 = simulation off).
     detail : str
         Simulation detail level ``"full"``, ``"stage"`` or ``"summary"``.
+    format : str
+        Output format of the tables and dictionaries, ``"spec"`` (default)
+        or ``"cobre-0.18"`` (:mod:`cobre_mpi_io.formats`). Part of the run
+        identity (a resume in another format is refused); recorded only when
+        not the spec's, so a spec run's ``config_hash`` does not depend on it.
     """
 
     seed: int = 0
@@ -52,8 +58,10 @@ class RunConfig:
     max_iterations: int = 100
     num_scenarios: int = 0
     detail: str = "full"
+    format: str = DEFAULT_FORMAT
 
     def __post_init__(self) -> None:
+        check_format(self.format)
         object.__setattr__(self, "stopping_rules", tuple(dict(r) for r in self.stopping_rules))
         if isinstance(self.cut_selection, Mapping):
             object.__setattr__(self, "cut_selection", dict(self.cut_selection))
@@ -69,7 +77,7 @@ class RunConfig:
             else self.cut_selection,
             "upper_bound_evaluation": self.upper_bound_evaluation, "policy_mode": self.policy_mode,
             "max_iterations": self.max_iterations, "num_scenarios": self.num_scenarios, "detail": self.detail,
-        }
+        } | ({"format": self.format} if self.format != DEFAULT_FORMAT else {})
 
     @property
     def config_hash(self) -> str:

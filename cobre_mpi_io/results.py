@@ -60,7 +60,7 @@ from .manifest import (
     write_training_manifest,
 )
 from .parquet import FileRecord
-from .schemas import DEFAULT_FORMAT, check_format, tables_for_detail
+from .schemas import check_format, tables_for_detail
 from .system.model import System
 from .training.dictionaries import write_dictionaries
 from .training.metadata import RunMetadata, detect_environment, input_hash, problem_dimensions, write_metadata
@@ -249,7 +249,7 @@ def _rnd(x: float | None) -> float | None:
 
 def write_results(output_dir: str | os.PathLike[str], training_output: TrainingOutput,
                   simulation_output: SimulationOutput | None, system: System, config: Any,
-                  comm: mpi.Comm | None = None, *, fmt: str = DEFAULT_FORMAT) -> WrittenResults:
+                  comm: mpi.Comm | None = None, *, fmt: str | None = None) -> WrittenResults:
     """Write dictionaries, training tables, manifests, metadata and markers of a run.
 
     Collective over ``comm``: every rank calls it with its own
@@ -268,10 +268,11 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         See :meth:`RunConfig.coerce`.
     comm : MPI communicator, optional
         Default ``MPI.COMM_WORLD``.
-    fmt : {"spec", "cobre-0.18"}
+    fmt : {"spec", "cobre-0.18"}, optional
         Output format of the dictionaries and training tables
-        (:mod:`cobre_mpi_io.formats`); a ``training_output.writer`` must
-        have been created with the same format.
+        (:mod:`cobre_mpi_io.formats`); default: the configuration's
+        ``format`` (which it must equal when given). A
+        ``training_output.writer`` must have been created with the same format.
 
     Returns
     -------
@@ -285,7 +286,6 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         The same error on every rank when any step failed on any rank.
     """
     t0 = time.perf_counter()
-    check_format(fmt)
     c = mpi.resolve_comm(comm)
     rank, size = mpi.rank_of(c), mpi.size_of(c)
     out = Path(output_dir)
@@ -293,6 +293,13 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
     tr = training_output
     cfg = mpi.run_agreed(c, lambda: RunConfig.coerce(config), "config")
     assert cfg is not None
+
+    def output_format() -> str:
+        if fmt is not None and check_format(fmt) != cfg.format:
+            raise SchemaError("write_results", "format", f"format {fmt!r} differs from the configuration's "
+                                                         f"{cfg.format!r} (set RunConfig.format)")
+        return cfg.format
+    fmt_: str = mpi.run_agreed(c, output_format, "format")
     writer = tr.writer
     iters: list[IterationRecord] = list(writer.iteration_records if writer is not None else tr.iterations)
     final_status = tr.status
@@ -320,7 +327,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         sim_tables = (simulation_output.tables or None) if simulation_output is not None else ()
         mpi.run_agreed(c, lambda: write_dictionaries(
             train_dir / "dictionaries", system, cfg, simulation_tables=sim_tables,
-            policy_dir=out / "policy", identity=identity, fmt=fmt) if rank == 0 else None, "dictionaries")
+            policy_dir=out / "policy", identity=identity, fmt=fmt_) if rank == 0 else None, "dictionaries")
 
         # 3. training Parquet: prepare locally (agreed), then the self-agreeing collective finalize
         def prepare() -> TrainingParquetWriter:
@@ -328,11 +335,11 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
                 if Path(writer.output_dir).resolve() != out.resolve():
                     raise SchemaError("training", None, f"the training writer writes to {writer.output_dir}, "
                                                         f"not {out}")
-                if writer.format != fmt:
+                if writer.format != fmt_:
                     raise SchemaError("training", None, f"the training writer writes format {writer.format}, "
-                                                        f"write_results was asked for {fmt}")
+                                                        f"write_results was asked for {fmt_}")
                 return writer
-            w = TrainingParquetWriter(out, c, fmt=fmt)
+            w = TrainingParquetWriter(out, c, fmt=fmt_)
             for r in iters:
                 w.write_iteration(r)
             w.write_rank_timing(tr.rank_timings)

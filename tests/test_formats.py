@@ -178,3 +178,18 @@ def test_docs_list_every_rule() -> None:
     for name, rules in COBRE_RULES.items():
         for column, rule in rules.items():
             assert f"| `{column}` | {rule} |" in text, (name, column)
+
+
+def test_format_is_part_of_the_run_identity() -> None:
+    from cobre_mpi_io.config import RunConfig
+
+    spec, cobre = RunConfig(seed=1), RunConfig(seed=1, format="cobre-0.18")
+    assert "format" not in spec.to_dict()  # a spec run's config_hash does not depend on the option
+    assert cobre.to_dict()["format"] == "cobre-0.18" and cobre.config_hash != spec.config_hash
+    system = System.synthetic("small")
+    assert cobre.identity(system).fingerprint != spec.identity(system).fingerprint
+    with pytest.raises(SchemaError, match="the run identity says format 'cobre-0.18', the config 'spec'"):
+        SimulationConfig(num_scenarios=16, identity=RunConfig(num_scenarios=16, format="cobre-0.18")
+                         .identity(system))
+    with pytest.raises(SchemaError, match="unknown format"):
+        RunConfig(format="cobre-0.5")  # readable, not writable

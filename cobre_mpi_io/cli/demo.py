@@ -164,7 +164,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     cc = load_case_config(args.case) if args.case is not None else None
     seed = args.seed if args.seed is not None else cc.seed if cc is not None and cc.seed is not None \
         else DEFAULT_SEED
-    over: dict[str, Any] = {"seed": seed, "detail": args.detail,
+    over: dict[str, Any] = {"seed": seed, "detail": args.detail, "format": args.format,
                             "upper_bound_evaluation": not args.no_upper_bound,
                             "num_scenarios": args.scenarios or (cc.num_scenarios if cc else None) or 16,
                             "forward_passes": args.forward_passes or (cc.forward_passes if cc else None) or 4}
@@ -350,7 +350,7 @@ def demo_main(args: argparse.Namespace) -> int:
     if training is not None:
         results = write_results(args.output, training.output,
                                 SimulationOutput(manifest) if manifest is not None else None,
-                                system, config, comm, fmt=args.format)
+                                system, config, comm)
     if sim_error is not None:  # training is recorded; the simulation's agreed error ends the job non-zero
         raise sim_error
     if rank == 0 and not args.quiet:

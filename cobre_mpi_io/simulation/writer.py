@@ -122,6 +122,11 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         check_format(self.format)
+        ident_cfg = self.identity.config if self.identity is not None else None
+        recorded = ident_cfg.get("format", DEFAULT_FORMAT) if ident_cfg is not None else self.format
+        if recorded != self.format:
+            raise SchemaError("simulation config", "format", f"the run identity says format {recorded!r}, "
+                                                             f"the config {self.format!r}")
         if self.detail not in DETAIL_LEVELS:
             raise SchemaError("simulation config", "detail", f"unknown detail level {self.detail!r}")
         if self.assignment not in ("round-robin", "block"):

@@ -56,7 +56,7 @@ from ..errors import IoError, ManifestError
 from ..hashing import sha256_file, sha256_files, sha256_json, update_from_file
 from ..layout import policy_cut_files
 from ..manifest import IDENTITY_FIELDS, SHA256
-from ..schemas import DETAIL_LEVELS
+from ..schemas import DETAIL_LEVELS, FORMATS
 from ..system.model import System
 
 __all__ = [
@@ -104,7 +104,7 @@ METADATA_SCHEMA: Final = Obj({
         "seed": Opt(Int(lo=-INT_MAX - 1)), "forward_passes": Int(), "stopping_rules": Seq(Obj()),
         "stopping_mode": Str(), "cut_selection": Anything(), "upper_bound_evaluation": Bool(),
         "policy_mode": Str(), "max_iterations": Int(), "num_scenarios": Int(),
-        "detail": Str(DETAIL_LEVELS),
+        "detail": Str(DETAIL_LEVELS), "format": Str(FORMATS),
     }),
     "problem_dimensions": _when_present({
         **{k: Int() for k in _COUNT_FIELDS}, "num_blocks_per_stage": Seq(Int()), "lp_dimensions": Opt(Obj()),
