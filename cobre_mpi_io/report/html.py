@@ -183,11 +183,15 @@ def _convergence_section(rep: Mapping[str, Any], out: RunDirectory, svg: Callabl
         if s["final_upper_bound_mean"] is not None:
             ub = _fmt(s["final_upper_bound_mean"] / div)
             ci = _fmt(Z95 * (s["final_upper_bound_std"] or 0) / div, 3)
-            cards.append((f"final upper bound ({unit}) ± 95 % CI", f"{ub} ± {ci}"))
+            kind = f", {s['upper_bound_kind']}" if s.get("upper_bound_kind") else ""
+            cards.append((f"final upper bound ({unit}{kind}) ± 95 % CI", f"{ub} ± {ci}"))
         if s["final_gap_percent"] is not None:
             cards.append(("final gap", f"{s['final_gap_percent']:.2f} %"))
-        cards += [("active cuts", _fmt(s["final_cuts_active"])), ("LP solves", _fmt(s["total_lp_solves"])),
-                  ("training time", f"{s['total_time_seconds']:,} s"), ("peak memory", f"{s['peak_memory_mb']:,} MB")]
+        cards += [("active cuts", _fmt(s["final_cuts_active"])), ("LP solves", _fmt(s["total_lp_solves"]))]
+        if s["total_time_seconds"] is not None:
+            cards.append(("training time", f"{s['total_time_seconds']:,} s"))
+        if s["peak_memory_mb"] is not None:
+            cards.append(("peak memory", f"{s['peak_memory_mb']:,} MB"))
         parts.append(_cards(cards))
         title = "Lower and upper bounds over iterations" + (" with per-rank timing" if rt else "")
         parts.append(_figure(svg(convergence_figure(conv, rt, title)), "convergence plot",
@@ -356,6 +360,16 @@ def _run_section(rep: Mapping[str, Any]) -> str:
     if run["notes"]:
         parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in run["notes"]) + "</ul>")
     rows: list[list[Any]] = []
+    prod = run.get("producer") or {}
+    if prod.get("name"):
+        rows.append(["written by", f"{prod['name']} {prod.get('version') or ''} (from {prod.get('source')})"])
+    files = run.get("files") or {}
+    if files.get("listed_by"):
+        how = {"journal": "exactly the files the run journal records",
+               "manifest": "exactly the files the simulation manifest lists",
+               "directory": "every partition found (no file list to go by)"}.get(files["listed_by"], files["listed_by"])
+        unlisted = len(files.get("unlisted") or [])
+        rows.append(["files analysed", how + (f"; {unlisted} unlisted file(s) NOT analysed" if unlisted else "")])
     t = (sec.get("training") or {}).get("manifest")
     if isinstance(t, dict):
         it, conv, cuts = t.get("iterations") or {}, t.get("convergence") or {}, t.get("cuts") or {}
