@@ -109,10 +109,10 @@ print("RESULT " + json.dumps([{"cuts": len(s["cuts"]), "populated": s["populated
 """
 
 
-def _warm_start(python: str, policy: Path, work: Path) -> float:
-    """Cobre 0.18 on the 0.18 case, 1 iteration, warm-started from a copy of ``policy``; its lower bound."""
+def _warm_start(python: str, policy: Path, work: Path, copy: bool = True) -> float:
+    """Cobre 0.18 on the 0.18 case, 1 iteration, warm-started from (a copy of) ``policy``; its lower bound."""
     work.mkdir()
-    pol = _copy(policy, work / "policy")
+    pol = _copy(policy, work / "policy") if copy else policy
     case = _copy(CASE, work / "case")
     config = json.loads((case / "config.json").read_text())
     config["policy"]["path"] = str(pol)
@@ -144,6 +144,23 @@ def test_warm_start_from_own_and_converted_policy(cobre18: str, tmp_path: Path) 
     assert converted == own  # identical, as floats
     assert own == pytest.approx(BOUND_018, rel=1e-9)
     assert control < 0.7 * own  # the cuts are really read (measured 1415494.11)
+
+
+def test_warm_start_from_our_cobre_018_checkpoint(cobre18: str, tmp_path: Path) -> None:
+    """PolicyCheckpointer(format="cobre-0.18"): OUT/policy (a link into policy_checkpoints/) is what Cobre reads."""
+    from mpi4py import MPI
+
+    from cobre_mpi_io.policy import PolicyCheckpointer
+
+    ck = read_policy_checkpoint(V018)
+    assert ck.cobre_manifest is not None
+    out = tmp_path / "out"
+    with PolicyCheckpointer(out, every=0, comm=MPI.COMM_SELF, format="cobre-0.18", install_signal_handlers=False,
+                            cobre_fields=ck.cobre_manifest) as ckpt:
+        ckpt.after_iteration(128, dict)
+        ckpt.final(stage_cuts=ck.cuts, stage_bases=ck.bases, metadata=ck.metadata)
+    assert (out / "policy").is_symlink()
+    assert _warm_start(cobre18, out / "policy", tmp_path / "run", copy=False) == pytest.approx(BOUND_018, rel=1e-9)
 
 
 def test_upgrade_051_policy_to_018(cobre18: str, tmp_path: Path) -> None:

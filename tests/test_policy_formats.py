@@ -269,3 +269,61 @@ def test_halved_copy_differs(tmp_path: Path) -> None:
     write_cobre_policy(tmp_path / "p", halved, ck.bases, ck.cobre_manifest, durable=False)
     back = read_cobre_policy(tmp_path / "p")
     assert float(back.cuts[0].intercepts[0]) == float(ck.cuts[0].intercepts[0]) * 0.5
+
+
+# ------------------------------------------------------------------ periodic checkpoints in format cobre-0.18
+
+
+def _iteration_kwargs(it: int) -> dict[str, object]:
+    """Cobre 0.18's own 1dtoy policy, relabelled as iteration ``it`` (its cuts scaled so each differs)."""
+    ck = read_policy_checkpoint(V018)
+    cuts = [dataclasses.replace(sc, intercepts=np.asarray(sc.intercepts) * (1 + it / 100)) for sc in ck.cuts]
+    meta = dataclasses.replace(ck.metadata, completed_iterations=it)
+    return {"stage_cuts": cuts, "stage_bases": ck.bases, "metadata": meta}
+
+
+def test_checkpointer_cobre_018_rotation_beside_the_policy(tmp_path: Path) -> None:
+    from mpi4py import MPI
+
+    from cobre_mpi_io.policy import PolicyCheckpointer
+
+    fields = cobre_fields_from_case(CASE018, 4, 1).manifest
+    with PolicyCheckpointer(tmp_path, every=2, keep=2, comm=MPI.COMM_SELF, format="cobre-0.18",
+                            cobre_fields=fields, install_signal_handlers=False) as ckpt:
+        for it in range(1, 6):
+            ckpt.after_iteration(it, lambda it=it: _iteration_kwargs(it))
+        ckpt.final(**_iteration_kwargs(5))
+    assert [r.iteration for r in ckpt.records] == [2, 4, 5]
+    policy = tmp_path / "policy"
+    assert policy.is_symlink() and str(policy.readlink()) == "policy_checkpoints/iter_000005/policy"
+    # exactly what Cobre 0.18 writes, nothing else; the rotation and our hashes live beside it
+    assert sorted(p.name for p in policy.iterdir()) == ["basis", "cuts", "manifest.bin"]
+    assert sorted(p.name for p in (tmp_path / "policy_checkpoints").iterdir()) == ["iter_000004", "iter_000005"]
+    back = read_policy_checkpoint(policy)  # verified against policy_checkpoints/iter_000005/metadata.json
+    assert (back.format, back.metadata.completed_iterations) == ("cobre-0.18", 5)
+    assert back.cobre_manifest is not None and back.cobre_manifest["producer"]["completed_iterations"] == 5
+    assert float(back.cuts[0].intercepts[0]) == float(read_policy_checkpoint(V018).cuts[0].intercepts[0]) * 1.05
+    meta = json.loads((tmp_path / "policy_checkpoints" / "iter_000005" / "metadata.json").read_text())
+    assert meta["format"] == "cobre-0.18" and "policy/cuts/000.bin" in meta["files"]
+    raw = bytearray((policy / "cuts" / "001.bin").read_bytes())
+    at = bytes(raw).find(struct.pack("<d", float(back.cuts[1].coefficients[5, 0])))
+    raw[at] ^= 1  # one coefficient bit: structurally valid, caught by the recorded hash
+    (policy / "cuts" / "001.bin").write_bytes(bytes(raw))
+    with pytest.raises(ManifestError, match="001.bin"):
+        read_policy_checkpoint(policy)
+    assert read_policy_checkpoint(policy, verify=False).metadata.completed_iterations == 5
+
+
+def test_checkpointer_cobre_018_refuses_what_cobre_cannot_hold(tmp_path: Path) -> None:
+    from mpi4py import MPI
+
+    from cobre_mpi_io.policy import write_policy_checkpoint
+
+    kw = _iteration_kwargs(1)
+    with pytest.raises(SchemaError, match="state dictionary"):
+        write_policy_checkpoint(tmp_path / "a" / "policy", comm=MPI.COMM_SELF, format="cobre-0.18",
+                                state_dictionary={"x": 1}, **kw)  # type: ignore[arg-type]
+    (tmp_path / "b" / "policy").mkdir(parents=True)  # a policy Cobre wrote: never replaced
+    with pytest.raises(IoError, match="link"):
+        write_policy_checkpoint(tmp_path / "b" / "policy", comm=MPI.COMM_SELF, format="cobre-0.18",
+                                **kw)  # type: ignore[arg-type]

@@ -31,7 +31,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -64,6 +63,7 @@ from .codec import write_stage_basis, write_stage_cuts, write_stage_states, writ
 from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from .formats import COBRE_MANIFEST, read_cobre_policy, scaling_report_value_scale
 from .mapped import file_digest
+from .publish import _check_policy, _remove_tree, _replace_symlink
 from .records import (
     METADATA_SCHEMA,
     STAGE_SUBDIRS,
@@ -75,11 +75,11 @@ from .records import (
     StageCuts,
     StageStates,
     StageVertices,
-    _u32,
     file_digests,
 )
 
 F64 = npt.NDArray[np.float64]
+
 _log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
@@ -157,8 +157,11 @@ def read_policy_checkpoint(
         A file cannot be read.
     """
     if (Path(path) / COBRE_MANIFEST).is_file():
+        from .cobre_checkpoint import cobre_checkpoint_digests
+
         cobre = read_cobre_policy(path, expected_state_dimension=expected_state_dimension,
-                                  expected_num_stages=expected_num_stages)
+                                  expected_num_stages=expected_num_stages,
+                                  expected=cobre_checkpoint_digests(Path(path)) if verify else None)
         if config_hash is not None or system_hash is not None:
             raise ManifestError(str(path), "a Cobre >= 0.14 policy records no config_hash/system_hash: "
                                 "cannot resume one of this package's runs from it")
@@ -236,18 +239,6 @@ def _expected_digests(meta_path: Path, meta: PolicyMetadata, recorded: dict[str,
     return recorded
 
 
-def _replace_symlink(link: Path, target: str) -> None:
-    """Atomically point ``link`` at ``target`` (new symlink renamed over the old one)."""
-    tmp = link.with_name(f".{link.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise IoError.from_os_error(link, exc) from exc
-
-
 def _ensure_fixed_links(policy_dir: Path, published: Path) -> None:
     """Create ``policy/{cuts,...,metadata.json}`` -> ``latest/...`` (they never change).
 
@@ -265,10 +256,6 @@ def _ensure_fixed_links(policy_dir: Path, published: Path) -> None:
         if link.exists() and not link.is_symlink():
             raise IoError(link, "exists", "expected a symlink into latest/; remove the stale entry")
         _replace_symlink(link, want)
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_checkpoint_dir(
@@ -326,35 +313,6 @@ def _write_checkpoint_dir(
     return files, digests
 
 
-def _check_policy(stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
-                  metadata: PolicyMetadata, stage_states: Sequence[StageStates] | None,
-                  stage_vertices: Sequence[StageVertices] | None) -> None:
-    file = "policy/metadata.json"
-    if len(stage_cuts) != metadata.num_stages:
-        raise SchemaError(file, "num_stages", f"{len(stage_cuts)} stages of cuts, metadata says "
-                          f"{metadata.num_stages}")
-    groups: list[tuple[str, Sequence[Any]]] = [("cuts", stage_cuts), ("basis", stage_bases),
-                                               ("states", stage_states or ()),
-                                               ("vertices", stage_vertices or ())]
-    cut_ids = set()
-    for kind, items in groups:
-        seen: set[int] = set()
-        for it in items:
-            sid = _u32(it.stage_id, kind, "stage_id")
-            if sid in seen:
-                raise SchemaError(f"{kind}/{stage_file_name(sid)}", "stage_id", "stage given twice")
-            seen.add(sid)
-            dim = getattr(it, "state_dimension", None)
-            if dim is not None and int(dim) != metadata.state_dimension:
-                raise SchemaError(f"{kind}/{stage_file_name(sid)}", "state_dimension",
-                                  f"{dim} != metadata state_dimension {metadata.state_dimension}")
-        if kind == "cuts":
-            cut_ids = seen
-        elif not seen <= cut_ids:
-            extra = min(seen - cut_ids)
-            raise SchemaError(f"{kind}/{stage_file_name(extra)}", "stage_id", "no cuts for this stage")
-
-
 def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int) -> tuple[str, ...]:
     """Rename the finished temp dir to ``final``, move ``latest``, apply retention."""
     try:
@@ -386,6 +344,8 @@ def write_policy_checkpoint(
     keep: int = 3,
     durable: bool = True,
     check_finite: bool = False,
+    format: str = "spec",
+    cobre_fields: Mapping[str, Any] | None = None,
 ) -> CheckpointRecord:
     """Write a complete policy checkpoint and publish it atomically.
 
@@ -423,6 +383,23 @@ def write_policy_checkpoint(
         fsync files and directories (default).
     check_finite : bool
         Refuse NaN/inf intercepts and coefficients (see :func:`write_stage_cuts`).
+    format : {"spec", "cobre-0.18"}
+        ``spec`` (default): the layout above.  ``cobre-0.18``: ``path`` is
+        exactly what Cobre 0.18 writes and warm-starts from (``manifest.bin``,
+        ``cuts/NNN.bin``, ``basis/NNN.bin``; Cobre refuses anything else in
+        it), so the rotation lives beside it: each checkpoint is
+        ``OUT/policy_checkpoints/iter_NNNNNN/`` holding the Cobre policy
+        directory ``policy/`` and our ``metadata.json`` (with the files'
+        hashes), and ``OUT/policy`` is a symlink to the newest one's
+        ``policy/``, switched atomically.  The cuts need the Cobre >= 0.14
+        fields (:meth:`StageCuts.missing_cobre_fields`), values in cost
+        units; states, vertices and the state dictionary have no place there
+        and are refused.
+    cobre_fields : mapping, optional
+        ``cobre-0.18`` only: what ``manifest.bin`` records beyond ``metadata``
+        (``graph_manifest``, ``season_manifest``, ``producer`` extras), as
+        :func:`~cobre_mpi_io.policy.convert.cobre_fields_from_case` gives them
+        (``.manifest``); default: the linear graph, no season manifest.
 
     Returns
     -------
@@ -442,6 +419,14 @@ def write_policy_checkpoint(
     policy_dir = Path(path)
     lease = acquire_run(comm, policy_dir.parent)  # shares the run's claim (or takes it, standalone)
     try:
+        if format == "cobre-0.18":
+            from .cobre_checkpoint import write_cobre_on_root
+
+            return mpi.run_on_root(comm, lambda: write_cobre_on_root(
+                policy_dir, stage_cuts, stage_bases, metadata, stage_states, stage_vertices, state_dictionary,
+                keep, durable, cobre_fields or {}), str(policy_dir))
+        if format != "spec":
+            raise SchemaError(str(policy_dir), "format", f"{format!r}: spec or cobre-0.18")
         return mpi.run_on_root(comm, lambda: _write_on_root(
             policy_dir, stage_cuts, stage_bases, metadata, stage_states, stage_vertices, state_dictionary,
             keep, durable, check_finite), str(policy_dir))
@@ -525,6 +510,13 @@ class PolicyCheckpointer:
         claim, see :mod:`cobre_mpi_io.claim`).
     break_claim : bool
         Break a claim whose holder cannot be proved dead.
+    format : {"spec", "cobre-0.18"}
+        ``cobre-0.18``: ``output_dir/policy`` is a policy directory Cobre 0.18
+        warm-starts from, the rotation lives in
+        ``output_dir/policy_checkpoints/`` (see :func:`write_policy_checkpoint`).
+    cobre_fields : mapping, optional
+        ``cobre-0.18`` only: the ``manifest.bin`` fields beyond the metadata
+        (see :func:`write_policy_checkpoint`).
 
     Examples
     --------
@@ -540,7 +532,10 @@ class PolicyCheckpointer:
     def __init__(self, output_dir: str | os.PathLike[str], every: int = 10, keep: int = 3,
                  comm: mpi.Comm | None = None, training_writer: Any = None, install_signal_handlers: bool = True,
                  state_dictionary: Mapping[str, Any] | None = None, durable: bool = True,
-                 identity: RunIdentity | None = None, break_claim: bool = False) -> None:
+                 identity: RunIdentity | None = None, break_claim: bool = False, format: str = "spec",
+                 cobre_fields: Mapping[str, Any] | None = None) -> None:
+        if format not in ("spec", "cobre-0.18"):
+            raise SchemaError("policy checkpointer", "format", f"{format!r}: spec or cobre-0.18")
         if every < 0 or keep < 0:
             raise SchemaError("policy checkpointer", "every" if every < 0 else "keep", "must be >= 0")
         self.policy_dir = Path(output_dir) / "policy"
@@ -551,6 +546,8 @@ class PolicyCheckpointer:
         self.training_writer = training_writer
         self.state_dictionary = state_dictionary
         self.durable = durable
+        self.format = format
+        self.cobre_fields = cobre_fields
         self.last_completed_iteration: int | None = None
         self.last_checkpoint_iteration: int | None = None
         self.records: list[CheckpointRecord] = []
@@ -598,8 +595,11 @@ class PolicyCheckpointer:
 
     def checkpoint(self, iteration: int, **policy: Any) -> CheckpointRecord:
         """Write a checkpoint of ``iteration`` now (collective; see :func:`write_policy_checkpoint`)."""
-        if self.state_dictionary is not None:
+        if self.state_dictionary is not None and self.format == "spec":
             policy.setdefault("state_dictionary", self.state_dictionary)
+        if self.format != "spec":
+            policy.setdefault("format", self.format)
+            policy.setdefault("cobre_fields", self.cobre_fields)
         for key in ("stage_cuts", "stage_bases", "metadata"):
             policy.setdefault(key, None)
         record = write_policy_checkpoint(self.policy_dir, comm=self.comm, keep=self.keep,

@@ -25,7 +25,6 @@ import dataclasses
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from ..documents import read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..manifest import utc_now
 from .codec import POLICY_FORMATS
-from .formats import COBRE_MANIFEST, read_cobre_policy, write_cobre_policy
+from .formats import COBRE_MANIFEST, cobre_manifest_for, read_cobre_policy, write_cobre_policy
 from .layouts import INT32_MIN
 from .records import COBRE_STAGE_FIELDS, POLICY_FORMAT_VERSION, EntityManifest, PolicyCheckpoint, StageCuts
 
@@ -45,10 +44,6 @@ __all__ = ["CobreFields", "cobre_fields_from_case", "convert_policy", "policy_in
 
 _DEFAULT_COST_SCALE = 1_000_000.0  # Cobre 0.18's config.modeling.cost_scale_factor default (its JSON Schema)
 _DEFAULT_BLOCK_MODE = "parallel"  # stages.json stages[].block_mode default (its JSON Schema)
-COBRE_SOFTWARE = ("cobre", "0.18.0")
-"""What a ``cobre-0.18`` manifest.bin must name as its producer: Cobre 0.18 loads only a policy whose
-manifest names the running software and version ("a policy loads only in the software and version
-that wrote it"), so a converted policy names them too (``policy info`` cannot tell it from Cobre's)."""
 _STORAGE_ENTITY_TYPE = 0  # EntitySlot.entity_type of a hydro storage state (measured on Cobre 0.18 files)
 
 
@@ -206,25 +201,6 @@ def _resolve_scale(ck: PolicyCheckpoint, value_scale: float | None, src: str) ->
     return ck.value_scale
 
 
-def _cobre_manifest(ck: PolicyCheckpoint, fields: CobreFields | None, cuts: Sequence[StageCuts]) -> dict[str, Any]:
-    if ck.cobre_manifest is not None and fields is None:
-        return ck.cobre_manifest
-    assert fields is not None
-    m = ck.metadata
-    producer = {
-        "completed_iterations": m.completed_iterations,
-        "final_lower_bound": m.final_lower_bound if m.final_lower_bound is not None else float("nan"),
-        "best_upper_bound": m.best_upper_bound if m.best_upper_bound is not None else float("nan"),
-        "max_iterations": m.max_iterations, "forward_passes": m.forward_passes,
-        "warm_start_cuts": m.warm_start_cuts, "warm_start_counts": [int(sc.warm_start_count) for sc in cuts],
-        "rng_seed": m.rng_seed, "total_visited_states": 0, "lower_bound_history": [],
-        **fields.manifest["producer"],
-    }
-    return {"software": COBRE_SOFTWARE[0], "software_version": COBRE_SOFTWARE[1], "created_at": utc_now(),
-            "num_stages": m.num_stages, "graph_manifest": fields.manifest["graph_manifest"],
-            "season_manifest": fields.manifest["season_manifest"], "producer": producer}
-
-
 def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], format: str, *,
                    case: str | os.PathLike[str] | None = None, value_scale: float | None = None,
                    durable: bool = True) -> PolicyCheckpoint:
@@ -299,7 +275,9 @@ def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], for
             if fields is not None:
                 out = dataclasses.replace(out, **fields.stages[int(sc.stage_id)])
             cuts.append(out)
-        write_cobre_policy(target, cuts, ck.bases, _cobre_manifest(ck, fields, cuts), durable=durable)
+        manifest = (ck.cobre_manifest if fields is None and ck.cobre_manifest is not None
+                    else cobre_manifest_for(m, cuts, fields.manifest if fields is not None else {}))
+        write_cobre_policy(target, cuts, ck.bases, manifest, durable=durable)
         return read_policy_checkpoint(target)
     meta = dataclasses.replace(m, version=POLICY_FORMAT_VERSION, value_scale=scale,
                                created_at=m.created_at or utc_now())

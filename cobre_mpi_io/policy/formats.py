@@ -46,11 +46,13 @@ from .cobre_manifest import decode_manifest, encode_manifest
 from .codec import write_stage_basis, write_stage_cuts
 from .decode import read_stage_basis, read_stage_cuts
 from .mapped import _map
-from .records import PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
+from .records import FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
 
 __all__ = [
     "COBRE_MANIFEST",
+    "COBRE_SOFTWARE",
     "POLICY_DIR_FORMATS",
+    "cobre_manifest_for",
     "detect_policy_format",
     "pool_file_name",
     "read_cobre_policy",
@@ -63,6 +65,61 @@ COBRE_MANIFEST = "manifest.bin"
 COBRE_SUBDIRS = ("cuts", "basis", "states")
 """What a Cobre >= 0.14 policy directory may hold besides ``manifest.bin`` (it refuses anything else)."""
 _POOL_FILE_RE = re.compile(r"^(\d{3,})\.bin$")
+
+
+COBRE_SOFTWARE = ("cobre", "0.18.0")
+"""What a ``cobre-0.18`` manifest.bin must name as its producer: Cobre 0.18 loads only a policy whose
+manifest names the running software and version ("a policy loads only in the software and version
+that wrote it"), so a policy this package writes names them too (``policy info`` cannot tell it from
+Cobre's own)."""
+
+
+def cobre_manifest_for(metadata: PolicyMetadata, stage_cuts: Sequence[StageCuts],
+                       fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``manifest.bin`` content for a policy of ``metadata`` and ``stage_cuts``.
+
+    Parameters
+    ----------
+    metadata : PolicyMetadata
+        Gives the training record (iterations, bounds, seed, ...).
+    stage_cuts : sequence of StageCuts
+        Gives the per-stage ``warm_start_counts``.
+    fields : mapping
+        What only Cobre knows: ``graph_manifest``, ``season_manifest`` and
+        ``producer`` extras (``training_block_mode``,
+        ``training_block_mode_per_stage``, ``cost_scale_factor``), as
+        :func:`~cobre_mpi_io.policy.convert.cobre_fields_from_case` returns
+        them.  ``graph_manifest`` defaults to the linear graph (node = pool =
+        stage).
+
+    Returns
+    -------
+    dict
+        Shaped as :func:`~cobre_mpi_io.policy.cobre_manifest.decode_manifest` returns it.
+    """
+    from ..manifest import utc_now
+
+    m = metadata
+    n = int(m.num_stages)
+    graph = fields.get("graph_manifest") or {
+        "n_pools": n, "nodes": [{"id": i, "stage_id": i, "pool_id": i} for i in range(n)],
+        "edges": [{"source_id": i, "target_id": i + 1, "probability": 1.0} for i in range(n - 1)]}
+    producer = {
+        "completed_iterations": m.completed_iterations,
+        "final_lower_bound": m.final_lower_bound if m.final_lower_bound is not None else float("nan"),
+        "best_upper_bound": m.best_upper_bound if m.best_upper_bound is not None else float("nan"),
+        "max_iterations": m.max_iterations, "forward_passes": m.forward_passes,
+        "warm_start_cuts": m.warm_start_cuts, "warm_start_counts": [int(sc.warm_start_count) for sc in stage_cuts],
+        "rng_seed": m.rng_seed, "total_visited_states": 0, "lower_bound_history": [],
+        "training_block_mode": "parallel", "training_block_mode_per_stage": [],
+        "cost_scale_factor": float(stage_cuts[0].cost_scale_factor or 0.0) if stage_cuts else 0.0,
+        **dict(fields.get("producer") or {}),
+    }
+    return {"software": COBRE_SOFTWARE[0], "software_version": COBRE_SOFTWARE[1],
+            "created_at": m.created_at or utc_now(), "num_stages": n, "graph_manifest": graph,
+            "season_manifest": fields.get("season_manifest") or {"cycle_code": 255, "n_seasons": 0,
+                                                                 "hydro_orders": []},
+            "producer": producer}
 
 
 def pool_file_name(pool_id: int) -> str:
@@ -131,7 +188,8 @@ def _pool_files(directory: Path) -> dict[int, Path]:
 
 
 def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension: int | None = None,
-                      expected_num_stages: int | None = None) -> PolicyCheckpoint:
+                      expected_num_stages: int | None = None,
+                      expected: Mapping[str, FileDigest] | None = None) -> PolicyCheckpoint:
     """Read a Cobre >= 0.14 policy directory (``manifest.bin``, ``cuts/NNN.bin``, ``basis/NNN.bin``).
 
     Every file is decoded bounded and checked as the spec readers do; each
@@ -144,6 +202,11 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
         The policy directory.
     expected_state_dimension, expected_num_stages : int, optional
         The running system's values; a mismatch is a :class:`SchemaError`.
+    expected : mapping, optional
+        Path relative to ``path`` -> :class:`FileDigest` (what this package
+        records for its own ``cobre-0.18`` checkpoints): every file is
+        checked against it before decoding, and no file may be missing or
+        extra (:class:`ManifestError`).
 
     Returns
     -------
@@ -167,7 +230,8 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
     """
     root = Path(path)
     man_path = root / COBRE_MANIFEST
-    manifest = decode_manifest(bytes(_map(man_path, None)), str(man_path))
+    exp = dict(expected) if expected is not None else {}
+    manifest = decode_manifest(bytes(_map(man_path, exp.get(COBRE_MANIFEST))), str(man_path))
     for entry in sorted(os.listdir(root)):
         if entry != COBRE_MANIFEST and entry not in COBRE_SUBDIRS:
             raise ManifestError(str(root / entry), "is not part of a Cobre >= 0.14 policy directory "
@@ -186,10 +250,15 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
         for pool, p in files[sub].items():
             if pool not in pool_stage:
                 raise ManifestError(str(p), f"pool {pool} is not a node of manifest.bin's policy graph")
+    if expected is not None:
+        present = {COBRE_MANIFEST} | {f"{sub}/{p.name}" for sub in ("cuts", "basis") for p in files[sub].values()}
+        for rel in sorted(set(exp) ^ present):
+            raise ManifestError(str(root / rel), "is recorded but missing" if rel in exp
+                                else "is not recorded (a stray or foreign file)")
     d = expected_state_dimension
     cuts: list[StageCuts] = []
     for pool, p in sorted(files["cuts"].items(), key=lambda kv: pool_stage[kv[0]]):
-        sc = read_stage_cuts(p, stage_id=pool_stage[pool], state_dimension=d)
+        sc = read_stage_cuts(p, stage_id=pool_stage[pool], state_dimension=d, expected=exp.get(f"cuts/{p.name}"))
         if sc.cost_scale_factor is None:
             raise SchemaError(str(p), "format", "a cuts file without Cobre's CBVF identifier in a Cobre "
                               ">= 0.14 policy directory")
@@ -200,7 +269,7 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
         missing = sorted(set(range(num_stages)) - set(stages))
         raise ManifestError(str(root / "cuts"), f"{len(stages)} cuts files for {num_stages} stages"
                             + (f" (stage {missing[0]} has none)" if missing else ""))
-    bases = [read_stage_basis(p, stage_id=pool_stage[pool])
+    bases = [read_stage_basis(p, stage_id=pool_stage[pool], expected=exp.get(f"basis/{p.name}"))
              for pool, p in sorted(files["basis"].items(), key=lambda kv: pool_stage[kv[0]])]
     producer = manifest["producer"]
     meta = PolicyMetadata(

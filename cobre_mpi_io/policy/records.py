@@ -554,7 +554,8 @@ class PolicyMetadata:
 
 _U32 = Int(hi=2**32 - 1)
 _U64 = Int(hi=2**64 - 1)
-_POLICY_FILE = re.compile(r"(cuts|states|vertices|basis)/stage_\d{3,}\.bin|state_dictionary\.json")
+_POLICY_FILE = re.compile(r"(cuts|states|vertices|basis)/stage_\d{3,}\.bin|state_dictionary\.json"
+                          r"|policy/(cuts|basis|states)/\d{3,}\.bin|policy/manifest\.bin")  # the 2nd: cobre-0.18
 METADATA_SCHEMA = Obj(
     {
         "version": Str(), "cobre_version": Str(), "created_at": Str(),
