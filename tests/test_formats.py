@@ -193,3 +193,11 @@ def test_format_is_part_of_the_run_identity() -> None:
                          .identity(system))
     with pytest.raises(SchemaError, match="unknown format"):
         RunConfig(format="cobre-0.5")  # readable, not writable
+
+
+def test_a_system_with_batteries_is_refused_in_cobre018() -> None:
+    from cobre_mpi_io.formats import format_tables_for
+
+    assert format_tables_for("spec", ("costs", "batteries")) == ("costs", "batteries")
+    with pytest.raises(SchemaError, match="Cobre 0.18 has no table batteries"):
+        format_tables_for("cobre-0.18", ("costs", "hydros", "batteries"))

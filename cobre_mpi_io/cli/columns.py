@@ -145,7 +145,10 @@ def render_columns_markdown() -> str:
         for name in names:
             out.extend(_table_section(TABLES[name]))
     out.append("## Codes\n")
-    out.append("The code maps of `training/dictionaries/codes.json`.\n")
+    out.append("The code maps of `training/dictionaries/codes.json` in the spec format (the default). These are "
+               "the spec's meanings, not the Cobre solver's: Cobre gives the same `operative_state` and "
+               "`storage_binding` integers other meanings, which format `cobre-0.18` writes (see "
+               "[Output formats](formats.md)).\n")
     for name, mapping in CODES.items():
         out.append(f"### `{name}`\n")
         out.append("| code | label |")
