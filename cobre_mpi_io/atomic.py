@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +32,10 @@ __all__ = [
     "is_temp_name",
     "json_document_bytes",
     "missing_files",
+    "open_regular",
+    "read_regular",
     "remove_stray_temps",
+    "require_regular",
     "reserve_space",
     "sync_filesystem",
     "temp_name",
@@ -146,6 +150,145 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True,
         if not committed:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+# ------------------------------------------------------------------ reading: regular files only
+# Every document, claim and partition the package reads is a regular file.  A FIFO at a manifest's path
+# would block ``open()`` forever (and, under mpiexec, the whole job); a device or a directory is never
+# what a run wrote.  ``open_regular`` opens with O_NONBLOCK (a FIFO opens at once), then checks with
+# fstat that what it opened is a regular file; ``require_regular`` does the same check with lstat, for
+# readers (pyarrow) that open the file themselves.
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _not_regular(path: Path, mode: int) -> IoError:
+    return IoError(path, "not a regular file",
+                   f"is {_kind(mode)}, not a regular file; refused without reading it (remove or replace it)")
+
+
+def _check_link(path: Path, root: str | os.PathLike[str] | None) -> None:
+    """A symbolic link at ``path`` must lead inside ``root`` (default: the directory holding ``path``)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IoError.from_os_error(path, exc) from exc
+    if not stat.S_ISLNK(st.st_mode):
+        return
+    base = os.path.realpath(root if root is not None else path.parent)
+    target = os.path.realpath(path)
+    if os.path.commonpath([base, target]) != base:
+        raise IoError(path, "not a regular file",
+                      f"is a symbolic link to {target}, outside {base}; refused without reading it")
+
+
+def open_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+                 follow_symlinks: bool = True) -> IO[bytes]:
+    """Open a file of the tree for reading, refusing anything that is not a regular file.
+
+    The file is opened with ``O_NONBLOCK`` (so a FIFO never blocks), checked
+    with ``fstat`` (a FIFO, device, socket or directory is refused), then
+    switched back to blocking reads.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    root : path-like, optional
+        A symbolic link at ``path`` must resolve inside this directory
+        (default: the directory holding ``path``).
+    follow_symlinks : bool, default True
+        False refuses a symbolic link at ``path`` outright (``O_NOFOLLOW``).
+
+    Returns
+    -------
+    binary file object
+        Open for reading; the caller closes it.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path`` (left to the caller, which knows what a
+        missing file means).
+    IoError
+        Cause ``"not a regular file"`` naming what was found, or any other
+        error opening it.
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if follow_symlinks:
+        _check_link(p, root)
+    else:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(p, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not follow_symlinks and os.path.islink(p):
+            raise IoError(p, "not a regular file", "is a symbolic link; refused without reading it") from exc
+        raise IoError.from_os_error(p, exc) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError) and not isinstance(exc, IoError):
+            raise IoError.from_os_error(p, exc) from exc
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+                 follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file, read through :func:`open_regular` (same parameters and errors)."""
+    with open_regular(path, root=root, follow_symlinks=follow_symlinks) as fh:
+        try:
+            return fh.read()
+        except OSError as exc:
+            raise IoError.from_os_error(Path(path), exc) from exc
+
+
+def require_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> os.stat_result:
+    """Check, without opening it, that ``path`` is a regular file (for readers that open it themselves).
+
+    A symbolic link is followed when it resolves inside ``root`` (default:
+    the directory holding ``path``).
+
+    Returns
+    -------
+    os.stat_result
+        The file's status.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
+    IoError
+        As :func:`open_regular`.
+    """
+    p = Path(path)
+    _check_link(p, root)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IoError.from_os_error(p, exc) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(p, st.st_mode)
+    return st
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview, *, durable: bool = True,

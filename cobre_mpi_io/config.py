@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from .errors import SchemaError
 from .hashing import sha256_json
-from .identity import RunIdentity
+from .identity import RunIdentity, case_inputs, inputs_hash
 from .schemas import DEFAULT_FORMAT, check_format
 from .system.model import System
 
@@ -85,9 +86,35 @@ class RunConfig:
         return sha256_json(self.to_dict())
 
     def identity(self, system: System) -> RunIdentity:
-        """The run identity of this configuration on ``system`` (:mod:`cobre_mpi_io.identity`)."""
+        """The run identity of this configuration on ``system`` (:mod:`cobre_mpi_io.identity`).
+
+        When ``system`` was loaded from a case directory, the identity covers
+        the bytes of every input file of that directory
+        (:func:`~cobre_mpi_io.identity.case_inputs`), not only what
+        :class:`System` parses.
+
+        Parameters
+        ----------
+        system : System
+            The system being solved.
+
+        Returns
+        -------
+        RunIdentity
+            With the configuration and the case input files it was built from.
+
+        Raises
+        ------
+        IoError
+            A case input file cannot be read or is not a regular file.
+        """
+        source = system.source
+        inputs: dict[str, dict[str, Any]] | None = None
+        if source and not source.startswith(("code", "synthetic:")) and Path(source).is_dir():
+            inputs = case_inputs(source)
         return RunIdentity(system.system_hash, self.config_hash, self.detail, self.num_scenarios,
-                           config=self.to_dict())
+                           inputs_hash=inputs_hash(inputs or {}), config=self.to_dict(), inputs=inputs,
+                           inputs_source=str(Path(source).resolve()) if inputs is not None else source)
 
     @classmethod
     def from_case_config(cls, doc: Mapping[str, Any], **overrides: Any) -> RunConfig:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .atomic import read_regular
 from .errors import IoError, ManifestError
 
 __all__ = [
@@ -373,8 +374,27 @@ def parse_json_document(data: bytes | str, where: str) -> Any:
         raise ManifestError(where, f"not valid JSON: {exc}") from exc
 
 
-def read_json_document(path: Path, manifest: str) -> Any:
+def read_json_document(path: Path, manifest: str, *, root: str | Path | None = None) -> Any:
     """Read and parse a JSON document of the output tree (:func:`parse_json_document`).
+
+    The file is opened without blocking and must be a regular file
+    (:func:`~cobre_mpi_io.atomic.open_regular`): a FIFO, device or
+    directory at its path is refused at once, never waited on.
+
+    Parameters
+    ----------
+    path : Path
+        The document.
+    manifest : str
+        What the document is (named in errors; usually ``str(path)``).
+    root : path-like, optional
+        A symbolic link at ``path`` must resolve inside this directory
+        (default: the directory holding ``path``).
+
+    Returns
+    -------
+    Any
+        The parsed JSON value.
 
     Raises
     ------
@@ -382,10 +402,11 @@ def read_json_document(path: Path, manifest: str) -> Any:
         Naming ``manifest`` (the file) when it is missing, not valid JSON or
         holds a non-finite number.
     IoError
-        When it cannot be read.
+        When it cannot be read, or is not a regular file (cause
+        ``"not a regular file"``).
     """
     try:
-        text = path.read_bytes()
+        text = read_regular(path, root=root)
     except FileNotFoundError as exc:
         raise ManifestError(manifest, f"{path} does not exist") from exc
     except OSError as exc:

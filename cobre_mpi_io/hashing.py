@@ -30,9 +30,11 @@ _CHUNK: Final = 8 << 20
 
 def update_from_file(h: Any, path: Path) -> int:
     """Feed a file's bytes to the hash object ``h``; returns the size. :class:`IoError` if unreadable."""
+    from .atomic import open_regular  # a FIFO or device is refused, never waited on
+
     size = 0
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
                 size += len(chunk)

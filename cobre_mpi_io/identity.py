@@ -1,49 +1,77 @@
 """The identity of a run: what must be equal for two writes to belong to one output tree.
 
-A :class:`RunIdentity` is the system (its canonical hash), the run
-configuration (its hash, which covers the seed), the simulation detail level
-and the scenario count.  It does not depend on the number of ranks or on the
-scenario assignment, so a run resumed at another world size keeps its
-identity.  Its :attr:`~RunIdentity.fingerprint` is recorded
+A :class:`RunIdentity` is the system (its canonical hash), the bytes of every
+case input file (:func:`case_inputs`: every ``.json``, ``.parquet`` and
+``.csv`` file of the case directory, whether or not :class:`System` parses
+it), the run configuration (its hash, which covers every option that changes
+content: seed, iterations, forward passes, scenarios, detail, ...), the
+simulation detail level, the scenario count and the library version.  It
+does not depend on the number of ranks or on the scenario assignment, so a
+run resumed at another world size keeps its identity.  Its
+:attr:`~RunIdentity.fingerprint` is recorded
 
+- in ``OUT/_journal/identity.json`` (:func:`record_identity`), written
+  durably by rank 0 when the run first takes the claim, before any data,
+  with the size and xxhash64 of every case input file;
 - in the simulation and training manifests and ``metadata.json``
   (``run_fingerprint`` and ``run_identity``), and
 - in the key-value metadata of every Parquet footer the run writes
   (:data:`FOOTER_KEY`), so each file carries the identity of the run that
   wrote it even when every manifest is gone.
 
-Resuming (or a second writer) with a different identity is refused with a
-:class:`~cobre_mpi_io.errors.ManifestError` naming the differing field and
-both values (:func:`check_same_identity`).
+Every later writer of the directory (a resume, in any phase) is compared with
+``identity.json`` (:func:`read_recorded_identity`, :func:`check_same_identity`)
+and refused with a :class:`~cobre_mpi_io.errors.ManifestError` naming the
+differing setting, case file or field and both values.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow.parquet as pq
+import xxhash
 
+from ._version import __version__
+from .atomic import open_regular, write_json_atomic
+from .documents import Int, MapOf, Obj, Opt, RelPath, Str, check_document, read_json_document
 from .errors import IoError, ManifestError
 from .hashing import sha256_json
+from .layout import IDENTITY_NAME, JOURNAL_DIR
 
 __all__ = [
+    "CASE_INPUT_SUFFIXES",
     "FOOTER_KEY",
     "IDENTITY_FORMAT",
+    "RecordedIdentity",
     "RunIdentity",
+    "case_inputs",
     "check_same_identity",
+    "identity_path",
+    "inputs_hash",
     "read_file_fingerprint",
+    "read_recorded_identity",
+    "record_identity",
 ]
 
 FOOTER_KEY: Final = "cobre_mpi_io.run_fingerprint"
 """Parquet footer key-value metadata key holding :attr:`RunIdentity.fingerprint`."""
 
-IDENTITY_FORMAT: Final = "1"
+IDENTITY_FORMAT: Final = "2"
+"""Version of the identity scheme (2: case input files and library version are part of it)."""
 
-_FIELDS: Final = ("system_hash", "config_hash", "detail", "num_scenarios", "format_version")
+_FIELDS: Final = ("system_hash", "config_hash", "detail", "num_scenarios", "format_version", "inputs_hash",
+                  "library_version")
+_OPTIONAL: Final = {"format_version": None, "inputs_hash": "", "library_version": ""}
+
+CASE_INPUT_SUFFIXES: Final = (".json", ".parquet", ".csv")
+"""The files of a case directory that belong to the run's identity (hidden files and directories aside)."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +91,21 @@ class RunIdentity:
         Simulation scenarios (0: no simulation).
     format_version : str
         Version of this identity scheme.
+    inputs_hash : str
+        :func:`inputs_hash` of the case input files (``""`` for a system
+        built in code, which ``system_hash`` describes whole).
+    library_version : str
+        The cobre_mpi_io version writing the run.
     config : mapping, optional
         The configuration ``config_hash`` was computed from (recorded so that a
         refusal can name the setting that differs, e.g. the seed); not part
         of the fingerprint, which ``config_hash`` already covers.
+    inputs : mapping, optional
+        ``{relative path: {"bytes": n, "xxhash64": hex}}`` of the case input
+        files ``inputs_hash`` covers (recorded in ``identity.json`` so that a
+        refusal names the file that changed); not part of the fingerprint.
+    inputs_source : str, optional
+        The case directory the inputs were read from (informational).
     """
 
     system_hash: str
@@ -74,10 +113,14 @@ class RunIdentity:
     detail: str
     num_scenarios: int
     format_version: str = IDENTITY_FORMAT
+    inputs_hash: str = ""
+    library_version: str = __version__
     config: Mapping[str, Any] | None = field(default=None, compare=False)
+    inputs: Mapping[str, Mapping[str, Any]] | None = field(default=None, compare=False)
+    inputs_source: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (``run_identity`` of manifests and ``metadata.json``)."""
+        """JSON form (``run_identity`` of manifests and ``metadata.json``; the input files are not listed)."""
         d = {name: getattr(self, name) for name in _FIELDS}
         if self.config is not None:
             d["config"] = dict(self.config)
@@ -95,7 +138,9 @@ class RunIdentity:
         for name in _FIELDS:
             value = doc.get(name)
             want: type = int if name == "num_scenarios" else str
-            if value is None and name == "format_version":
+            if value is None and name in _OPTIONAL:
+                if _OPTIONAL[name] is not None:
+                    kw[name] = _OPTIONAL[name]
                 continue
             if isinstance(value, bool) or not isinstance(value, want):
                 raise ManifestError(where, f"{name}: expected {want.__name__}, got {value!r}")
@@ -115,7 +160,30 @@ class RunIdentity:
         return {FOOTER_KEY.encode(): self.fingerprint.encode()}
 
 
-def check_same_identity(expected: RunIdentity, found: RunIdentity | Mapping[str, Any] | str | None,
+def _refuse(where: str, what: str) -> ManifestError:
+    return ManifestError(where, f"written by another run: {what}; resume only with the case and arguments of "
+                                "the original run, or use an empty output directory (nothing was changed)")
+
+
+def _show_file(entry: Mapping[str, Any] | None) -> str:
+    if entry is None:
+        return "absent"
+    return f"{entry.get('bytes')} bytes, xxhash64 {entry.get('xxhash64')}"
+
+
+def _check_inputs(expected: Mapping[str, Mapping[str, Any]], found: Mapping[str, Mapping[str, Any]],
+                  where: str) -> None:
+    """Name the first case input file that differs (added, removed or changed)."""
+    for rel in sorted(set(expected) | set(found)):
+        a, b = found.get(rel), expected.get(rel)
+        if a is None or b is None or (a.get("bytes"), a.get("xxhash64")) != (b.get("bytes"), b.get("xxhash64")):
+            change = ("is new in this run's case" if a is None else "is missing from this run's case" if b is None
+                      else "differs")
+            raise _refuse(where, f"the case input file {rel} {change} ({_show_file(a)} there, {_show_file(b)} "
+                                 "in this run)")
+
+
+def check_same_identity(expected: RunIdentity, found: RecordedIdentity | RunIdentity | Mapping[str, Any] | str | None,
                         where: str) -> None:
     """Raise :class:`ManifestError` unless ``found`` is the identity ``expected``.
 
@@ -123,8 +191,9 @@ def check_same_identity(expected: RunIdentity, found: RunIdentity | Mapping[str,
     ----------
     expected : RunIdentity
         The identity of the run being written.
-    found : RunIdentity, mapping, str or None
-        What the output directory records: an identity (or its dict), or only
+    found : RecordedIdentity, RunIdentity, mapping, str or None
+        What the output directory records: ``identity.json``
+        (:func:`read_recorded_identity`), an identity (or its dict), or only
         a fingerprint (a Parquet footer).  ``None`` (nothing recorded) is a
         mismatch too: a directory of unknown origin is never adopted.
     where : str
@@ -133,18 +202,29 @@ def check_same_identity(expected: RunIdentity, found: RunIdentity | Mapping[str,
     Raises
     ------
     ManifestError
-        Naming the first differing field and both values.
+        Naming the first difference and both values: the library version, a
+        case input file (added, removed or changed bytes), a setting of the
+        configuration (e.g. the seed), or another identity field.
     """
     if isinstance(found, str):
         if found != expected.fingerprint:
             raise ManifestError(where, f"written by another run: run fingerprint {found} differs from this "
-                                       f"run's {expected.fingerprint} (another system, configuration, seed, "
-                                       "detail or scenario count); use an empty output directory")
+                                       f"run's {expected.fingerprint} (another system, case file, configuration, "
+                                       "seed, detail, scenario count or library version); use an empty output "
+                                       "directory")
         return
     if found is None:
         raise ManifestError(where, "records no run identity (written by an older version or another tool); "
                                    "it cannot be resumed by this run: use an empty output directory")
-    other = found if isinstance(found, RunIdentity) else RunIdentity.from_dict(found, where)
+    if isinstance(found, RecordedIdentity):
+        other = found.identity
+    else:
+        other = found if isinstance(found, RunIdentity) else RunIdentity.from_dict(found, where)
+    if other.library_version != expected.library_version:
+        raise _refuse(where, f"it was written by cobre_mpi_io {other.library_version or 'before 0.1.0'} and this is "
+                             f"{expected.library_version} (a run is resumed by the version that started it)")
+    if other.inputs_hash != expected.inputs_hash and other.inputs and expected.inputs:
+        _check_inputs(expected.inputs, other.inputs, where)
     for name in _FIELDS:
         a, b = getattr(other, name), getattr(expected, name)
         if a != b and name == "config_hash" and other.config is not None and expected.config is not None:
@@ -152,16 +232,210 @@ def check_same_identity(expected: RunIdentity, found: RunIdentity | Mapping[str,
             diff = [k for k in keys if other.config.get(k) != expected.config.get(k)]
             if diff:
                 k = diff[0]
-                raise ManifestError(where, f"written by another run: the configuration's {k} is "
-                                           f"{other.config.get(k)!r} there and {expected.config.get(k)!r} in "
-                                           "this run; resume only with the arguments of the original run, or use "
-                                           "an empty output directory")
+                raise _refuse(where, f"the configuration's {k} is {other.config.get(k)!r} there and "
+                                     f"{expected.config.get(k)!r} in this run")
         if a != b:
             what = {"system_hash": "the system (case) differs: system_hash",
-                    "config_hash": "the configuration differs: config_hash"}.get(name, name)
-            raise ManifestError(where, f"written by another run: {what} is {a!r} there and {b!r} in this run; "
-                                       "resume only with the arguments of the original run, or use an empty "
-                                       "output directory")
+                    "config_hash": "the configuration differs: config_hash",
+                    "inputs_hash": "the case input files differ: inputs_hash"}.get(name, name)
+            raise _refuse(where, f"{what} is {a!r} there and {b!r} in this run")
+
+
+# ------------------------------------------------------------------ case input files
+_INPUTS_CACHE: dict[str, tuple[tuple[Any, ...], dict[str, dict[str, Any]]]] = {}
+
+
+def _case_files(root: Path) -> list[tuple[str, Path, os.stat_result]]:
+    found = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(CASE_INPUT_SUFFIXES):
+                continue
+            p = Path(dirpath) / name
+            try:
+                st = p.stat()
+            except OSError as exc:
+                raise IoError.from_os_error(p, exc) from exc
+            found.append((p.relative_to(root).as_posix(), p, st))
+    return sorted(found, key=lambda t: t[0])
+
+
+def case_inputs(case_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Size and xxhash64 of every input file of a case directory.
+
+    Every ``.json``, ``.parquet`` and ``.csv`` file below ``case_dir``
+    (hidden files and directories aside) counts, whether or not
+    :class:`~cobre_mpi_io.system.System` parses it: a solver reads the
+    cascade, the discount rate, the per-stage scenario counts, the inflow
+    scheme, ... from them.  Each file is opened without blocking and must be a
+    regular file.  The result is cached while no file's size, time or inode
+    changes.
+
+    Parameters
+    ----------
+    case_dir : path-like
+        The case directory.
+
+    Returns
+    -------
+    dict
+        ``{relative POSIX path: {"bytes": int, "xxhash64": "16 hex"}}``, sorted by path.
+
+    Raises
+    ------
+    IoError
+        A file cannot be read, or is a FIFO, device or directory.
+    """
+    root = Path(case_dir)
+    files = _case_files(root)
+    signature = tuple((rel, st.st_size, st.st_mtime_ns, st.st_ino) for rel, _p, st in files)
+    key = os.path.realpath(root)
+    cached = _INPUTS_CACHE.get(key)
+    if cached is not None and cached[0] == signature:
+        return {rel: dict(v) for rel, v in cached[1].items()}
+    out: dict[str, dict[str, Any]] = {}
+    for rel, p, _st in files:
+        h = xxhash.xxh64(seed=0)
+        size = 0
+        with open_regular(p, root=root) as fh:
+            try:
+                while chunk := fh.read(8 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+            except OSError as exc:
+                raise IoError.from_os_error(p, exc) from exc
+        out[rel] = {"bytes": size, "xxhash64": h.hexdigest()}
+    _INPUTS_CACHE[key] = (signature, out)
+    return {rel: dict(v) for rel, v in out.items()}
+
+
+def inputs_hash(inputs: Mapping[str, Mapping[str, Any]]) -> str:
+    """``"sha256:<hex>"`` of the canonical JSON of :func:`case_inputs`' result (``""`` when there are none)."""
+    if not inputs:
+        return ""
+    return sha256_json({rel: {"bytes": v["bytes"], "xxhash64": v["xxhash64"]} for rel, v in inputs.items()})
+
+
+# ------------------------------------------------------------------ identity.json
+RECORD_FORMAT: Final = "1"
+
+_HEX16 = Str(pattern=re.compile(r"[0-9a-f]{16}"), what="16 lowercase hex digits")
+_RECORD_SCHEMA: Final = Obj({
+    "format": Str((RECORD_FORMAT,)),
+    "fingerprint": Str(),
+    "run_identity": Obj(),
+    "inputs": Obj({"source": Opt(Str()), "files": MapOf(RelPath(), Obj({"bytes": Int(), "xxhash64": _HEX16}))}),
+    "library_version": Str(),
+    "recorded_at": Str(),
+})
+
+
+@dataclass(frozen=True)
+class RecordedIdentity:
+    """``OUT/_journal/identity.json``: the identity a run recorded before writing anything.
+
+    Attributes
+    ----------
+    identity : RunIdentity
+        The recorded identity, with its configuration and its case input files.
+    recorded_at : str
+        When it was recorded (UTC, ISO 8601).
+    path : str
+        The file it was read from.
+    """
+
+    identity: RunIdentity
+    recorded_at: str
+    path: str
+
+    @property
+    def fingerprint(self) -> str:
+        """The recorded run fingerprint."""
+        return self.identity.fingerprint
+
+    @property
+    def library_version(self) -> str:
+        """The cobre_mpi_io version that started the run."""
+        return self.identity.library_version
+
+
+def identity_path(output_dir: str | os.PathLike[str]) -> Path:
+    """``OUT/_journal/identity.json``."""
+    return Path(output_dir) / JOURNAL_DIR / IDENTITY_NAME
+
+
+def read_recorded_identity(output_dir: str | os.PathLike[str]) -> RecordedIdentity | None:
+    """The identity recorded in ``OUT/_journal/identity.json``, or None when there is none.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The run's output root.
+
+    Returns
+    -------
+    RecordedIdentity or None
+        None when the file does not exist.
+
+    Raises
+    ------
+    ManifestError
+        The file is not valid JSON, has the wrong shape, or its fingerprint is
+        not the one of the identity it records (it was edited).
+    IoError
+        It cannot be read, or is not a regular file (a FIFO is refused, never waited on).
+    """
+    path = identity_path(output_dir)
+    if not path.exists() and not path.is_symlink():
+        return None
+    where = str(path)
+    doc = check_document(_RECORD_SCHEMA, read_json_document(path, where), where)
+    ident = RunIdentity.from_dict(doc["run_identity"], f"{where}: run_identity")
+    files = {rel: dict(v) for rel, v in doc["inputs"]["files"].items()}
+    ident = RunIdentity(**{name: getattr(ident, name) for name in _FIELDS}, config=ident.config, inputs=files,
+                        inputs_source=doc["inputs"]["source"])
+    if ident.fingerprint != doc["fingerprint"]:
+        raise ManifestError(where, f"fingerprint {doc['fingerprint']} is not the one of the identity it records "
+                                   f"({ident.fingerprint}): the file was edited")
+    if files and inputs_hash(files) != ident.inputs_hash:
+        raise ManifestError(where, "inputs.files do not hash to run_identity.inputs_hash: the file was edited")
+    return RecordedIdentity(ident, doc["recorded_at"], where)
+
+
+def record_identity(output_dir: str | os.PathLike[str], identity: RunIdentity) -> Path:
+    """Write ``OUT/_journal/identity.json`` atomically and durably (rank 0, when the run takes the claim).
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The run's output root.
+    identity : RunIdentity
+        The run's identity, with its case input files when it has them.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    IoError
+        It cannot be written (nothing is left at its path then).
+    """
+    path = identity_path(output_dir)
+    doc = {
+        "format": RECORD_FORMAT,
+        "fingerprint": identity.fingerprint,
+        "run_identity": identity.to_dict(),
+        "inputs": {"source": identity.inputs_source, "files": {rel: {"bytes": int(v["bytes"]),
+                                                                    "xxhash64": str(v["xxhash64"])}
+                                                              for rel, v in (identity.inputs or {}).items()}},
+        "library_version": identity.library_version,
+        "recorded_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    }
+    write_json_atomic(path, doc, entity=str(path))
+    return path
 
 
 def read_file_fingerprint(path: str | os.PathLike[str]) -> str | None:

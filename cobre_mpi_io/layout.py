@@ -18,6 +18,7 @@ from .schemas import table
 __all__ = [
     "CLAIM_NAME",
     "DATA_FILE",
+    "IDENTITY_NAME",
     "JOURNAL_DIR",
     "MANIFEST_NAME",
     "MANIFEST_RESERVE_NAME",
@@ -42,9 +43,11 @@ POLICY_DIR: Final = "policy"
 MANIFEST_NAME: Final = "_manifest.json"
 SUCCESS_NAME: Final = "_SUCCESS"
 CLAIM_NAME: Final = "_claim.json"
+"""At the output root while a run holds the directory (see :mod:`cobre_mpi_io.claim`)."""
+IDENTITY_NAME: Final = "identity.json"
+"""``OUT/_journal/identity.json``: the run's full identity, recorded with the claim before any data."""
 MANIFEST_RESERVE_NAME: Final = "._manifest.json.reserve.tmp"
 """Disk space held for the manifest during a run (a temp name: readers and validate skip it)."""
-"""At the output root while a run holds the directory (see :mod:`cobre_mpi_io.claim`)."""
 DATA_FILE: Final = "data.parquet"
 JOURNAL_DIR: Final = "_journal"
 """``OUT/_journal``: the run's identity (``identity.json``) and per-rank file journals (``files/``)."""

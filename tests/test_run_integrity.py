@@ -20,7 +20,7 @@ import pytest
 from conftest import CASE_4REE, run_cli, self_comm
 
 from cobre_mpi_io import mpi
-from cobre_mpi_io.claim import acquire_run, read_claim
+from cobre_mpi_io.claim import acquire_run, boot_id, pid_namespace, read_claim
 from cobre_mpi_io.errors import IoError, ManifestError
 from cobre_mpi_io.identity import FOOTER_KEY, RunIdentity, check_same_identity, read_file_fingerprint
 from cobre_mpi_io.layout import CLAIM_NAME
@@ -113,7 +113,8 @@ def test_claim_refuses_a_second_writer_and_names_the_holder(tmp_path: Path) -> N
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / CLAIM_NAME).write_text(json.dumps({
-            "host": socket.gethostname(), "pid": holder.pid, "pid_start": None, "job_id": "777",
+            "host": socket.gethostname(), "boot_id": boot_id(), "pid_namespace": pid_namespace(),
+            "pid": holder.pid, "pid_start": None, "job_id": "777",
             "started_at": "2026-01-01T00:00:00Z", "token": "x", "world_size": 4, "run_fingerprint": None}))
         with pytest.raises(IoError, match=rf"another run holds .*pid {holder.pid}, job 777"):
             _write(tmp_path, ident)
