@@ -35,6 +35,7 @@ from .policy import (
     write_stage_cuts,
 )
 from .results import SimulationOutput, TrainingOutput, write_results
+from .run import Run, open_run
 from .simulation import (
     SimulationConfig,
     SimulationParquetWriter,
@@ -61,6 +62,7 @@ __all__ = [
     "PolicyCheckpointer",
     "PolicyMetadata",
     "RankTimingRecord",
+    "Run",
     "RunConfig",
     "RunIdentity",
     "SchemaError",
@@ -80,6 +82,7 @@ __all__ = [
     "TrainingParquetWriter",
     "__version__",
     "empty_scenario_result",
+    "open_run",
     "read_policy_checkpoint",
     "read_simulation_manifest",
     "read_stage_basis",

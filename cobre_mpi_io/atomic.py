@@ -252,7 +252,30 @@ def open_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] |
 
 def read_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
                  follow_symlinks: bool = True) -> bytes:
-    """The bytes of a regular file, read through :func:`open_regular` (same parameters and errors)."""
+    """The bytes of a regular file, read through :func:`open_regular`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    root : path-like, optional
+        A symbolic link at ``path`` must resolve inside this directory
+        (default: the directory holding ``path``).
+    follow_symlinks : bool, default True
+        False refuses a symbolic link at ``path`` outright.
+
+    Returns
+    -------
+    bytes
+        The whole content.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
+    IoError
+        Not a regular file (cause ``"not a regular file"``), or unreadable.
+    """
     with open_regular(path, root=root, follow_symlinks=follow_symlinks) as fh:
         try:
             return fh.read()

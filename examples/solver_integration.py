@@ -9,10 +9,18 @@ built-in ``System.synthetic("small")`` is used (every entity type, inflow
 lags, generic constraints).  The script uses only the package's public API
 (``from cobre_mpi_io import ...``) and mpi4py.  What it shows:
 
+0. **The run** — :func:`open_run` opens the output directory once for the
+   whole run (a context manager): it takes the directory's claim, refuses a
+   directory that already holds a run (finished or not) or other files,
+   records the run's identity (case files, configuration, library version)
+   in ``OUT/_journal/identity.json`` before any data, hands out the writers
+   below, and releases the claim on any exception.  Running this script twice
+   into one directory is refused before anything is written; the first run
+   stays valid.
 1. **Training** — rank 0 records each iteration's convergence row, every rank
-   its own timing row (:class:`TrainingParquetWriter`); the policy (Benders
+   its own timing row (``run.training_writer()``); the policy (Benders
    cuts built from the duals of the state constraints, and the LP bases) is
-   written with :func:`write_policy_checkpoint`.
+   written with ``run.write_policy``.
 2. **Simulation** — every rank solves the scenarios it owns.  An LP solution
    comes out as one primal vector ``x`` and one dual vector ``y`` (here a toy
    "solver"): their layout (:class:`LpLayout`) says which range of ``x`` or
@@ -21,15 +29,17 @@ lags, generic constraints).  The script uses only the package's public API
    :func:`empty_scenario_result` (every table and column, keys filled, values
    NaN so that a forgotten column is refused), and :meth:`System.row_slice`
    gives the rows of (table, stage, block) the vectors fill.
-   :class:`SimulationParquetWriter` validates each payload and writes it from
+   ``run.simulation_writer()`` validates each payload and writes it from
    a background thread.
-3. :func:`write_results` writes dictionaries, training tables, manifests,
+3. ``run.write_results`` writes dictionaries, training tables, manifests,
    ``metadata.json`` and the ``_SUCCESS`` markers, collectively.
 4. :func:`validate_simulation` checks the tree; the exit status is 0 only
    when it is valid on every rank.
 
 An error is an :class:`OutputError` naming file, table, column or scenario;
-a payload error lists every problem of the payload at once.
+a payload error lists every problem of the payload at once.  Errors the
+package raises are the same on every rank, so ``main`` prints rank 0's and
+every rank exits 1 (nothing hangs).
 """
 
 from __future__ import annotations
@@ -47,22 +57,20 @@ from mpi4py import MPI
 
 from cobre_mpi_io import (
     IterationRecord,
+    OutputError,
     PolicyMetadata,
     RankTimingRecord,
+    Run,
     RunConfig,
-    SimulationConfig,
     SimulationOutput,
-    SimulationParquetWriter,
     SimulationScenarioResult,
     StageBasis,
     StageCuts,
     System,
     TrainingOutput,
-    TrainingParquetWriter,
     empty_scenario_result,
+    open_run,
     validate_simulation,
-    write_policy_checkpoint,
-    write_results,
 )
 
 NUM_SCENARIOS = 8
@@ -276,11 +284,12 @@ def _cost_row(costs: Mapping[str, Any], r: slice, comp: dict[str, float], future
 
 
 # --------------------------------------------------------------------------- training and policy
-def train(out: Path, system: System, config: RunConfig, lp: LpLayout, comm: MPI.Comm) -> TrainingOutput:
+def train(run: Run, lp: LpLayout) -> TrainingOutput:
     """Training phase (collective): history rows and, at the end, the policy checkpoint."""
+    system, config, comm = run.system, run.config, run.comm
     rank, size = comm.Get_rank(), comm.Get_size()
     started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    writer = TrainingParquetWriter(out, comm, identity=config.identity(system))
+    writer = run.training_writer()
     rng = np.random.default_rng([SEED, 1])  # the same on every rank: iteration rows agree
     lower = 0.0
     for k in range(1, ITERATIONS + 1):
@@ -319,10 +328,10 @@ def train(out: Path, system: System, config: RunConfig, lp: LpLayout, comm: MPI.
     meta = PolicyMetadata(completed_iterations=ITERATIONS, state_dimension=d, num_stages=system.num_stages,
                           final_lower_bound=lower, max_iterations=ITERATIONS, forward_passes=FORWARD_PASSES,
                           rng_seed=SEED, config_hash=config.config_hash, system_hash=system.system_hash)
-    write_policy_checkpoint(out / "policy", cuts, bases, meta, comm=comm)  # rank 0 writes; collective
+    run.write_policy(cuts, bases, meta)  # rank 0 writes; collective
     return TrainingOutput(status="complete", started_at=started, max_iterations=ITERATIONS,
                           forward_passes=FORWARD_PASSES, writer=writer, termination_reason="iteration_limit",
-                          policy_dir=out / "policy", solver="toy-lp")
+                          policy_dir=run.output_dir / "policy", solver="toy-lp")
 
 
 # --------------------------------------------------------------------------- the run
@@ -337,15 +346,18 @@ def main(argv: list[str]) -> int:
                        num_scenarios=NUM_SCENARIOS, detail="full")
     lp = LpLayout.of(system)
 
-    training = train(out, system, config, lp, comm)
-
-    sim_cfg = SimulationConfig(num_scenarios=NUM_SCENARIOS, detail=config.detail, identity=config.identity(system))
-    with SimulationParquetWriter(out, system, sim_cfg, comm) as writer:
-        for sid in writer.pending_scenarios():  # the scenarios this rank owns
-            writer.write_scenario(scenario_payload(system, lp, sid))
-    manifest = writer.finalize()  # collective; already done by the with block, returns the same manifest
-
-    write_results(out, training, SimulationOutput(manifest), system, config, comm)
+    try:
+        with open_run(out, system, config, comm=comm) as run:  # claim, identity, refusal of a used directory
+            training = train(run, lp)
+            with run.simulation_writer() as writer:
+                for sid in writer.pending_scenarios():  # the scenarios this rank owns
+                    writer.write_scenario(scenario_payload(system, lp, sid))
+            manifest = writer.finalize()  # collective; already done by the with block, returns the same manifest
+            run.write_results(training, SimulationOutput(manifest))
+    except OutputError as exc:  # the same error on every rank: rank 0 says it, every rank exits 1
+        if comm.Get_rank() == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
 
     report = validate_simulation(out) if comm.Get_rank() == 0 else None
     report = comm.bcast(report, root=0)

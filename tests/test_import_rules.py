@@ -3,7 +3,7 @@
 - the kernel (top-level modules but the orchestration tier) imports only the kernel;
 - the chains (``simulation``, ``training``, ``policy``) import the kernel and ``system``, never each other;
 - ``system`` imports only the kernel;
-- the orchestration tier (``config``, ``results``, ``validate``, ``report``) may import the chains;
+- the orchestration tier (``config``, ``results``, ``run``, ``validate``, ``report``) may import the chains;
 - ``cli`` and ``testing`` may import anything, and nothing outside them imports them;
 - only ``mpi.py`` imports mpi4py at run time; there are no import cycles between modules.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "cobre_mpi_io"
-ORCHESTRATION = {"config", "results", "validate", "report"}
+ORCHESTRATION = {"config", "results", "run", "validate", "report"}
 CHAINS = {"simulation", "training", "policy"}
 APPS = {"cli", "testing"}
 

@@ -34,11 +34,12 @@ from typing import Any
 
 from .. import mpi
 from ..config import RunConfig
-from ..errors import IoError, OutputError
+from ..errors import OutputError
 from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
 from ..progress import ProgressReporter
 from ..results import SimulationOutput, TrainingOutput, write_results
+from ..run import Run, check_output_directory
 from ..schemas import DEFAULT_FORMAT, FORMATS
 from ..simulation.writer import SimulationConfig, SimulationParquetWriter
 from ..system.case_config import load_case_config
@@ -141,22 +142,18 @@ def case_num_scenarios(case: Path | None) -> int | None:
 
 
 def check_output_dir(output: Path, resume: bool) -> None:
-    """Refuse to start over an existing run unless resuming (before anything is written).
+    """Refuse a directory the demo must not write into (:func:`~cobre_mpi_io.run.check_output_directory`).
+
+    The demo makes this check through its run handle, with the claim held;
+    this function is the same check, for callers that want it up front.
 
     Raises
     ------
     IoError
-        ``output`` already holds a ``simulation/``, ``training/`` or ``policy/``
-        with files and ``resume`` is False.
+        ``output`` holds a finished run, an unfinished one without
+        ``resume``, or entries that are not a run.
     """
-    if resume:
-        return
-    for sub in ("simulation", "training", "policy"):
-        d = output / sub
-        if d.is_dir() and any(d.iterdir()):
-            raise IoError(d, "not empty",
-                          "output directory already holds a run; use --resume to continue it, or choose an "
-                          "empty directory (two runs are never mixed)")
+    check_output_directory(output, resume)
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -332,13 +329,18 @@ def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
 def demo_main(args: argparse.Namespace) -> int:
     """Run the demo; collective over ``MPI.COMM_WORLD``."""
     comm = mpi.resolve_comm(None)
-    rank = mpi.rank_of(comm)
     system = mpi.run_agreed(comm, lambda: load_system(args.case, args.scale), str(args.case or args.scale))
     assert system is not None
-    mpi.run_agreed(comm, lambda: check_output_dir(args.output, args.resume) if rank == 0 else None,
-                   str(args.output))
     config = mpi.run_agreed(comm, lambda: run_config(args), "config")
     assert config is not None
+    # the run handle takes the claim once, refuses a directory holding another run, a finished run (without
+    # --resume) or files that are not a run, checks or records the run's identity; the writers share its claim
+    with Run(args.output, system, config, comm, resume=args.resume, break_claim=args.break_claim):
+        return _demo_phases(args, system, config, comm)
+
+
+def _demo_phases(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> int:
+    rank = mpi.rank_of(comm)
     t0 = time.perf_counter()
     training = run_training(args, system, config, comm) if args.iterations > 0 else None
     manifest, sim_error = None, None

@@ -417,7 +417,7 @@ def write_policy_checkpoint(
     """
     comm = mpi.resolve_comm(comm)
     policy_dir = Path(path)
-    lease = acquire_run(comm, policy_dir.parent)  # shares the run's claim (or takes it, standalone)
+    lease = acquire_run(comm, policy_dir.parent, resume=False)  # shares the run's claim (standalone: takes it)
     try:
         if format == "cobre-0.18":
             from .cobre_checkpoint import write_cobre_on_root
@@ -542,7 +542,8 @@ class PolicyCheckpointer:
         self.every = int(every)
         self.keep = int(keep)
         self.comm = mpi.resolve_comm(comm)
-        self._lease = acquire_run(self.comm, Path(output_dir), identity, break_claim=break_claim)
+        self._lease = acquire_run(self.comm, Path(output_dir), identity, break_claim=break_claim,
+                                  resume=False)  # standalone: a finished run is refused
         self.training_writer = training_writer
         self.state_dictionary = state_dictionary
         self.durable = durable

@@ -251,7 +251,7 @@ class SimulationParquetWriter:
         self._closed = False
         self._manifest: SimulationManifest | None = None
         self._lease: RunLease = acquire_run(self.comm, self.output_dir, self.identity,
-                                            break_claim=config.break_claim)
+                                            break_claim=config.break_claim, resume=config.resume)
         self._monitor = mpi.job_monitor(self.comm)
         try:
             self._journal: RankJournal = open_journal(self.comm, self.output_dir, self.identity.fingerprint)

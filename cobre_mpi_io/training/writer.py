@@ -196,7 +196,8 @@ class TrainingParquetWriter:
         self.comm = mpi.resolve_comm(comm)
         self.identity = identity
         self._footer = identity.footer_metadata() if identity is not None else None
-        self._lease = acquire_run(self.comm, self.output_dir, identity, break_claim=break_claim)
+        self._lease = acquire_run(self.comm, self.output_dir, identity, break_claim=break_claim,
+                                  resume=False)  # standalone: a finished run is refused
         self.rank = mpi.rank_of(self.comm)
         self.world_size = mpi.size_of(self.comm)
         self.config = config or ParquetConfig()
