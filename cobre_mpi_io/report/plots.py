@@ -308,7 +308,7 @@ def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping
     keys = list(entities)[:max_panels]
     ncols = min(3, max(1, len(keys)))
     nrows = max(1, math.ceil(len(keys) / ncols))
-    head = 0.75 + (0.3 if title else 0.0)  # the shared legend (and the title) above the panels
+    head = 0.3 + (0.3 if title else 0.0)  # the shared legend (and the title) above the panels
     fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols + 0.4, 2.5 * nrows + head), squeeze=False,
                           sharex=True)
     for i, k in enumerate(keys):
@@ -329,10 +329,10 @@ def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping
         labels = [lb.replace("\n", " ") for lb in labels]
         h = fig.get_size_inches()[1]
         fig.legend(handles, labels, loc="upper center", ncol=4, fontsize="small",
-                   bbox_to_anchor=(0.5, 1 - (0.3 if title else 0.05) / h))
+                   bbox_to_anchor=(0.5, 1 - (0.3 if title else 0.02) / h))
     if title:
         fig.suptitle(title, fontweight="bold", fontsize=11)
-    _margins(fig, left=0.75, top=head + 0.3, hspace=0.35, wspace=0.45)
+    _margins(fig, left=0.75, top=head + 0.25, hspace=0.35, wspace=0.45)
     return fig
 
 
