@@ -48,6 +48,7 @@ from .identity import RunIdentity
 from .layout import CLAIM_NAME, JOURNAL_DIR, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
 from .parquet import ParquetConfig
 from .policy.checkpoint import PolicyCheckpointer, write_policy_checkpoint
+from .policy.cobre_checkpoint import COBRE_CHECKPOINTS_DIR
 from .policy.records import (
     CheckpointRecord,
     PolicyMetadata,
@@ -64,7 +65,7 @@ from .training.writer import TrainingParquetWriter
 
 __all__ = ["RUN_ENTRIES", "Run", "check_output_directory", "open_run"]
 
-RUN_ENTRIES = frozenset({SIMULATION_DIR, TRAINING_DIR, POLICY_DIR, JOURNAL_DIR})
+RUN_ENTRIES = frozenset({SIMULATION_DIR, TRAINING_DIR, POLICY_DIR, COBRE_CHECKPOINTS_DIR, JOURNAL_DIR})
 """The entries of an output root that belong to a run (besides ``_claim.json`` and temp names)."""
 
 _SHOWN = 5
@@ -235,7 +236,7 @@ class Run:
 
     def checkpointer(self, *, every: int = 10, keep: int = 3, training_writer: Any = None,
                      state_dictionary: Mapping[str, Any] | None = None, install_signal_handlers: bool = True,
-                     durable: bool = True) -> PolicyCheckpointer:
+                     durable: bool = True, cobre_fields: Mapping[str, Any] | None = None) -> PolicyCheckpointer:
         """Periodic, on-signal and final policy checkpoints of this run (collective).
 
         Parameters
@@ -252,6 +253,9 @@ class Run:
             Catch SIGTERM/SIGINT until the checkpointer is closed.
         durable : bool
             fsync files and directories.
+        cobre_fields : mapping, optional
+            What a ``cobre-0.18`` policy records beyond the spec's metadata
+            (see :class:`PolicyCheckpointer`); the format is the run's.
 
         Returns
         -------
@@ -264,7 +268,7 @@ class Run:
                                   install_signal_handlers=install_signal_handlers,
                                   state_dictionary=state_dictionary if state_dictionary is not None
                                   else system_state_dictionary(self.system), durable=durable,
-                                  identity=self.identity)
+                                  identity=self.identity, format=self.config.format, cobre_fields=cobre_fields)
 
     def write_policy(self, stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBasis],
                      metadata: PolicyMetadata, **kwargs: Any) -> CheckpointRecord:
@@ -280,7 +284,8 @@ class Run:
             The checkpoint's metadata.
         **kwargs
             ``stage_states``, ``stage_vertices``, ``state_dictionary``,
-            ``keep``, ``durable``, ``check_finite``.
+            ``keep``, ``durable``, ``check_finite``, ``cobre_fields``; the
+            format is the run's.
 
         Returns
         -------
@@ -290,9 +295,11 @@ class Run:
         self._open()
         states: Sequence[StageStates] | None = kwargs.pop("stage_states", None)
         vertices: Sequence[StageVertices] | None = kwargs.pop("stage_vertices", None)
-        kwargs.setdefault("state_dictionary", system_state_dictionary(self.system))
+        if self.config.format == "spec":
+            kwargs.setdefault("state_dictionary", system_state_dictionary(self.system))
         return write_policy_checkpoint(self.output_dir / POLICY_DIR, stage_cuts, stage_bases, metadata,
-                                       stage_states=states, stage_vertices=vertices, comm=self.comm, **kwargs)
+                                       stage_states=states, stage_vertices=vertices, comm=self.comm,
+                                       format=self.config.format, **kwargs)
 
     def write_results(self, training: TrainingOutput, simulation: SimulationOutput | None = None) -> WrittenResults:
         """Commit the run: dictionaries, training tables, manifests, metadata, markers (collective).
