@@ -314,6 +314,8 @@ class RankJournal:
         self.rank = int(rank)
         self.path = self.output_dir / JOURNAL_FILES_DIR / f"{self.attempt:06d}-r{self.rank:04d}.jsonl"
         self._base = os.path.abspath(self.output_dir)
+        given = os.path.normpath(os.fspath(self.output_dir))
+        self._rel_base = None if os.path.isabs(given) or given == "." else given
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._fd = -1
@@ -335,14 +337,26 @@ class RankJournal:
 
     # ------------------------------------------------------------ record
     def relpath(self, path: str | os.PathLike[str]) -> str:
-        """``path`` relative to ``OUT`` (POSIX); ``path`` may be absolute, relative to the cwd, or already
-        relative to ``OUT`` (a ``str`` that does not name an existing path below the cwd)."""
-        p = os.fspath(path)
-        ap = os.path.abspath(p)
+        """``path`` relative to ``OUT`` (POSIX).
+
+        ``path`` is absolute, or relative to the working directory and built
+        from the (relative) output directory this journal was opened with
+        (``out / "simulation" / ...``), or else already relative to ``OUT``.
+
+        Raises
+        ------
+        ValueError
+            An absolute ``path`` that is not below ``OUT``.
+        """
+        p = os.path.normpath(os.fspath(path))
+        if os.path.isabs(p):
+            ap = p
+        elif self._rel_base is not None and p.startswith(self._rel_base + os.sep):
+            ap = os.path.abspath(p)
+        else:
+            return p.replace(os.sep, "/")
         if ap.startswith(self._base + os.sep):
             return ap[len(self._base) + 1:].replace(os.sep, "/")
-        if not os.path.isabs(p):
-            return p.replace(os.sep, "/")
         raise ValueError(f"{p} is not below the output directory {self.output_dir}")
 
     def record(self, path: str | os.PathLike[str], nbytes: int, xxhash64: str, rows: int | None = None) -> None:
@@ -619,6 +633,20 @@ def write_bytes_recorded(path: str | os.PathLike[str], data: bytes | memoryview,
 def write_json_recorded(path: str | os.PathLike[str], obj: Any, *, entity: str | None = None) -> int:
     """:func:`~cobre_mpi_io.atomic.write_json_atomic` (same bytes, durable), recorded like
     :func:`write_bytes_recorded`.
+
+    Parameters
+    ----------
+    path : path-like
+        Final path.
+    obj : Any
+        A JSON-serializable value.
+    entity : str, optional
+        What the document is, named in a serialization error (default ``path``).
+
+    Returns
+    -------
+    int
+        Bytes written.
 
     Raises
     ------

@@ -3,17 +3,25 @@
 :func:`write_results` is collective over ``comm`` and runs these steps in
 order, every rank agreeing after each one before the next starts:
 
-1. directories; rank 0 writes a ``running`` training manifest and removes
-   ``training/_SUCCESS`` (so a crash from here on leaves a resumable state);
+1. directories; rank 0 withdraws ``training/_SUCCESS`` and a final status
+   durably and writes a ``running`` training manifest (so a crash from here
+   on leaves nothing that claims the run complete);
 2. dictionaries (rank 0, :func:`~cobre_mpi_io.dictionaries.write_dictionaries`);
 3. training Parquet (every rank its own part file, rank 0 the per-iteration
    tables: :meth:`TrainingParquetWriter.finalize`);
-4. training manifest with the final status and checksums (rank 0);
-5. ``training/metadata.json`` (environment detected collectively, rank 0 writes);
+4. ``training/metadata.json`` (environment detected collectively, rank 0 writes);
+5. training manifest with the final status, the checksums and ``files``:
+   every file of the training run (tables, timing parts, dictionaries,
+   ``metadata.json``, the published policy checkpoint) as the run's journal
+   records it (:func:`training_files`);
 6. ``simulation/_manifest.json`` when simulation ran: rank 0 rewrites it from
-   :attr:`SimulationOutput.manifest` only if the file is missing or differs;
+   :attr:`SimulationOutput.manifest` only if the file is missing or differs
+   (withdrawing ``simulation/_SUCCESS`` first);
 7. ``_SUCCESS`` markers: ``training/`` when the status is ``complete`` or
    ``converged``, ``simulation/`` when its status is ``complete``.
+
+Every file written is recorded in the run's journal
+(:mod:`cobre_mpi_io.journal`).
 
 If any rank fails at any step, every rank raises the same
 :class:`~cobre_mpi_io.errors.OutputError` (the lowest failing rank's) at that
@@ -46,7 +54,15 @@ from .config import RunConfig
 from .errors import ManifestError, OutputError, SchemaError
 from .hashing import peak_rss_mb, sha256_file, sha256_files, xxh64_files
 from .identity import RunIdentity
-from .layout import policy_cut_files
+from .journal import JournalEntry, open_journal, read_journal
+from .layout import (
+    MANIFEST_NAME,
+    POLICY_DIR,
+    SUCCESS_NAME,
+    TRAINING_DIR,
+    policy_cut_files,
+    resolve_checkpoint_dir,
+)
 from .manifest import (
     TRAINING_STATUSES,
     Failure,
@@ -55,6 +71,7 @@ from .manifest import (
     remove_success_marker,
     simulation_manifest_text,
     utc_now,
+    withdraw_training_completion,
     write_simulation_manifest,
     write_success_marker,
     write_training_manifest,
@@ -73,6 +90,7 @@ __all__ = [
     "TrainingOutput",
     "WrittenResults",
     "policy_xxhash64",
+    "training_files",
     "write_results",
 ]
 
@@ -178,6 +196,46 @@ def policy_xxhash64(policy_dir: str | os.PathLike[str] | None) -> str | None:
     """xxh64 hex of the concatenated bytes of ``policy/cuts/stage_*.bin`` in stage order; None without cut files."""
     files = policy_cut_files(policy_dir)
     return xxh64_files(files) if files else None
+
+
+def training_files(output_dir: str | os.PathLike[str], journal: Mapping[str, JournalEntry],
+                   policy_dir: str | os.PathLike[str] | None = None) -> dict[str, JournalEntry]:
+    """The files a training manifest lists, from the run's journal (pure but for resolving ``policy/latest``).
+
+    Everything the journal records under ``training/`` (tables, timing
+    parts, dictionaries, ``metadata.json``) but the manifest itself and
+    ``_SUCCESS``; every file of the published policy checkpoint (the one
+    ``policy/latest`` designates); and ``policy/state_dictionary.json`` when
+    it is a file of its own.
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The run's output directory ``OUT``.
+    journal : mapping of str to JournalEntry
+        :func:`~cobre_mpi_io.journal.read_journal` of ``OUT``.
+    policy_dir : path-like, optional
+        The ``policy/`` directory (default ``OUT/policy``).
+
+    Returns
+    -------
+    dict of str to JournalEntry
+        Keyed by ``OUT``-relative path.
+    """
+    out = Path(output_dir)
+    skip = {f"{TRAINING_DIR}/{MANIFEST_NAME}", f"{TRAINING_DIR}/{SUCCESS_NAME}"}
+    prefixes = [f"{TRAINING_DIR}/"]
+    policy = Path(policy_dir) if policy_dir is not None else out / POLICY_DIR
+    try:
+        published = resolve_checkpoint_dir(policy)
+        prefixes.append(published.relative_to(out.resolve()).as_posix() + "/")
+    except (ManifestError, ValueError, OSError):
+        pass  # no published checkpoint (or one outside OUT): nothing of the policy to list
+    listed = {p: e for p, e in journal.items() if p not in skip and p.startswith(tuple(prefixes))}
+    sd = f"{POLICY_DIR}/state_dictionary.json"
+    if sd in journal and not (out / sd).is_symlink():
+        listed[sd] = journal[sd]
+    return listed
 
 
 def _seconds_between(a: str | None, b: str | None) -> float | None:
@@ -309,11 +367,16 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
     identity = cfg.identity(system)
     lease = acquire_run(c, out, identity)  # shared with this run's writers; refuses another run's directory
     try:
+        journal = open_journal(c, out, identity.fingerprint)  # every file below is recorded in the run's journal
+    except BaseException:
+        lease.release()
+        raise
+    try:
         # 1. directories + running manifest
         def directories() -> None:
             if rank == 0:
                 ensure_dir(train_dir)
-                remove_success_marker(train_dir)
+                withdraw_training_completion(train_dir)  # durably, before anything under it is rewritten
                 write_training_manifest(train_dir / "_manifest.json", _training_manifest(
                     tr, iters, size, "running", None, None, None, identity))
             for d in (train_dir / "timing" / "mpi_ranks.parquet", train_dir / "dictionaries", out / "policy"):
@@ -346,21 +409,10 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
             return w
         w: TrainingParquetWriter = mpi.run_agreed(c, prepare, "training tables")
         files = tuple(w.finalize())
-
-        # 4. training manifest
         conv = next(f for f in files if f.path == CONVERGENCE_PATH)
+        manifest_final = True  # training is written: a failure from here on leaves the manifest "failed"
 
-        def training_manifest() -> TrainingManifest:
-            m = _training_manifest(tr, iters, size, final_status, completed_at, conv.xxhash64,
-                                   policy_xxhash64(policy_dir), identity)
-            if rank == 0:
-                write_training_manifest(train_dir / "_manifest.json", m)
-            return m
-        tm: TrainingManifest = mpi.run_agreed(c, training_manifest, "training manifest")
-        tm = mpi.bcast_from_root(c, tm)  # rank 0's (the one written), even if other ranks lack iteration rows
-        manifest_final = True
-
-        # 5. metadata (environment and peak memory gathered from every rank)
+        # 4. metadata (environment and peak memory gathered from every rank)
         env = detect_environment(c)
         peak = max(mpi.allgather(c, peak_rss_mb()))
 
@@ -392,6 +444,18 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
         md: RunMetadata | None = mpi.run_agreed(c, metadata, "metadata")
         md = mpi.bcast_from_root(c, md)
 
+        # 5. training manifest: the final status, and every file of the training run as the journal records it
+        def training_manifest() -> TrainingManifest:
+            m = _training_manifest(tr, iters, size, final_status, completed_at, conv.xxhash64,
+                                   policy_xxhash64(policy_dir), identity)
+            if rank == 0:
+                journal.flush(sync=True)
+                m = replace(m, files=training_files(out, read_journal(out), policy_dir))
+                write_training_manifest(train_dir / "_manifest.json", m)
+            return m
+        tm: TrainingManifest = mpi.run_agreed(c, training_manifest, "training manifest")
+        tm = mpi.bcast_from_root(c, tm)  # rank 0's (the one written), even if other ranks lack iteration rows
+
         # 6. simulation manifest
         sm = simulation_output.manifest if simulation_output is not None else None
 
@@ -404,6 +468,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
             except FileNotFoundError:
                 same = False
             if not same:
+                remove_success_marker(sim_dir)  # no marker over a manifest in change (restored by step 7)
                 write_simulation_manifest(path, sm)
         mpi.run_agreed(c, simulation_manifest, "simulation manifest")
 
@@ -424,6 +489,7 @@ def write_results(output_dir: str | os.PathLike[str], training_output: TrainingO
             _leave_incomplete(out, tr, iters, size, manifest_final, simulation_output, exc, identity)
         raise
     finally:
+        journal.release()
         lease.release()
     assert md is not None
     return WrittenResults(training_manifest=tm, metadata=md, training_files=files, simulation_manifest=sm)

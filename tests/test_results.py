@@ -52,8 +52,17 @@ def test_training_manifest_has_every_field_and_real_checksums(tmp_path: Path) ->
     res = write_results(tmp_path, _training(), None, SYSTEM, CFG, comm=SELF)
     doc = json.loads((tmp_path / "training" / "_manifest.json").read_text())
     assert set(doc) == {"$schema", "version", "status", "started_at", "completed_at", "iterations", "convergence",
-                        "cuts", "checksum", "mpi_info", "run_fingerprint", "run_identity"}
+                        "cuts", "checksum", "mpi_info", "run_fingerprint", "run_identity", "files"}
     assert doc["run_fingerprint"] == CFG.identity(SYSTEM).fingerprint
+    # the root of trust: every file of the training run, hashed as the journal recorded it
+    listed = set(doc["files"])
+    assert {"training/convergence.parquet", "training/timing/iterations.parquet", "training/metadata.json",
+            "training/timing/mpi_ranks.parquet/part-rank-0000.parquet", "policy/state_dictionary.json",
+            *(f"training/dictionaries/{n}" for n in ("codes.json", "bounds.parquet", "state_dictionary.json",
+                                                      "variables.csv", "entities.csv"))} == listed
+    for rel, e in doc["files"].items():
+        data = (tmp_path / rel).read_bytes()
+        assert (e["bytes"], e["xxhash64"]) == (len(data), xxhash.xxh64(data).hexdigest()), rel
     assert set(doc["iterations"]) == {"max_iterations", "completed", "converged_at"}
     assert set(doc["convergence"]) == {"achieved", "final_gap_percent", "termination_reason"}
     assert set(doc["cuts"]) == {"total_generated", "total_active", "peak_active"}

@@ -47,17 +47,19 @@ from ..claim import acquire_run
 from ..documents import check_document, read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..identity import RunIdentity
+from ..journal import active_journal, open_journal, record_removed
 from ..layout import (
     CHECKPOINT_RE,
     CHECKPOINTS_DIR,
     LATEST_LINK,
     LINKED_FILES,
+    TRAINING_DIR,
     checkpoint_name,
     resolve_checkpoint_dir,
     stage_file_name,
     stage_files,
 )
-from ..manifest import utc_now
+from ..manifest import utc_now, withdraw_training_completion
 from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
 from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
@@ -313,20 +315,40 @@ def _write_checkpoint_dir(
     return files, digests
 
 
-def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int) -> tuple[str, ...]:
-    """Rename the finished temp dir to ``final``, move ``latest``, apply retention."""
+def _record_checkpoint(final: Path, files: Mapping[str, int], digests: Mapping[str, FileDigest]) -> None:
+    """Record the renamed checkpoint's files in the run's journal (:mod:`cobre_mpi_io.journal`), synced."""
+    j = active_journal(final)
+    if j is None:
+        return
+    for rel in sorted(files):
+        dg = digests[rel] if rel in digests else file_digest(final / rel)  # metadata.json: a few KB
+        j.record(final / rel, dg.bytes, dg.xxhash64)
+    j.flush(sync=True)
+
+
+def _files_below(directory: Path) -> list[Path]:
+    return [Path(d) / f for d, _dirs, names in os.walk(directory) for f in names]
+
+
+def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int,
+             record: Callable[[], None] | None = None) -> tuple[str, ...]:
+    """Rename the finished temp dir to ``final``, ``record`` it, move ``latest``, apply retention."""
     try:
         os.rename(ckpt_tmp, final)
     except OSError as exc:
         raise IoError.from_os_error(final, exc) from exc
     fsync_dir(final.parent)
+    if record is not None:  # journaled before it is published
+        record()
     _replace_symlink(policy_dir / LATEST_LINK, f"{CHECKPOINTS_DIR}/{final.name}")
     _ensure_fixed_links(policy_dir, final)
     fsync_dir(policy_dir)
     removed = []
     for p in list_checkpoints(policy_dir)[:-keep] if keep > 0 else []:
         if p.resolve() != final.resolve():
+            gone = _files_below(p)
             _remove_tree(p)
+            record_removed(gone)
             removed.append(str(p))
     return tuple(removed)
 
@@ -419,6 +441,11 @@ def write_policy_checkpoint(
     policy_dir = Path(path)
     lease = acquire_run(comm, policy_dir.parent, resume=False)  # shares the run's claim (standalone: takes it)
     try:
+        journal = open_journal(comm, policy_dir.parent)  # the checkpoint's files are recorded in the run's journal
+    except BaseException:
+        lease.release()
+        raise
+    try:
         if format == "cobre-0.18":
             from .cobre_checkpoint import write_cobre_on_root
 
@@ -431,6 +458,7 @@ def write_policy_checkpoint(
             policy_dir, stage_cuts, stage_bases, metadata, stage_states, stage_vertices, state_dictionary,
             keep, durable, check_finite), str(policy_dir))
     finally:
+        journal.release()
         lease.release()
 
 
@@ -440,6 +468,8 @@ def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_base
                    state_dictionary: Mapping[str, Any] | None, keep: int, durable: bool,
                    check_finite: bool) -> CheckpointRecord:
     _check_policy(stage_cuts, stage_bases, metadata, stage_states, stage_vertices)
+    # the training run's marker and final status go before its policy changes (a resumed run that trains again)
+    withdraw_training_completion(policy_dir.parent / TRAINING_DIR)
     root = ensure_dir(policy_dir / CHECKPOINTS_DIR)
     for stale in root.iterdir():  # leftovers of interrupted checkpoints
         if stale.name.startswith("."):
@@ -456,7 +486,7 @@ def _write_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage_base
     try:
         files, digests = _write_checkpoint_dir(tmp, stage_cuts, stage_bases, metadata, stage_states,
                                                stage_vertices, state_dictionary, durable, check_finite)
-        removed = _publish(policy_dir, tmp, final, keep)
+        removed = _publish(policy_dir, tmp, final, keep, record=lambda: _record_checkpoint(final, files, digests))
     finally:
         if tmp.exists():
             _remove_tree(tmp)

@@ -43,11 +43,12 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from ..atomic import ensure_dir, write_bytes_atomic, write_json_atomic
+from ..atomic import ensure_dir
 from ..errors import SchemaError
 from ..formats import CODE_MEANINGS, to_format
 from ..hashing import sha256_json
 from ..identity import RunIdentity
+from ..journal import record_write, write_bytes_recorded, write_json_recorded
 from ..manifest import MANIFEST_VERSION, utc_now
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import (
@@ -390,16 +391,17 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
     check_format(fmt)
     d = ensure_dir(Path(path))
     out: dict[str, FileRecord | None] = {}
-    write_json_atomic(d / "codes.json", codes_document(generated_at, fmt), entity="codes.json")
+    write_json_recorded(d / "codes.json", codes_document(generated_at, fmt), entity="codes.json")
     out["codes.json"] = None
-    out["bounds.parquet"] = write_parquet(d / "bounds.parquet", bounds_table(system, fmt), table("bounds", fmt),
+    out["bounds.parquet"] = bounds = write_parquet(d / "bounds.parquet", bounds_table(system, fmt), table("bounds", fmt),
                                           parquet_config or ParquetConfig(), root=d,
                                           metadata=identity.footer_metadata() if identity is not None else None)
+    record_write(d / "bounds.parquet", bounds.bytes, bounds.xxhash64, bounds.rows)
     sd = state_dictionary(system)
     if fmt != DEFAULT_FORMAT:
         policy_dir = None
     else:
-        write_json_atomic(d / "state_dictionary.json", sd, entity="state_dictionary.json")
+        write_json_recorded(d / "state_dictionary.json", sd, entity="state_dictionary.json")
         out["state_dictionary.json"] = None
     if policy_dir is True:
         policy_dir = d.parent.parent / "policy" if (d.name == "dictionaries" and d.parent.name == "training") \
@@ -409,12 +411,12 @@ def write_dictionaries(path: str | os.PathLike[str], system: System, config: Any
         # A symlink there is the policy checkpoint's (``policy/state_dictionary.json -> latest/...``,
         # holding this same dict): replacing it would break the checkpoint's fixed links.
         if not target.is_symlink():
-            write_json_atomic(target, sd, entity="policy/state_dictionary.json")
+            write_json_recorded(target, sd, entity="policy/state_dictionary.json")
     tables = written_tables(system, config, simulation_tables=simulation_tables)
-    write_bytes_atomic(d / "variables.csv", _csv_bytes(
+    write_bytes_recorded(d / "variables.csv", _csv_bytes(
         ("file", "column", "type", "unit", "description", "nullable"), variables_rows(tables, fmt)))
     out["variables.csv"] = None
-    write_bytes_atomic(d / "entities.csv", _csv_bytes(
+    write_bytes_recorded(d / "entities.csv", _csv_bytes(
         ("entity_type_code", "entity_id", "name", "bus_id", "system_id"), entities_rows(system)))
     out["entities.csv"] = None
     return out

@@ -36,7 +36,6 @@ from typing import Any, Final
 
 from .. import mpi
 from .._version import __version__
-from ..atomic import write_json_atomic
 from ..documents import (
     INT_MAX,
     Anything,
@@ -54,6 +53,7 @@ from ..documents import (
 )
 from ..errors import IoError, ManifestError
 from ..hashing import sha256_file, sha256_files, sha256_json, update_from_file
+from ..journal import write_json_recorded
 from ..layout import policy_cut_files
 from ..manifest import IDENTITY_FIELDS, SHA256
 from ..schemas import DETAIL_LEVELS, FORMATS
@@ -216,7 +216,7 @@ def write_metadata(path: str | os.PathLike[str], metadata: RunMetadata | Mapping
         When the write or rename fails.
     """
     doc = metadata.to_dict() if isinstance(metadata, RunMetadata) else dict(metadata)
-    write_json_atomic(path, doc, entity="metadata.json")
+    write_json_recorded(path, doc, entity="metadata.json")
 
 
 def read_metadata(path: str | os.PathLike[str]) -> RunMetadata:

@@ -36,6 +36,8 @@ from ..claim import acquire_run
 from ..errors import IoError, SchemaError
 from ..formats import to_format
 from ..identity import RunIdentity
+from ..journal import RankJournal, open_journal
+from ..manifest import withdraw_training_completion
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import DEFAULT_FORMAT, TableSchema, check_format, table
 
@@ -200,6 +202,20 @@ class TrainingParquetWriter:
                                   resume=False)  # standalone: a finished run is refused
         self.rank = mpi.rank_of(self.comm)
         self.world_size = mpi.size_of(self.comm)
+        try:
+            self._journal: RankJournal = open_journal(self.comm, self.output_dir,
+                                                      identity.fingerprint if identity is not None else None)
+            try:
+                # before anything of training is rewritten (a resumed complete run trains again):
+                # no _SUCCESS and no "complete" status stands over the files in change
+                mpi.run_on_root(self.comm, lambda: withdraw_training_completion(self.output_dir / "training")
+                                if self.rank == 0 else None, str(self.output_dir / "training"))
+            except BaseException:
+                self._journal.release()
+                raise
+        except BaseException:
+            self._lease.release()
+            raise
         self.config = config or ParquetConfig()
         self._convergence = _Columns(table("convergence"))
         self._iteration_timing = _Columns(table("iteration_timing"))
@@ -307,15 +323,21 @@ class TrainingParquetWriter:
         """
         out: list[FileRecord] = []
         root = self.output_dir
-        if self.rank == 0:
-            for cols, rel in ((self._convergence, CONVERGENCE_PATH),
-                              (self._iteration_timing, ITERATION_TIMING_PATH)):
-                name = cols.schema.name
-                out.append(write_parquet(root / rel, to_format(cols.to_table(rel), name, self.format),
-                                         table(name, self.format), self.config, root=root, metadata=self._footer))
-        rel = rank_timing_path(self.rank)
-        out.append(write_parquet(root / rel, self._rank_timing.to_table(rel), self._rank_timing.schema,
-                                 self.config, root=root, metadata=self._footer))
+        try:
+            if self.rank == 0:
+                for cols, rel in ((self._convergence, CONVERGENCE_PATH),
+                                  (self._iteration_timing, ITERATION_TIMING_PATH)):
+                    name = cols.schema.name
+                    out.append(write_parquet(root / rel, to_format(cols.to_table(rel), name, self.format),
+                                             table(name, self.format), self.config, root=root,
+                                             metadata=self._footer))
+                    self._journal.record(rel, out[-1].bytes, out[-1].xxhash64, out[-1].rows)
+            rel = rank_timing_path(self.rank)
+            out.append(write_parquet(root / rel, self._rank_timing.to_table(rel), self._rank_timing.schema,
+                                     self.config, root=root, metadata=self._footer))
+            self._journal.record(rel, out[-1].bytes, out[-1].xxhash64, out[-1].rows)
+        finally:
+            self._journal.flush(sync=True)  # the files are fsynced: their records too
         return out
 
     def finalize(self) -> list[FileRecord]:
@@ -345,6 +367,7 @@ class TrainingParquetWriter:
             mpi.run_agreed(self.comm, lambda: self._check_present(every) if self.rank == 0 else None,
                            "training tables")
         finally:
+            self._journal.release()
             self._lease.release()
         self._finalized = every
         return list(self._finalized)
@@ -371,6 +394,8 @@ class TrainingParquetWriter:
             if stem.isdigit() and int(stem) >= self.world_size:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
+                self._journal.record_removed([p])
+        self._journal.flush(sync=True)
 
     def _check_open(self) -> None:
         if self._finalized is not None:
