@@ -250,14 +250,14 @@ def test_one_rank_raises_fails_fast_then_resume(tmp_path: Path, clean: CleanRuns
     assert time.monotonic() - t0 < 60
     assert proc.returncode != 0
     # agreed error: printed once (by rank 0), no MPI abort
-    assert proc.stderr.count("injected failure on rank 2") == 1, proc.stderr
+    assert proc.stderr.count("(--fail-rank 2)") == 1, proc.stderr
     assert proc.stderr.count("cobre-mpi-io: error:") == 1, proc.stderr
     m = read_manifest(out)
     assert m is not None and m["status"] in ("failed", "partial")
     assert m["status"] == "failed"  # an exception left the writer's block: the run is failed
     assert m["mpi_info"]["world_size"] == 4
     mine = [f for f in m["failures"] if f["rank"] == 2]
-    assert mine and any("injected failure on rank 2" in f["message"] for f in mine)
+    assert mine and any("(--fail-rank 2)" in f["message"] for f in mine)
     assert not any(f["rank"] in (0, 1, 3) for f in m["failures"])
     assert m["scenarios"]["completed"] < FAIL_SCENARIOS
     assert not (sim(out) / "_SUCCESS").exists()

@@ -315,7 +315,7 @@ def run_simulation(args: argparse.Namespace, system: System, config: RunConfig,
         with writer:
             for k, sid in enumerate(writer.pending_scenarios()):
                 if args.fail_rank == rank and k >= args.fail_after:
-                    raise RuntimeError(f"injected failure on rank {rank} after {k} scenario(s) (--fail-rank)")
+                    raise RuntimeError(f"injected failure after {k} scenario(s) (--fail-rank {rank})")
                 writer.write_scenario(synthetic_result(system, sid, config.seed))
                 if args.slow:
                     time.sleep(args.slow)

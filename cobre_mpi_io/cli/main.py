@@ -14,7 +14,9 @@ every ``--progress-interval`` seconds.
 
 The entry point never leaves peers hanging: an error every rank agreed on
 exits non-zero on every rank (printed once, by rank 0); any other exception
-is printed and aborts the whole MPI job (``MPI_Abort``).
+is printed by its rank and aborts the whole MPI job (``MPI_Abort``).  Each
+failure says what happened once, on which rank and host, and the command
+that continues the run (:mod:`cobre_mpi_io.cli.messages`).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, NoReturn
 
 from ..errors import OutputError
 from ..progress import ProgressDefaults, ProgressEvent, using_progress_defaults
+from .messages import continue_command, describe_error, output_is_a_file, where
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
@@ -376,40 +380,102 @@ def configure_logging(args: argparse.Namespace, rank: int = 0, size: int = 1) ->
         logger.propagate = saved[1]
 
 
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _failed(exc: BaseException, args: argparse.Namespace, argv: Sequence[str], rank: int, size: int,
+            agreed: bool) -> None:
+    """Print what happened (once), where, and the command that continues the run."""
+    text = describe_error(exc)
+    # An agreed error names its rank and host itself (it is the same on every rank); a local one
+    # is printed by the rank it happened on.
+    _say(f"cobre-mpi-io: error: {text}" if agreed else f"cobre-mpi-io: error on {where(rank, size)}: {text}")
+    if not hasattr(exc, "kind") and not isinstance(exc, OSError):  # a bug, not a reported failure
+        traceback.print_exception(exc, file=sys.stderr)
+    again = continue_command(args, argv, size, exc)
+    if again is not None:
+        _say(f"cobre-mpi-io: the run in {args.output} stopped before the end; to continue it (writes only "
+             f"what is missing):\n  {again}")
+
+
+def _interrupted(args: argparse.Namespace, argv: Sequence[str], size: int) -> None:
+    """Ctrl-C: say so, and how to continue."""
+    again = continue_command(args, argv, size)
+    tail = f"; to continue the run in {args.output}:\n  {again}" if again is not None else ""
+    _say(f"cobre-mpi-io: interrupted (Ctrl-C){tail}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Under MPI, an :class:`OutputError` that every rank agreed on (marked
     ``agreed``) exits with code 1 on every rank and is printed by rank 0
-    only; any other exception aborts the whole job.  Bad arguments exit with
-    code 2 (``SystemExit``) before any work.
+    only; any other exception is printed by its rank and aborts the whole
+    job.  Bad arguments exit with code 2 (``SystemExit``) before any work;
+    Ctrl-C exits with code 130.  Every failure says what happened once,
+    where (rank and host under MPI), and, for a run that can be continued,
+    the full command line with ``--resume``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
     """
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(given)
+    bad_output = output_is_a_file(args)
+    if bad_output is not None:  # a usage error: status 2, nothing written (every rank parses: rank 0 says it)
+        if (_launcher_rank() or 0) == 0:
+            _say(f"cobre-mpi-io {args.command}: error: {bad_output}")
+        return 2
     if not _uses_mpi(args):
         rank = _launcher_rank() or 0  # started by a launcher anyway: only its rank 0 logs below WARNING
         with configure_logging(args, rank, rank + 1):
             try:
                 return _run(args)
-            except OutputError as exc:
-                print(f"cobre-mpi-io: error: {exc}", file=sys.stderr)
+            except (OutputError, OSError) as exc:
+                _failed(exc, args, given, rank, 1, agreed=True)
                 return 1
+            except KeyboardInterrupt:
+                _interrupted(args, given, 1)
+                return 130
     from .. import mpi
 
     comm = mpi.resolve_comm(None)
     rank = mpi.rank_of(comm)
+    size = mpi.size_of(comm)
     try:
-        with configure_logging(args, rank, mpi.size_of(comm)):
-            return _run(args)
+        with configure_logging(args, rank, size):
+            code = _run(args)
+        if code == 143 and rank == 0:  # training stopped by SIGTERM/SIGINT, its last iteration checkpointed
+            again = continue_command(args, given, size)
+            if again is not None:
+                _say(f"cobre-mpi-io: stopped by a signal; to continue the run in {args.output}:\n  {again}")
+        return code
     except OutputError as exc:
         if getattr(exc, "agreed", False):
             if rank == 0:
-                print(f"cobre-mpi-io: error: {exc}", file=sys.stderr)
+                _failed(exc, args, given, rank, size, agreed=True)
             return 1
-        mpi.abort_job(exc, 1)
-    except KeyboardInterrupt as exc:
-        mpi.abort_job(exc, 130)
+        _failed(exc, args, given, rank, size, agreed=size == 1)
+        mpi.abort_job(None, 1)
+    except KeyboardInterrupt:
+        if rank == 0:  # Ctrl-C reaches every rank: one message
+            _interrupted(args, given, size)
+        mpi.abort_job(None, 130)
     except BaseException as exc:  # never leave peers blocked in a collective
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
-        mpi.abort_job(exc, 1)
+        if isinstance(exc, SystemExit):
+            mpi.abort_job(None, exc.code if isinstance(exc.code, int) else 1)
+        _failed(exc, args, given, rank, size, agreed=size == 1)
+        mpi.abort_job(None, 1)
     return 1  # pragma: no cover

@@ -175,8 +175,11 @@ def assemble_manifest(parts: Sequence[RankPart], files: Mapping[str, FileEntry],
     if status == "complete":
         return manifest, None
     first = copy.copy(errors[0]) if errors else ManifestError("simulation", "run incomplete")
-    first.message = (f"simulation {status}: {len(failed_ids)} scenario(s) failed, "
-                     f"{missing} of {ctx.num_scenarios} incomplete; first error: {first.message}")
+    # What happened, once: the counts, then the first error (which names its rank and host).
+    counts = f"{ctx.num_scenarios - missing} of {ctx.num_scenarios} scenarios complete"
+    if failed_ids:
+        counts += f", {len(failed_ids)} failed"
+    first.message = f"simulation {status} ({counts}): {first.message}"
     first.args = (first.message,)
     return manifest, first
 

@@ -190,7 +190,10 @@ def _as_output_error(exc: BaseException, what: str) -> OutputError:
     if isinstance(exc, (OutputError, OSError, pa.ArrowException, ValueError, TypeError, MemoryError)):
         return as_output_error(exc, what)
     # an exception of the caller (e.g. the producer of results): keep its text, kind "output"
-    err = OutputError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, KeyboardInterrupt):
+        err = OutputError(f"{what}: interrupted (Ctrl-C or SIGINT)")
+    else:
+        err = OutputError(f"{what}: {type(exc).__name__}" + (f": {exc}" if str(exc) else ""))
     err.__cause__ = exc
     return err
 
@@ -546,7 +549,7 @@ class SimulationParquetWriter:
             self.record_failure(None, exc)
         part = self.rank_part
         if error is not None:
-            err = _as_output_error(error, f"rank {self.rank}")
+            err = _as_output_error(error, f"rank {self.rank} (host {mpi.hostname()})")
             if getattr(err, "peer_failure", False):  # stopped for another rank's failure: not a failure of its own
                 part = replace(part, aborted=True)
             else:
