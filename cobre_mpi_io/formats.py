@@ -22,14 +22,14 @@ Cobre's (0.5.x and 0.18, as its own ``codes.json`` says)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import SchemaError
-from .schemas import DEFAULT_FORMAT, TableSchema, check_format, table
+from .schemas import DEFAULT_FORMAT, FORMATS, TableSchema, check_format, table
 
 __all__ = [
     "COBRE_CODE_FROM_SPEC",
@@ -37,6 +37,7 @@ __all__ = [
     "COBRE_SOFTWARE_VERSION",
     "CODE_MEANINGS",
     "format_tables_for",
+    "recorded_format",
     "to_format",
 ]
 
@@ -171,6 +172,24 @@ def format_tables_for(fmt: str, names: tuple[str, ...]) -> tuple[str, ...]:
         raise SchemaError(f"format {fmt}", None, f"Cobre 0.18 has no table {', '.join(missing)}: a system with "
                                                  "these entities cannot be written in this format")
     return names
+
+
+def recorded_format(run_identity: Any) -> str:
+    """The output format a recorded run identity names (``run_identity.config.format``), ``"spec"`` when absent.
+
+    Parameters
+    ----------
+    run_identity : mapping or None
+        The ``run_identity`` object of a manifest or ``metadata.json``.
+
+    Returns
+    -------
+    str
+        One of :data:`~cobre_mpi_io.schemas.FORMATS` (an unknown or malformed value reads as the spec).
+    """
+    config = run_identity.get("config") if isinstance(run_identity, Mapping) else None
+    fmt = config.get("format") if isinstance(config, Mapping) else None
+    return fmt if isinstance(fmt, str) and fmt in FORMATS else DEFAULT_FORMAT
 
 
 def _np(tbl: pa.Table, name: str) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -147,12 +148,20 @@ print(json.dumps({"tables": {k: len(v) for k, v in sim.items()},
 """
 
 
+@pytest.fixture(scope="module")
+def demo018(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``mpiexec -n 2 cobre-mpi-io demo --format cobre-0.18``: 3 scenarios, 4 iterations."""
+    out = tmp_path_factory.mktemp("demo018") / "out"
+    run_cli("demo", "--output", str(out), "--scenarios", "3", "--iterations", "4", "--format", "cobre-0.18", n=2,
+            timeout=170)
+    return out
+
+
 @pytest.mark.timeout(180)
-def test_cobre018_loaders_read_a_cobre018_demo_run(tmp_path: Path) -> None:
+def test_cobre018_loaders_read_a_cobre018_demo_run(demo018: Path) -> None:
     """The real solver's own loaders (cobre-python 0.18.0) read what ``demo --format cobre-0.18`` wrote."""
     exe = _cobre18()
-    out = tmp_path / "out"
-    run_cli("demo", "--output", str(out), "--scenarios", "3", "--iterations", "4", "--format", "cobre-0.18", n=2)
+    out = demo018
     proc = subprocess.run([exe, "-c", _LOAD, str(out)], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
@@ -201,3 +210,19 @@ def test_a_system_with_batteries_is_refused_in_cobre018() -> None:
     assert format_tables_for("spec", ("costs", "batteries")) == ("costs", "batteries")
     with pytest.raises(SchemaError, match="Cobre 0.18 has no table batteries"):
         format_tables_for("cobre-0.18", ("costs", "hydros", "batteries"))
+
+
+@pytest.mark.timeout(180)
+def test_validate_checks_our_cobre018_run_against_cobres_schemas(demo018: Path, tmp_path: Path) -> None:
+    """validate reads the run's format from its identity and checks Cobre 0.18's columns, not the spec's."""
+    proc = run_cli("validate", str(demo018), n=2)
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"{demo018}: valid;")
+    out = tmp_path / "out"
+    shutil.copytree(demo018, out, symlinks=True)
+    costs = out / "simulation" / "costs" / "scenario_id=0001" / "data.parquet"
+    tbl = pq.read_table(costs)
+    pq.write_table(tbl.drop(["node_id"]).replace_schema_metadata(tbl.schema.metadata), costs, compression="zstd")
+    proc = run_cli("validate", "--all", str(out), check=False)
+    assert proc.returncode == 1
+    assert "simulation/costs/scenario_id=0001/data.parquet: columns ['scenario_id', 'stage_id', 'block_id'," \
+        in proc.stdout and "differ from format cobre-0.18's ['scenario_id', 'stage_id', 'node_id'" in proc.stdout

@@ -66,6 +66,7 @@ from .. import mpi
 from ..claim import claim_holder, read_claim
 from ..errors import OutputError
 from ..layout import CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
+from ..schemas import DEFAULT_FORMAT
 from .cobre import validate_cobre_output
 from .files import Partial, Reference, Result, Task, formula, run_tasks
 from .plan import CONVERGENCE, ITERATIONS, METADATA, RANK_DIR, Plan, plan_simulation, plan_training
@@ -257,7 +258,7 @@ def _check_references(plan: Plan, partial: Partial) -> None:
         if tname == "scenario_totals" and ref.info["rows"] != plan.scenarios_completed:
             partial.problems.append(Problem(ref.rel, f"{ref.info['rows']} rows where the manifest records "
                                                      f"{plan.scenarios_completed} completed scenarios"))
-        want = formula(tname, ref.info, cinfo, plan.detail)
+        want = formula(tname, ref.info, cinfo, plan.detail) if plan.format == DEFAULT_FORMAT else None
         if want is not None and ref.info["rows"] != want[0]:
             partial.problems.append(Problem(ref.rel, f"{ref.info['rows']} rows where {want[1]} = {want[0]} "
                                                      f"(scenario {ref.scenario})"))

@@ -29,7 +29,7 @@ import xxhash
 from ..identity import FOOTER_KEY
 from ..layout import SIMULATION_DIR
 from ..policy.decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
-from ..schemas import TABLES
+from ..schemas import DEFAULT_FORMAT, table
 from .report import Problem
 
 __all__ = ["Partial", "Reference", "Result", "Task", "formula", "run_one", "run_tasks"]
@@ -63,6 +63,7 @@ class Task:
     stage_id: int = -1            # stage: expected stage id
     state_dimension: int = -1     # stage: expected state dimension (-1: not checked)
     files: tuple[str, ...] = ()   # concat: files (relative to the section) hashed in this order
+    fmt: str = DEFAULT_FORMAT     # parquet: output format of ``table`` (the run identity's, formats.py)
 
 
 @dataclass
@@ -167,11 +168,13 @@ def _open_problem(exc: BaseException, listed: bool) -> str:
 
 
 @functools.cache
-def _key_columns(table_name: str) -> list[str]:
+def _key_columns(table_name: str, fmt: str = DEFAULT_FORMAT) -> list[str]:
     """Columns whose ranges must be the same in every scenario of a table (ids, not codes)."""
-    t = TABLES[table_name]
+    t = table(table_name, fmt)
     names = t.names
     keys = ["stage_id", "block_id", t.entity_column, "lag_index", "iteration", "rank", "scenario_id"]
+    if fmt != DEFAULT_FORMAT and t.path.endswith("/"):  # Cobre's partitions carry their own scenario_id
+        keys.remove("scenario_id")
     return [c for c in dict.fromkeys(keys) if c is not None and c in names]
 
 
@@ -235,9 +238,9 @@ def _int_column(tbl: pa.Table, name: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _decode_info(source: Any, table_name: str) -> dict[str, Any]:
+def _decode_info(source: Any, table_name: str, fmt: str = DEFAULT_FORMAT) -> dict[str, Any]:
     """Decode the key columns: distinct stages, blocks, entities, AR orders, repeated keys (NumPy, no Acero)."""
-    t = TABLES[table_name]
+    t = table(table_name, fmt)
     names = t.names
     cols = [c for c in ("stage_id", "block_id", t.entity_column, "lag_index", "scenario_id")
             if c is not None and c in names]
@@ -295,13 +298,13 @@ def _check_parquet(task: Task, base: str, res: Result) -> None:
         return
     if task.decode and task.table is not None:
         try:
-            res.info = _decode_info(source(), task.table)
+            res.info = _decode_info(source(), task.table, task.fmt)
         except Exception as exc:  # noqa: BLE001 - undecodable data is a problem
             res.add(task, f"key columns do not decode: {type(exc).__name__}: {exc}")
         else:
             if res.info.get("distinct_keys", res.info["rows"]) != res.info["rows"]:
                 res.add(task, f"{res.info['rows'] - res.info['distinct_keys']} rows repeat the key of another "
-                              f"row ({', '.join(c for c in _key_columns(task.table))})")
+                              f"row ({', '.join(c for c in _key_columns(task.table, task.fmt))})")
 
 
 def _check_footer(task: Task, meta: Any, res: Result) -> None:
@@ -312,15 +315,16 @@ def _check_footer(task: Task, meta: Any, res: Result) -> None:
         res.add(task, f"{meta.num_rows} rows where the manifest records {task.rows}")
     if task.table is None:
         return
-    expected = TABLES[task.table].arrow_schema
+    expected = table(task.table, task.fmt).arrow_schema
+    whose = "the spec's" if task.fmt == DEFAULT_FORMAT else f"format {task.fmt}'s"
     if not schema.equals(expected):  # names, order, types, nullability (the footer's metadata aside)
         if schema.names != expected.names:
-            res.add(task, f"columns {schema.names} differ from the spec's {expected.names}")
+            res.add(task, f"columns {schema.names} differ from {whose} {expected.names}")
             return
         for f, e in zip(schema, expected, strict=True):
             if f.type != e.type or f.nullable != e.nullable:
                 res.add(task, f"column {f.name!r} is {f.type}{'' if f.nullable else ' not null'}, "
-                              f"the spec says {e.type}{'' if e.nullable else ' not null'}")
+                              f"{whose} is {e.type}{'' if e.nullable else ' not null'}")
     if task.fingerprint is not None:
         found = (meta.metadata or {}).get(_FOOTER_KEY_B)
         if found is None:
@@ -329,7 +333,7 @@ def _check_footer(task: Task, meta: Any, res: Result) -> None:
         elif found is not None and found.decode("utf-8", "replace") != task.fingerprint:
             res.add(task, f"written by another run: footer run fingerprint {found.decode('utf-8', 'replace')} "
                           f"differs from the manifest's {task.fingerprint}")
-    res.signature = _signature(meta, _key_columns(task.table))
+    res.signature = _signature(meta, _key_columns(task.table, task.fmt))
 
 
 def _check_stage(task: Task, base: str, res: Result) -> None:
@@ -457,7 +461,7 @@ def _reduce(partial: Partial, task: Task, res: Result, refs: Mapping[str, Refere
             and res.signature != ref.signature:
         partial.problems.append(Problem(task.rel, f"{_describe(res.signature)}; scenario {ref.scenario} (the "
                                                   f"reference) has {_describe(ref.signature)}"))
-    if res.info is not None:
+    if res.info is not None and task.fmt == DEFAULT_FORMAT:  # SPEC §4 row formulas: the spec's layout only
         costs = refs["costs"].info if "costs" in refs else None
         want = formula(task.table, res.info, costs, detail)
         if want is not None and res.info["rows"] != want[0]:

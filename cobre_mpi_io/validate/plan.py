@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..atomic import is_temp_name
+from ..formats import recorded_format
 from ..hashing import sha256_json
 from ..identity import RunIdentity
 from ..layout import (
@@ -32,8 +33,8 @@ from ..manifest import (
 )
 from ..policy.records import PolicyMetadata
 from ..results import SUCCESS_STATUSES
-from ..schemas import DETAIL_LEVELS, SIMULATION_TABLES, TABLES
-from ..training.dictionaries import DICTIONARY_FILES
+from ..schemas import DEFAULT_FORMAT, DETAIL_LEVELS, SIMULATION_TABLES, TABLES
+from ..training.dictionaries import dictionary_files
 from ..training.metadata import RunMetadata, read_metadata
 from .files import Reference, Task
 from .report import Problem
@@ -73,6 +74,7 @@ class Plan:
     ref_tasks: list[Task] = field(default_factory=list)
     refs: dict[str, Reference] = field(default_factory=dict)
     detail: str = "full"
+    format: str = DEFAULT_FORMAT                  # the run identity's output format (formats.recorded_format)
     scenarios_completed: int = 0
     status: str | None = None
     training_status: str | None = None
@@ -162,6 +164,7 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
     plan.status, plan.detail, plan.scenarios_completed = manifest.status, manifest.detail, \
         manifest.scenarios_completed
     plan.sim_fingerprint = _check_identity_fields(manifest, s, MANIFEST_NAME, plan)
+    plan.format = recorded_format(manifest.run_identity)
     success = (sim / SUCCESS_NAME).exists()
     if manifest.status == "complete" and not success:
         plan.add(s, SUCCESS_NAME, "missing although the manifest is complete")
@@ -210,7 +213,8 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
         e = manifest.files[rel]
         is_ref = name is not None and ref_rel[name][1] == rel
         task = Task("parquet", s, rel, table=name, rows=e.rows, size=e.bytes, xxhash64=e.xxhash64,
-                     fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid)
+                     fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
+                    fmt=plan.format)
         (plan.ref_tasks if is_ref else plan.tasks).append(task)
 
 
@@ -340,6 +344,8 @@ def plan_training(train: Path, plan: Plan) -> None:
         plan.add(t, MANIFEST_NAME, f"run_fingerprint {fp} differs from simulation/_manifest.json's "
                                    f"{plan.sim_fingerprint}: training and simulation are from different runs")
     world = tm.world_size if tm is not None else None
+    tfmt = recorded_format(tm.run_identity if tm is not None else md.extra.get("run_identity") if md is not None
+                           else None)  # the output format of the training tables and dictionaries
 
     def classify(rel: str, kind: str) -> tuple[bool, str | None]:
         name = rel.rsplit("/", 1)[-1]
@@ -351,7 +357,7 @@ def plan_training(train: Path, plan: Plan) -> None:
             return False, temp_or_unexpected(rel, kind)
         if rel in (MANIFEST_NAME, SUCCESS_NAME, METADATA, CONVERGENCE, ITERATIONS):
             return False, None
-        if rel.startswith(DICTIONARIES + "/") and name in DICTIONARY_FILES:
+        if rel.startswith(DICTIONARIES + "/") and name in dictionary_files(tfmt):
             return False, None
         m = _RANK_PART_RE.match(name)
         if rel.startswith(RANK_DIR + "/") and m:
@@ -364,19 +370,21 @@ def plan_training(train: Path, plan: Plan) -> None:
     walk(train, classify, lambda rel, msg: plan.add(t, rel, msg))
     # files: required when the manifest is final; checked whenever present
     wanted = [(CONVERGENCE, "convergence", True), (ITERATIONS, "iteration_timing", False)]
+    tfmts = {"convergence": tfmt, "iteration_timing": tfmt}  # rank timing parts: the spec's in every format
     if world is not None:
         wanted += [(f"{RANK_DIR}/part-rank-{r:04d}.parquet", "rank_timing", False) for r in range(world)]
     for rel, tname, sha in wanted:
         if (train / rel).exists() or (train / rel).is_symlink():
-            plan.tasks.append(Task("parquet", t, rel, table=tname, fingerprint=fp, keep=True, sha256=sha))
+            plan.tasks.append(Task("parquet", t, rel, table=tname, fingerprint=fp, keep=True, sha256=sha,
+                                   fmt=tfmts.get(tname, DEFAULT_FORMAT)))
         elif final:
             plan.add(t, rel, "missing although the training manifest is final")
     if (train / BOUNDS).exists():
         # The dictionaries' writer does not stamp the run fingerprint yet: a foreign one is reported, a
         # missing one tolerated (make it required once write_dictionaries passes the identity's footer).
-        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp))
+        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp, fmt=tfmt))
     if final:
-        for name in DICTIONARY_FILES:
+        for name in dictionary_files(tfmt):
             rel = f"{DICTIONARIES}/{name}"
             if not (train / rel).exists() and name != "bounds.parquet":
                 plan.add(t, rel, "missing although the training manifest is final")
