@@ -1,66 +1,90 @@
 #!/usr/bin/env bash
 # Set up and run every test, under MPICH and under Open MPI (the PyPI wheels, one venv each; see
-# scripts/mpi_launcher.sh): lint once, the serial suite under MPICH, under Open MPI its tests that start
-# MPI jobs themselves (they use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG / MPIEXEC_PREFLAGS), and
-# under each MPI the MPI tests with 2 and 3 ranks (3 exposes uneven round-robin).
-#   MPI_KINDS="mpich"  restricts the run to one MPI (default: "mpich openmpi").
+# scripts/mpi_launcher.sh): lint once, the serial suite under MPICH (on pytest-xdist workers), under Open
+# MPI its tests that start MPI jobs themselves (they use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG /
+# MPIEXEC_PREFLAGS), and under each MPI the MPI tests with 2 and 3 ranks (3 exposes uneven round-robin).
+#   MPI_KINDS="mpich"    restricts the run to one MPI (default: "mpich openmpi").
+#   PYTEST_WORKERS=N     xdist workers of the serial suites (default 4: the suite waits on subprocesses,
+#                        sleeps and fsync, so twice the 2 cores of the machine it was tuned on keeps them busy).
+# Venvs it creates (about 1.7 GB): .venv (MPICH, test, lint, docs), .venv-openmpi (Open MPI, test), and for the
+# real Cobre solver .venv-cobre (cobre-python 0.5.1) and .venv-cobre18 (0.18.0), which need a Python >= 3.12
+# (scripts/cobre_venv.sh). Everything but .venv is installed in the background while lint runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/mpi_launcher.sh
 MPI_KINDS=${MPI_KINDS:-mpich openmpi}
+WORKERS=${PYTEST_WORKERS:-4}
 export PYTHONDONTWRITEBYTECODE=1
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+start=$SECONDS
+stamp() { printf '== [%d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
 
-mpi_setup_venv mpich test,lint          # .venv: also the lint tools
+# Background set-up: pip mostly waits on the network and the disk, so it overlaps with lint.
+declare -A setup_pid=()
 for kind in $MPI_KINDS; do
-    [ "$kind" = mpich ] || mpi_setup_venv "$kind" test
+    [ "$kind" = mpich ] && continue
+    mpi_setup_venv "$kind" test >"$logs/venv-$kind.log" 2>&1 &
+    setup_pid[$kind]=$!
 done
-
-# The real Cobre solver for tests/test_cobre_real.py: cobre-python needs Python >= 3.12, so it has its
-# own venv (.venv-cobre); a missing one skips that test locally, and fails here under CI.
-if [ -z "${COBRE_PYTHON:-}" ]; then
-    if COBRE_PYTHON=$(bash scripts/cobre_venv.sh); then
-        export COBRE_PYTHON
-    elif [ "${CI:-}" = true ]; then
-        echo "ERROR: scripts/cobre_venv.sh failed (CI=true)" >&2
-        exit 1
-    else
-        echo "warning: no Cobre venv: the real-Cobre test is skipped" >&2
+# The real Cobre solver for tests/test_cobre_real.py (0.5.1) and tests/test_cobre_real018.py, test_formats.py (0.18.0):
+# cobre-python needs Python >= 3.12, so each release has its own venv; a missing one skips those tests
+# locally, and fails here under CI.
+cobre_venv() {  # $1: variable to export, $2: cobre-python version (scripts/cobre_venv.sh picks the venv)
+    if [ -z "${!1:-}" ]; then
+        bash scripts/cobre_venv.sh "$2" >"$logs/$1" 2>"$logs/$1.err" || true
     fi
-fi
+}
+cobre_venv COBRE_PYTHON 0.5.1 &
+cobre_pid=$!
+cobre_venv COBRE18_PYTHON 0.18.0 &
+cobre18_pid=$!
 
-# The real Cobre 0.18 for tests/test_cobre_real018.py (policy format cobre-0.18): its own venv too.
-if [ -z "${COBRE18_PYTHON:-}" ]; then
-    if COBRE18_PYTHON=$(bash scripts/cobre_venv.sh 0.18.0); then
-        export COBRE18_PYTHON
-    elif [ "${CI:-}" = true ]; then
-        echo "ERROR: scripts/cobre_venv.sh 0.18.0 failed (CI=true)" >&2
-        exit 1
-    else
-        echo "warning: no Cobre 0.18 venv: the real-Cobre 0.18 tests are skipped" >&2
-    fi
-fi
+stamp "venv .venv (MPICH, test, lint, docs)"
+mpi_setup_venv mpich test,lint,docs
 
-echo "== lint: ruff, mypy --strict"
+stamp "lint: ruff, mypy --strict"
 .venv/bin/ruff check cobre_mpi_io tests examples
 .venv/bin/mypy cobre_mpi_io
 
+wait "$cobre_pid" "$cobre18_pid"
+for var in COBRE_PYTHON COBRE18_PYTHON; do
+    [ -n "${!var:-}" ] && continue
+    if [ -s "$logs/$var" ]; then
+        export "$var=$(tail -n 1 "$logs/$var")"
+    elif [ "${CI:-}" = true ]; then
+        cat "$logs/$var.err" >&2
+        echo "ERROR: scripts/cobre_venv.sh failed for $var (CI=true)" >&2
+        exit 1
+    else
+        echo "warning: no Cobre venv for $var ($(tail -n 1 "$logs/$var.err")): its real-Cobre tests skip" >&2
+    fi
+done
+
 read -r first _ <<< "$MPI_KINDS"
 for kind in $MPI_KINDS; do
+    if [ -n "${setup_pid[$kind]:-}" ]; then
+        wait "${setup_pid[$kind]}" || { cat "$logs/venv-$kind.log" >&2; echo "ERROR: venv for $kind failed" >&2; exit 1; }
+    fi
     use_mpi "$kind"
     (
         export PATH="$MPI_VENV/bin:$PATH"
+        # --basetemp: this run's own temp root, removed at the end (pytest's default, /tmp/pytest-of-USER, is
+        # shared with every other pytest session of the user and keeps the last 3 sessions' files).
         # The whole serial suite under the first MPI; under the others only the modules that start MPI
         # jobs themselves (marker "launcher", set by tests/conftest.py): the rest does not depend on the MPI.
         if [ "$kind" = "$first" ]; then
-            echo "== [$kind] serial suite (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-            python -m pytest -q -rs -p no:cacheprovider --color=no tests
+            stamp "[$kind] serial suite on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" tests
         else
-            echo "== [$kind] serial tests that start MPI jobs (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-            python -m pytest -q -rs -p no:cacheprovider --color=no -m launcher tests
+            stamp "[$kind] serial tests that start MPI jobs, on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" \
+                -m launcher tests
         fi
         for n in 2 3; do
-            echo "== [$kind] MPI tests on $n ranks"
+            stamp "[$kind] MPI tests on $n ranks"
             mpiexec_n "$n" python -m pytest -q -rs -p no:cacheprovider --color=no --with-mpi -m mpi tests
         done
     )
 done
+stamp "all tests passed"
