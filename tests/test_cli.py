@@ -90,7 +90,8 @@ ALL_PARSERS = list(_parsers(build_parser()))
 
 def test_every_subcommand_is_covered() -> None:
     assert {" ".join(w) for w, _p in ALL_PARSERS} == {
-        "", "demo", "bench", "bench simulation", "bench finalize", "bench policy", "validate", "report"}
+        "", "demo", "bench", "bench simulation", "bench finalize", "bench policy", "validate", "report",
+        "policy", "policy info", "policy convert"}
 
 
 @pytest.mark.parametrize(("words", "parser"), ALL_PARSERS, ids=[" ".join(w) or "top" for w, _ in ALL_PARSERS])

@@ -50,22 +50,30 @@ from ..policy.checkpoint import read_policy_checkpoint, write_policy_checkpoint
 from ..policy.codec import write_stage_cuts
 from ..policy.decode import read_stage_cuts
 from ..policy.mapped import file_digest
-from ..policy.records import PolicyMetadata, StageCuts
+from ..policy.records import EntityManifest, PolicyMetadata, StageCuts
 from ..testing.policy import builder_stage_cuts
 from .args import non_negative_int, positive_int
 
 __all__ = ["add_policy_bench_arguments", "policy_bench_main", "run_checkpoint_bench", "run_policy_bench"]
 
 
-def _stage(stage_id: int, n: int, d: int, seed: int) -> StageCuts:
+def _stage(stage_id: int, n: int, d: int, seed: int, format: str = "spec") -> StageCuts:
     rng = np.random.default_rng([seed, stage_id])
     slots = np.arange(n, dtype=np.uint32)
+    cobre: dict[str, Any] = {}
+    if format == "cobre-0.18":  # the fields Cobre >= 0.14 records in every cuts file
+        none = np.full(d, -(2**31), dtype="<i4")
+        cobre = {"cost_scale_factor": 1e6, "node_id": stage_id, "graph_stage_id": stage_id,
+                 "priced_state_date": -(2**31),
+                 "entity_manifest": EntityManifest(np.zeros(d, dtype="u1"), np.arange(d, dtype="<i4"),
+                                                   np.zeros(d, dtype="<u4"), np.ones(d, dtype=bool), none,
+                                                   none, none)}
     return StageCuts(
         stage_id=stage_id, state_dimension=d, capacity=n, warm_start_count=0,
         cut_ids=slots.astype(np.uint64), slot_index=slots, iteration=slots // 50 + 1,
         forward_pass_idx=slots % 50, scenario_idx=slots % 50, intercepts=rng.standard_normal(n),
         coefficients=rng.standard_normal((n, d)), is_active=(slots % 5) != 0,
-        domination_count=np.zeros(n, dtype=np.uint32),
+        domination_count=np.zeros(n, dtype=np.uint32), **cobre,
     )
 
 
@@ -93,7 +101,7 @@ def _verify_generated(path: Path, sc: StageCuts) -> bool:
 
 
 def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.PathLike[str],
-                     repeats: int = 3, seed: int = 0, builder: bool = True) -> dict[str, Any]:
+                     repeats: int = 3, seed: int = 0, builder: bool = True, format: str = "spec") -> dict[str, Any]:
     """Run the policy checkpoint benchmark; returns the result dict (see module docstring).
 
     Parameters
@@ -107,6 +115,9 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
     seed : int
     builder : bool
         Also time the plain ``flatbuffers.Builder`` loop (slow, memory-hungry).
+    format : {"spec", "cobre-0.18"}
+        The layout :func:`write_stage_cuts` writes (``cobre-0.18`` files are
+        verified with this package's decoder: no generated reader exists).
     """
     out = Path(output)
     (out / "cuts").mkdir(parents=True, exist_ok=True)
@@ -121,12 +132,12 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
     zero_copy = True
     rss_before = peak_rss_mb()
     for s in range(stages):
-        sc = _stage(s, cuts, state_dim, seed)
+        sc = _stage(s, cuts, state_dim, seed, format)
         path = out / "cuts" / stage_file_name(s)
         raw = out / "tofile" / f"stage_{s:03d}.f64"
 
         def ours(sc: StageCuts = sc, path: Path = path) -> None:
-            sizes.append(write_stage_cuts(path, sc, durable=False))
+            sizes.append(write_stage_cuts(path, sc, durable=False, format=format))
 
         def tofile(sc: StageCuts = sc, raw: Path = raw) -> None:
             sc.coefficients.tofile(raw)
@@ -141,7 +152,12 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
                 t0 = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t0)
-        verified = verified and _verify_generated(path, sc)
+        if format == "spec":
+            verified = verified and _verify_generated(path, sc)
+        else:
+            back = read_stage_cuts(path)
+            verified = verified and bool(np.array_equal(back.coefficients[-1], sc.coefficients[-1]))
+            del back
         del sc, ours, tofile, runs, fn
     peak = peak_rss_mb()  # writing phase only: one stage's coefficients alive at a time
     for s in range(stages):
@@ -166,6 +182,7 @@ def run_policy_bench(cuts: int, state_dim: int, stages: int, output: str | os.Pa
     w = statistics.median(write_t)
     tf = statistics.median(tofile_t)
     result: dict[str, Any] = {
+        "format": format,
         "cuts": cuts,
         "state_dim": state_dim,
         "stages": stages,
@@ -285,6 +302,8 @@ def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
     parser.add_argument("--no-builder", action="store_true", help="skip the flatbuffers.Builder baseline")
     parser.add_argument("--checkpoint", action="store_true",
                         help="also time whole checkpoints: per-file xxhash64 at write, verified vs trusted read")
+    parser.add_argument("--format", choices=("spec", "cobre-0.18"), default="spec",
+                        help="layout of the stage files written (default spec)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: also)")
     return parser
 
@@ -292,11 +311,18 @@ def add_policy_bench_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
 def policy_bench_main(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed ``args`` and print one JSON object; returns the exit code."""
     result = run_policy_bench(args.cuts, args.state_dim, args.stages, args.output,
-                              repeats=args.repeats, seed=args.seed, builder=not args.no_builder)
+                              repeats=args.repeats, seed=args.seed, builder=not args.no_builder,
+                              format=args.format)
     if args.checkpoint:
         result["checkpoint"] = run_checkpoint_bench(args.cuts, args.state_dim, args.stages, args.output,
                                                     repeats=args.repeats, seed=args.seed)
     sys.stdout.write(json.dumps(result) + "\n")
+    if not args.json:  # the headline, for people (stderr: stdout stays one JSON object)
+        mb = result["bytes_per_stage"] / 1e6
+        sys.stderr.write(
+            f"policy stage write ({result['format']}, {mb:.0f} MB): {result['write_seconds']:.3f} s; "
+            f"numpy tofile of the same coefficients: {result['tofile_seconds']:.3f} s; "
+            f"ratio {result['write_over_tofile']} (medians of {len(result['write_seconds_all'])})\n")
     return 0
 
 
