@@ -221,8 +221,10 @@ def check_same_identity(expected: RunIdentity, found: RecordedIdentity | RunIden
     else:
         other = found if isinstance(found, RunIdentity) else RunIdentity.from_dict(found, where)
     if other.library_version != expected.library_version:
-        raise _refuse(where, f"it was written by cobre_mpi_io {other.library_version or 'before 0.1.0'} and this is "
-                             f"{expected.library_version} (a run is resumed by the version that started it)")
+        by = f"cobre_mpi_io {other.library_version}" if other.library_version else \
+            "an earlier cobre_mpi_io (its identity records no version)"
+        raise _refuse(where, f"it was written by {by} and this is cobre_mpi_io {expected.library_version} (a run is "
+                             "resumed by the version that started it)")
     if other.inputs_hash != expected.inputs_hash and other.inputs and expected.inputs:
         _check_inputs(expected.inputs, other.inputs, where)
     for name in _FIELDS:

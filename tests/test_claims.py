@@ -33,6 +33,7 @@ from cobre_mpi_io.documents import read_json_document
 from cobre_mpi_io.errors import IoError, ManifestError
 from cobre_mpi_io.identity import case_inputs, check_same_identity, identity_path, read_recorded_identity
 from cobre_mpi_io.layout import CLAIM_NAME
+from cobre_mpi_io.policy.checkpoint import list_checkpoints
 from cobre_mpi_io.system import System
 
 pytestmark = pytest.mark.timeout(120)
@@ -330,12 +331,36 @@ def test_crash_during_training_then_resume_with_another_seed_is_refused(tmp_path
     assert read_recorded_identity(out) is not None  # the identity survived the crash
     before = _snapshot(out)
     assert CLAIM_NAME in before  # the dead run's claim is still there
-    for other in (("--seed", "2"), ("--detail", "stage"), ("--scale", "production"), ("--case", str(CASE_4REE))):
+    for other in (("--seed", "2"), ("--detail", "stage"), ("--scale", "production"), ("--case", str(CASE_4REE)),
+                  ("--iterations", "41"), ("--forward-passes", "3"), ("--format", "cobre-0.18")):
         res = run_cli("demo", "--output", str(out), "--scenarios", "2", "--iterations", "40",
                       "--checkpoint-every", "2", "-q", "--resume", *other, check=False)
         assert res.returncode == 1 and "written by another run" in res.stderr, (other, res.stderr)
         assert _snapshot(out) == before, other
+    # list_checkpoints(...)[-1] can only be a checkpoint of the run the directory records
+    last = list_checkpoints(out / "policy")[-1]
+    recorded = read_recorded_identity(out)
+    assert recorded is not None
+    assert json.loads((last / "metadata.json").read_text())["config_hash"] == recorded.identity.config_hash
     # the original arguments resume it: the stale claim is broken (same host, boot, namespace; pid dead)
     run_cli("demo", "--output", str(out), "--scenarios", "2", "--iterations", "40", "--checkpoint-every", "2",
             "-q", "--resume", timeout=180)
     assert (out / "training" / "_SUCCESS").exists() and not (out / CLAIM_NAME).exists()
+
+
+def test_another_library_version_or_option_is_named() -> None:
+    small = System.synthetic("small")
+    here = RunConfig(seed=1, num_scenarios=2).identity(small)
+    old = RunConfig(seed=1, num_scenarios=2).identity(small)
+    old = type(old)(**{**{k: getattr(old, k) for k in ("system_hash", "config_hash", "detail", "num_scenarios",
+                                                        "format_version", "inputs_hash")},
+                       "library_version": "0.0.9"}, config=old.config)
+    with pytest.raises(ManifestError, match="written by cobre_mpi_io 0.0.9 and this is cobre_mpi_io"):
+        check_same_identity(here, old, "identity.json")
+    legacy = {k: v for k, v in here.to_dict().items() if k not in ("inputs_hash", "library_version")}
+    with pytest.raises(ManifestError, match="an earlier cobre_mpi_io"):
+        check_same_identity(here, legacy, "_manifest.json")
+    for field, value in (("forward_passes", 3), ("max_iterations", 7), ("format", "cobre-0.18")):
+        other = RunConfig(seed=1, num_scenarios=2, **{field: value}).identity(small)
+        with pytest.raises(ManifestError, match=f"the configuration's {field} is"):
+            check_same_identity(other, here, "identity.json")
