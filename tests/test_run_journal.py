@@ -358,3 +358,29 @@ def test_resume_at_another_world_size_uses_the_first_journal(tmp_path: Path, cle
     kept = [p for p in before if p.endswith("data.parquet") and after[p] == before[p]]
     assert kept  # adopted across the change of world size
     assert (out / JOURNAL_FILES_DIR).is_dir()
+
+
+@pytest.mark.parametrize(("durability", "per_scenario_sync"), [("file", True), ("commit", False), ("none", False)])
+def test_durability_mode_decides_when_the_journal_reaches_the_disk(tmp_path: Path, small_system: System,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   durability: str, per_scenario_sync: bool) -> None:
+    """"file": each scenario's records are fsynced right after its (fsynced) files, so a power cut loses at
+    most the scenario in flight; "commit"/"none": appended without fsync (the commit's syncfs covers them)."""
+    from cobre_mpi_io.journal import RankJournal
+
+    flushes: list[tuple[str, bool]] = []
+    real = RankJournal.flush
+
+    def spy(self: RankJournal, *, sync: bool = False) -> None:
+        import threading
+
+        flushes.append((threading.current_thread().name, sync))
+        real(self, sync=sync)
+
+    monkeypatch.setattr(RankJournal, "flush", spy)
+    m = _write(tmp_path / "out", small_system, durability=durability)
+    assert m.status == "complete"
+    io_thread = [sync for name, sync in flushes if name.startswith("cobre-io-rank")]
+    assert len(io_thread) == N and set(io_thread) == {per_scenario_sync}
+    j = read_journal(tmp_path / "out")
+    assert all(verify_entry(tmp_path / "out", e) for e in j.values())

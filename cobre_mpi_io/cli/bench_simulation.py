@@ -9,7 +9,9 @@ Modes (``--mode``):
     with the same settings, one file per table per scenario; (b) the same
     with pyarrow's default encoding (dictionary on every column); (c)
     ``pyarrow.dataset.write_dataset`` with Hive partitioning and its default
-    encoding. Each measurement is repeated ``--repeats`` times, interleaved,
+    encoding; and (d) the same writer with its run journal switched off
+    (``ours_without_journal``: the journal's own cost, as the ratio
+    ``ours_over_ours_without_journal``). Each measurement is repeated ``--repeats`` times, interleaved,
     and the medians are reported. ``seconds`` is the slowest rank's.
 ``stream``
     Generates each scenario on the fly and writes it: peak RSS per rank as a
@@ -39,6 +41,7 @@ import pyarrow.parquet as pq
 
 from .. import mpi
 from ..hashing import peak_rss_mb
+from ..journal import _without_journal
 from ..layout import partition_file, simulation_dir
 from ..parquet import ParquetConfig
 from ..schemas import table
@@ -144,8 +147,8 @@ def _bench_write(args: argparse.Namespace, comm: Any, system: System) -> dict[st
     cfg = ParquetConfig()
     fsync = args.durability
     root = Path(args.output)
-    runs: dict[str, list[float]] = {"ours": [], "pyarrow_same_settings": [], "pyarrow_default_encoding": [],
-                                    "write_dataset": []}
+    runs: dict[str, list[float]] = {"ours": [], "ours_without_journal": [], "pyarrow_same_settings": [],
+                                    "pyarrow_default_encoding": [], "write_dataset": []}
     dirs = {k: root / k for k in runs}
     if rank == 0:
         for d in dirs.values():
@@ -153,6 +156,9 @@ def _bench_write(args: argparse.Namespace, comm: Any, system: System) -> dict[st
     mpi.barrier(comm)
     for _ in range(args.repeats):
         runs["ours"].append(_timed_collective(comm, lambda: _ours(dirs["ours"], system, payloads, n, comm, fsync)))
+        with _without_journal():  # the same writer recording nothing: the journal's own cost, measured in-run
+            runs["ours_without_journal"].append(_timed_collective(
+                comm, lambda: _ours(dirs["ours_without_journal"], system, payloads, n, comm, fsync)))
         runs["pyarrow_same_settings"].append(_timed_collective(
             comm, lambda: _pyarrow_files(dirs["pyarrow_same_settings"], arrow_tables, False, cfg)))
         runs["pyarrow_default_encoding"].append(_timed_collective(
@@ -184,7 +190,9 @@ def _bench_write(args: argparse.Namespace, comm: Any, system: System) -> dict[st
             "ours_over_pyarrow_same_settings": med["ours"] / med["pyarrow_same_settings"],
             "pyarrow_default_encoding_over_ours": med["pyarrow_default_encoding"] / med["ours"],
             "write_dataset_over_ours": med["write_dataset"] / med["ours"],
+            "ours_over_ours_without_journal": med["ours"] / med["ours_without_journal"],
         },
+        "without_journal": med["ours_without_journal"], "without_journal_all": runs["ours_without_journal"],
     }
 
 

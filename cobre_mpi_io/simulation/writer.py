@@ -88,14 +88,23 @@ class SimulationConfig:
         Continue an interrupted run in the same directory.
     durability : {"commit", "file", "none"}
         Every file is always written atomically (temp + rename), so a
-        crash never leaves a partial file visible. ``"commit"`` (default):
-        each rank flushes the filesystem once (``syncfs``) at
-        :meth:`~SimulationParquetWriter.finalize`, before the manifest (the
-        commit point, always fsynced) is written, so every file a
-        ``complete`` manifest lists is on stable storage. ``"file"``: fsync
-        every file and its directory as it is written (also survives power
-        loss mid-run, at a large cost on slow disks). ``"none"``: no flush
-        (benchmarks of the encoder).
+        crash never leaves a partial file visible, and recorded in the run's
+        journal (one append per scenario); a resume adopts a file only when
+        its bytes match its record, so no mode can make a resume adopt lost
+        data: the modes decide how much work survives. ``"commit"``
+        (default): each rank flushes the filesystem once (``syncfs``, which
+        covers the journal) at :meth:`~SimulationParquetWriter.finalize`,
+        before the manifest (the commit point, always fsynced) is written,
+        so every file a ``complete`` manifest lists is on stable storage;
+        after a power cut mid-run, files and records not yet written back
+        are rewritten by the resume. ``"file"``: fsync every file and its
+        directory as it is written and the journal after every scenario (a
+        power cut mid-run loses at most the scenario in flight per rank, at
+        a large cost on slow disks). ``"none"``: no flush (benchmarks of
+        the encoder; even a ``complete`` run may lose partitions to a power
+        cut, which ``validate`` and a resume detect). After ``kill -9`` of
+        any rank every mode loses at most the scenario in flight per rank.
+        ``docs/journal.md`` states the guarantees and how they are tested.
     identity : RunIdentity, optional
         The run's identity (system, configuration with the seed, detail,
         scenario count), recorded in the manifest and every file's footer and
@@ -591,7 +600,7 @@ class SimulationParquetWriter:
         return commit(self.sim_dir, parts, CommitContext(
             cfg.num_scenarios, cfg.detail, self.tables, self.started_at, self.world_size, self.identity,
             cfg.parquet, durable=cfg.durability != "none"),
-            journal=read_journal(self.output_dir, self.identity.fingerprint))
+            journal=read_journal(self.output_dir, self.identity.fingerprint) if self._journal.enabled else None)
 
     # -------------------------------------------------------- context manager
     def __enter__(self) -> Self:
