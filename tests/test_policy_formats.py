@@ -303,6 +303,12 @@ def test_checkpointer_cobre_018_rotation_beside_the_policy(tmp_path: Path) -> No
     assert (back.format, back.metadata.completed_iterations) == ("cobre-0.18", 5)
     assert back.cobre_manifest is not None and back.cobre_manifest["producer"]["completed_iterations"] == 5
     assert float(back.cuts[0].intercepts[0]) == float(read_policy_checkpoint(V018).cuts[0].intercepts[0]) * 1.05
+    from cobre_mpi_io.journal import read_journal, verify_entry
+
+    journal = read_journal(tmp_path)  # every file of the retained checkpoints, none of the removed ones
+    kept = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "policy_checkpoints").rglob("*") if p.is_file())
+    assert sorted(k for k in journal if k.startswith("policy_checkpoints/")) == kept
+    assert all(verify_entry(tmp_path, journal[k]) for k in kept)
     meta = json.loads((tmp_path / "policy_checkpoints" / "iter_000005" / "metadata.json").read_text())
     assert meta["format"] == "cobre-0.18" and "policy/cuts/000.bin" in meta["files"]
     raw = bytearray((policy / "cuts" / "001.bin").read_bytes())

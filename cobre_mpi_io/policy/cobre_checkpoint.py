@@ -23,6 +23,7 @@ from typing import Any
 from ..atomic import ensure_dir, fsync_dir, write_json_atomic
 from ..documents import check_document, read_json_document
 from ..errors import IoError, ManifestError, SchemaError
+from ..journal import active_journal, record_removed
 from ..layout import CHECKPOINT_RE, checkpoint_name
 from ..manifest import utc_now
 from .formats import cobre_manifest_for, write_cobre_policy
@@ -117,6 +118,12 @@ def write_cobre_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage
         except OSError as exc:
             raise IoError.from_os_error(final, exc) from exc
         fsync_dir(root)
+        j = active_journal(final)  # journaled before it is published
+        if j is not None:
+            for rel in sorted(files):
+                dg = digests[rel] if rel in digests else file_digest(final / rel)  # metadata.json: a few KB
+                j.record(final / rel, dg.bytes, dg.xxhash64)
+            j.flush(sync=True)
         _replace_symlink(policy_dir, f"{COBRE_CHECKPOINTS_DIR}/{final.name}/{POLICY_SUBDIR}")
         fsync_dir(policy_dir.parent)
     finally:
@@ -127,7 +134,9 @@ def write_cobre_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage
                    if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir())
     for _it, _k, p in found[:-keep] if keep > 0 else []:
         if p.resolve() != final.resolve():
+            gone = [Path(d) / f for d, _dirs, names in os.walk(p) for f in names]
             _remove_tree(p)
+            record_removed(gone)
             removed.append(str(p))
     return CheckpointRecord(policy_dir=str(policy_dir), checkpoint_dir=str(final),
                             iteration=int(metadata.completed_iterations), files=files, removed=tuple(removed),
