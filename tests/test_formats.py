@@ -226,3 +226,14 @@ def test_validate_checks_our_cobre018_run_against_cobres_schemas(demo018: Path, 
     assert proc.returncode == 1
     assert "simulation/costs/scenario_id=0001/data.parquet: columns ['scenario_id', 'stage_id', 'block_id'," \
         in proc.stdout and "differ from format cobre-0.18's ['scenario_id', 'stage_id', 'node_id'" in proc.stdout
+
+
+@pytest.mark.timeout(180)
+def test_report_reads_our_cobre018_run(demo018: Path) -> None:
+    """report takes the run's format from its identity: Cobre's columns are read, not refused."""
+    rep = json.loads(run_cli("report", str(demo018), "--section", "all", "--json").stdout)
+    conv = rep["sections"]["convergence"]["summary"]
+    lb = pq.read_table(demo018 / "training" / "convergence.parquet").column("lower_bound").to_pylist()
+    assert conv["iterations"] == 4 and conv["upper_bound_kind"] == "statistical"
+    assert conv["final_lower_bound"] == pytest.approx(lb[-1], rel=1e-6)
+    assert rep["sections"]["results"]["scenarios"] == 3 and not rep["sections"]["results"]["unavailable"]

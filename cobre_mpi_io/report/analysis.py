@@ -171,7 +171,7 @@ def read_convergence(run: RunDirectory | str | os.PathLike[str]) -> dict[str, li
         return None
     t = _read_parquet(path, CONVERGENCE_FILE)
     names = table("convergence").names
-    if r.producer == "cobre_mpi_io":
+    if r.spec_columns:
         required: Sequence[str] = names
     else:
         required = CONVERGENCE_REQUIRED
@@ -272,7 +272,7 @@ class _Engine:
 
         On this package's runs a missing column is an error, raised by the query (:meth:`_explain`).
         """
-        if self.run_dir.producer == "cobre_mpi_io":
+        if self.run_dir.spec_columns:
             return False
         have = self.columns(table_name)
         absent = [c for c in needed if c not in have]
@@ -350,12 +350,12 @@ def cost_components(columns: Sequence[str], producer: str = "cobre_mpi_io") -> t
 
 def _costs(eng: _Engine, stages_out: list[int], res: dict[str, Any], extra: dict[str, Any]) -> None:
     have = eng.columns("costs")
-    components = cost_components(have, eng.run_dir.producer)
+    components = cost_components(have, "cobre_mpi_io" if eng.run_dir.spec_columns else eng.run_dir.output_format)
     comps = ", ".join(components)
     base = ["stage_id", "block_id", "total_cost", "immediate_cost"]
     if eng.missing("costs", base, res, "total_cost", "immediate_cost", "cost_distribution"):
         return
-    discount = "discount_factor" if "discount_factor" in have or eng.run_dir.producer == "cobre_mpi_io" else "1.0"
+    discount = "discount_factor" if "discount_factor" in have or eng.run_dir.spec_columns else "1.0"
     cols = [*base, "discount_factor", *components]
     eng.execute("costs", f"""create or replace temp table cs as
         select scenario_id, stage_id, total_cost, immediate_cost, {discount} as discount_factor, {comps}

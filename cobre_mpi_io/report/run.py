@@ -256,6 +256,19 @@ class RunDirectory:
         return self.producer == "cobre"
 
     @property
+    def output_format(self) -> str:
+        """The output format of this package's run (its run identity's, :func:`~cobre_mpi_io.formats.recorded_format`)."""
+        from ..formats import recorded_format
+
+        man = next((m for m in (self.simulation_manifest, self.training_manifest) if isinstance(m, dict)), None)
+        return recorded_format(man.get("run_identity") if man is not None else None)
+
+    @property
+    def spec_columns(self) -> bool:
+        """The tables have exactly the spec's columns: this package's run in format ``spec``."""
+        return self.producer == PRODUCER_SELF and self.output_format == "spec"
+
+    @property
     def producer_label(self) -> str:
         """``"cobre 0.18.0"``, ``"cobre_mpi_io 0.1.0"``, ``"unknown"``."""
         return f"{self.producer} {self.producer_version}" if self.producer_version else self.producer
