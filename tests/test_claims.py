@@ -3,7 +3,7 @@
 Each finding of issue 14 owned here is a test: a holder in another PID namespace or boot is never judged
 dead; two breakers of one stale claim, one of them delayed as on a slow shared filesystem, give exactly one
 winner; a refused run leaves the live claim byte for byte; a FIFO at any document's path is refused at once
-(never waited on) by the readers, ``demo --resume`` and ``validate``; the identity recorded in
+(never waited on) by the readers, ``demo --resume``, ``validate`` and ``report``; the identity recorded in
 ``_journal/identity.json`` covers every case input file and refuses a resume, in any phase, naming the
 difference and changing nothing.
 """
@@ -114,7 +114,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("place", ["_claim.json", "simulation/_manifest.json", "training/_manifest.json",
                                    "training/metadata.json", "policy/checkpoints/iter_000002/metadata.json"])
-def test_a_fifo_never_hangs_resume_or_validate(finished_run: Path, tmp_path: Path, place: str) -> None:
+def test_a_fifo_never_hangs_resume_validate_or_report(finished_run: Path, tmp_path: Path, place: str) -> None:
     out = tmp_path / "run"
     shutil.copytree(finished_run, out, symlinks=True)
     (out / place).unlink(missing_ok=True)
@@ -122,6 +122,8 @@ def test_a_fifo_never_hangs_resume_or_validate(finished_run: Path, tmp_path: Pat
     val = run_cli("validate", str(out), check=False, timeout=60)  # a hang fails here (TimeoutExpired)
     assert val.returncode != 0 and "FIFO" in val.stdout + val.stderr, (val.stdout, val.stderr)
     assert "Traceback" not in val.stderr
+    rep = run_cli("report", str(out), "--section", "all", check=False, timeout=60)  # never hangs either
+    assert "Traceback" not in rep.stderr, rep.stderr
     res = run_cli("demo", "--output", str(out), "--scenarios", "3", "--iterations", "2", "--checkpoint-every", "1",
                   "-q", "--resume", check=False, timeout=60)
     assert "Traceback" not in res.stderr, res.stderr

@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+from ..claim import read_claim
 from ..errors import IoError
 from ..layout import CLAIM_NAME, SIMULATION_DIR, SUCCESS_NAME, TRAINING_DIR
 from .analysis import CONVERGENCE_FILE, RANK_TIMING_DIR, read_convergence, read_rank_totals, run_results
@@ -188,8 +189,8 @@ def _run_state(run: RunDirectory) -> dict[str, Any]:
     claim_path = out / CLAIM_NAME
     if claim_path.exists():
         try:
-            claim = json.loads(claim_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            claim = read_claim(out)  # opened without blocking: a FIFO there is refused, never waited on
+        except OSError:
             claim = {}
         holder = ", ".join(f"{k} {claim.get(k)}" for k in ("host", "pid", "job_id", "started_at")
                            if isinstance(claim, dict) and claim.get(k) is not None) or "unreadable claim"
