@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from ._version import __version__
-from .atomic import open_regular, write_json_atomic
+from .atomic import open_regular, require_regular, write_json_atomic
 from .documents import Int, MapOf, Obj, Opt, RelPath, Str, check_document, read_json_document
 from .errors import IoError, ManifestError
 from .hashing import sha256_json
@@ -448,10 +448,14 @@ def read_file_fingerprint(path: str | os.PathLike[str]) -> str | None:
     Raises
     ------
     IoError
-        The file cannot be opened or its footer is not Parquet.
+        The file cannot be opened, is not a regular file (a FIFO is refused,
+        never waited on) or its footer is not Parquet.
     """
     try:
+        require_regular(path)  # a FIFO or device would block the Parquet reader
         meta = pq.read_metadata(Path(path)).metadata
+    except IoError:
+        raise
     except OSError as exc:
         raise IoError.from_os_error(Path(path), exc) from exc
     except Exception as exc:

@@ -366,3 +366,11 @@ def test_another_library_version_or_option_is_named() -> None:
         other = RunConfig(seed=1, num_scenarios=2, **{field: value}).identity(small)
         with pytest.raises(ManifestError, match=f"the configuration's {field} is"):
             check_same_identity(other, here, "identity.json")
+
+
+def test_a_fifo_partition_footer_is_refused_at_once(tmp_path: Path) -> None:
+    from cobre_mpi_io.identity import read_file_fingerprint
+
+    os.mkfifo(tmp_path / "data.parquet")
+    with pytest.raises(IoError, match="FIFO"):
+        read_file_fingerprint(tmp_path / "data.parquet")
