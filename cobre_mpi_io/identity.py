@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from ._version import __version__
-from .atomic import open_regular, require_regular, write_json_atomic
+from .atomic import fsync_dir, open_regular, require_regular, write_json_atomic
 from .documents import Int, MapOf, Obj, Opt, RelPath, Str, check_document, read_json_document
 from .errors import IoError, ManifestError
 from .hashing import sha256_json
@@ -436,7 +436,8 @@ def record_identity(output_dir: str | os.PathLike[str], identity: RunIdentity) -
         "library_version": identity.library_version,
         "recorded_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
-    write_json_atomic(path, doc, entity=str(path))
+    write_json_atomic(path, doc, entity=str(path))  # the file and _journal/ fsynced
+    fsync_dir(Path(output_dir))  # and the entry of _journal/ in OUT, so a power loss keeps the record
     return path
 
 
