@@ -140,8 +140,16 @@ def test_warm_start_from_own_and_converted_policy(cobre18: str, tmp_path: Path) 
     own = _warm_start(cobre18, V018, tmp_path / "run-own")
     converted = _warm_start(cobre18, tmp_path / "converted", tmp_path / "run-converted")
     control = _warm_start(cobre18, tmp_path / "halved", tmp_path / "run-halved")
-    print(f"Cobre 0.18 lower bounds: own {own!r}, converted {converted!r}, halved cuts {control!r}")
-    assert converted == own  # identical, as floats
+    # Cobre's visited-states files, read and rewritten by us, are accepted too
+    with_states = _copy(V018, tmp_path / "with-states")
+    (with_states / "states").mkdir()
+    shutil.copy(DATA / "states-v018" / "000.bin", with_states / "states" / "000.bin")
+    _convert(with_states, tmp_path / "converted-states")
+    assert (tmp_path / "converted-states" / "states" / "000.bin").is_file()
+    states = _warm_start(cobre18, tmp_path / "converted-states", tmp_path / "run-states")
+    print(f"Cobre 0.18 lower bounds: own {own!r}, converted {converted!r}, halved cuts {control!r}, "
+          f"converted with states {states!r}")
+    assert converted == own == states  # identical, as floats
     assert own == pytest.approx(BOUND_018, rel=1e-9)
     assert control < 0.7 * own  # the cuts are really read (measured 1415494.11)
 

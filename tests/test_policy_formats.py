@@ -333,3 +333,26 @@ def test_checkpointer_cobre_018_refuses_what_cobre_cannot_hold(tmp_path: Path) -
     with pytest.raises(IoError, match="link"):
         write_policy_checkpoint(tmp_path / "b" / "policy", comm=MPI.COMM_SELF, format="cobre-0.18",
                                 **kw)  # type: ignore[arg-type]
+
+
+def test_cobre_018_visited_states(tmp_path: Path) -> None:
+    """Cobre 0.18's states/NNN.bin (written by Cobre itself): read, kept through a rewrite, checked."""
+    from cobre_mpi_io.policy.formats import read_cobre_stage_states
+
+    st = read_cobre_stage_states(DATA / "states-v018" / "000.bin", stage_id=0, state_dimension=1)
+    assert (st.stage_id, st.state_dimension, st.reserved_5) == (0, 1, -1)
+    assert st.states.tolist() == [[1.0], [2.0]] and not st.states.flags.owndata
+    pol = _copy(V018, tmp_path / "a")
+    (pol / "states").mkdir()
+    shutil.copy(DATA / "states-v018" / "000.bin", pol / "states" / "000.bin")
+    ck = read_policy_checkpoint(pol)
+    assert [s.states.tolist() for s in ck.cobre_states] == [[[1.0], [2.0]]]
+    back = convert_policy(pol, tmp_path / "b", "cobre-0.18", durable=False)
+    assert [s.states.tolist() for s in back.cobre_states] == [[[1.0], [2.0]]]
+    with pytest.raises(SchemaError, match="state_dimension"):
+        read_cobre_stage_states(DATA / "states-v018" / "000.bin", state_dimension=3)
+    raw = bytearray((DATA / "states-v018" / "000.bin").read_bytes())
+    struct.pack_into("<I", raw, 0x2C, 3)  # count 3 for 2 values
+    (tmp_path / "bad.bin").write_bytes(bytes(raw))
+    with pytest.raises(SerializationError, match="count 3"):
+        read_cobre_stage_states(tmp_path / "bad.bin")

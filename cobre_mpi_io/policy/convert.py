@@ -22,6 +22,7 @@ Cobre 0.18 policy or run directory of the same case (copied from it).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 import shutil
@@ -39,6 +40,8 @@ from .codec import POLICY_FORMATS
 from .formats import COBRE_MANIFEST, cobre_manifest_for, read_cobre_policy, write_cobre_policy
 from .layouts import INT32_MIN
 from .records import COBRE_STAGE_FIELDS, POLICY_FORMAT_VERSION, EntityManifest, PolicyCheckpoint, StageCuts
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["CobreFields", "cobre_fields_from_case", "convert_policy", "policy_info"]
 
@@ -277,8 +280,11 @@ def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], for
             cuts.append(out)
         manifest = (ck.cobre_manifest if fields is None and ck.cobre_manifest is not None
                     else cobre_manifest_for(m, cuts, fields.manifest if fields is not None else {}))
-        write_cobre_policy(target, cuts, ck.bases, manifest, durable=durable)
+        write_cobre_policy(target, cuts, ck.bases, manifest, stage_states=ck.cobre_states, durable=durable)
         return read_policy_checkpoint(target)
+    if ck.cobre_states:
+        _log.warning("%s: Cobre's visited states (states/, %d stages) have no place in format spec: not written",
+                     src, len(ck.cobre_states))
     meta = dataclasses.replace(m, version=POLICY_FORMAT_VERSION, value_scale=scale,
                                created_at=m.created_at or utc_now())
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")

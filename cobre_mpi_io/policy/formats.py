@@ -39,14 +39,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import ensure_dir, fsync_dir, write_bytes_atomic
 from ..documents import read_json_document
-from ..errors import IoError, ManifestError, SchemaError
+from ..errors import IoError, ManifestError, SchemaError, SerializationError
 from .cobre_manifest import decode_manifest, encode_manifest
-from .codec import write_stage_basis, write_stage_cuts
-from .decode import read_stage_basis, read_stage_cuts
+from .codec import _encode, _write_flatbuffer, write_stage_basis, write_stage_cuts
+from .decode import _decode, read_stage_basis, read_stage_cuts
+from .layouts import _SPECS
 from .mapped import _map
-from .records import FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
+from .records import CobreStageStates, FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
 
 __all__ = [
     "COBRE_MANIFEST",
@@ -56,6 +59,7 @@ __all__ = [
     "detect_policy_format",
     "pool_file_name",
     "read_cobre_policy",
+    "read_cobre_stage_states",
     "scaling_report_value_scale",
     "write_cobre_policy",
 ]
@@ -242,16 +246,12 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
                           f"the policy has {num_stages} stages, the system has {expected_num_stages}")
     pool_stage = {int(n["pool_id"]): int(n["stage_id"]) for n in manifest["graph_manifest"]["nodes"]}
     files = {sub: _pool_files(root / sub) for sub in COBRE_SUBDIRS}
-    if files["states"]:
-        first = min(files["states"].values())
-        raise ManifestError(str(first), "Cobre >= 0.14 visited-states files are not read by this version "
-                            "(their slots 4-5 are undocumented); remove states/ to read the cuts")
-    for sub in ("cuts", "basis"):
+    for sub in COBRE_SUBDIRS:
         for pool, p in files[sub].items():
             if pool not in pool_stage:
                 raise ManifestError(str(p), f"pool {pool} is not a node of manifest.bin's policy graph")
     if expected is not None:
-        present = {COBRE_MANIFEST} | {f"{sub}/{p.name}" for sub in ("cuts", "basis") for p in files[sub].values()}
+        present = {COBRE_MANIFEST} | {f"{sub}/{p.name}" for sub in COBRE_SUBDIRS for p in files[sub].values()}
         for rel in sorted(set(exp) ^ present):
             raise ManifestError(str(root / rel), "is recorded but missing" if rel in exp
                                 else "is not recorded (a stray or foreign file)")
@@ -271,6 +271,9 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
                             + (f" (stage {missing[0]} has none)" if missing else ""))
     bases = [read_stage_basis(p, stage_id=pool_stage[pool], expected=exp.get(f"basis/{p.name}"))
              for pool, p in sorted(files["basis"].items(), key=lambda kv: pool_stage[kv[0]])]
+    states = [read_cobre_stage_states(p, stage_id=pool_stage[pool], state_dimension=d,
+                                      expected=exp.get(f"states/{p.name}"))
+              for pool, p in sorted(files["states"].items(), key=lambda kv: pool_stage[kv[0]])]
     producer = manifest["producer"]
     meta = PolicyMetadata(
         completed_iterations=producer["completed_iterations"], state_dimension=int(d or 0),
@@ -280,12 +283,61 @@ def read_cobre_policy(path: str | os.PathLike[str], *, expected_state_dimension:
         rng_seed=producer["rng_seed"], cobre_version=manifest["software_version"],
         created_at=manifest["created_at"], version="")
     return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, path=root.resolve(), format="cobre-0.18",
-                            value_scale=1.0, cobre_manifest=manifest)
+                            value_scale=1.0, cobre_manifest=manifest, cobre_states=states)
+
+
+def read_cobre_stage_states(path: str | os.PathLike[str], *, stage_id: int | None = None,
+                            state_dimension: int | None = None,
+                            expected: FileDigest | None = None) -> CobreStageStates:
+    """Read a Cobre >= 0.14 ``states/NNN.bin`` (memory-mapped, bounded and checked like every stage file).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    stage_id, state_dimension : int, optional
+        What the file must hold (:class:`SchemaError` otherwise).
+    expected : FileDigest, optional
+        Size and xxhash64 the file must have (checked before decoding).
+
+    Returns
+    -------
+    CobreStageStates
+        ``states`` is a zero-copy ``(count, state_dimension)`` view of the file.
+
+    Raises
+    ------
+    SerializationError
+        Not a valid Cobre ``StageStates`` FlatBuffer: no ``CBVF``, an offset
+        outside the file, ``count x state_dimension`` not the data's length,
+        or a non-empty field 4 (its content is undocumented).
+    SchemaError
+        Another stage or dimension than expected.
+    ManifestError, IoError
+        ``expected`` differs; the file cannot be read.
+    """
+    p = Path(path)
+    v = _decode(_map(p, expected), "states", str(p), "cobre-0.18")
+    if v["reserved_4"].size:
+        raise SerializationError(str(p), "field 4 of a Cobre StageStates is not empty: its content is "
+                                 "undocumented and not read by this version")
+    n, d = int(v["count"]), int(v["state_dimension"])
+    data = v["data"]
+    if data.shape[0] != n * d:
+        raise SerializationError(str(p), f"{data.shape[0]} values for count {n} x state_dimension {d}")
+    st = CobreStageStates(stage_id=int(v["stage_id"]), state_dimension=d,
+                          states=data.reshape(n, d) if d else np.zeros((n, 0)), reserved_5=int(v["reserved_5"]))
+    if stage_id is not None and st.stage_id != stage_id:
+        raise SchemaError(str(p), "stage_id", f"the file holds stage {st.stage_id}, the policy graph says {stage_id}")
+    if state_dimension is not None and d != state_dimension:
+        raise SchemaError(str(p), "state_dimension", f"{d}, the cuts have {state_dimension}")
+    return st
 
 
 def write_cobre_policy(path: str | os.PathLike[str], stage_cuts: Sequence[StageCuts],
                        stage_bases: Sequence[StageBasis], manifest: Mapping[str, Any], *,
-                       durable: bool = True, replace: bool = False) -> dict[str, int]:
+                       stage_states: Sequence[CobreStageStates] = (), durable: bool = True,
+                       replace: bool = False) -> dict[str, int]:
     """Write a Cobre >= 0.14 policy directory at ``path``, atomically (all of it or nothing).
 
     The files are written into a temp directory beside ``path``, which is
@@ -306,6 +358,8 @@ def write_cobre_policy(path: str | os.PathLike[str], stage_cuts: Sequence[StageC
     manifest : mapping
         The ``manifest.bin`` content, shaped as
         :func:`~cobre_mpi_io.policy.cobre_manifest.decode_manifest` returns it.
+    stage_states : sequence of CobreStageStates
+        Visited states (``states/NNN.bin``), any subset of the stages.
     durable : bool
         fsync files and directories (default).
     replace : bool
@@ -333,7 +387,7 @@ def write_cobre_policy(path: str | os.PathLike[str], stage_cuts: Sequence[StageC
     ids = [int(sc.stage_id) for sc in stage_cuts]
     if sorted(ids) != list(range(num_stages)):
         raise SchemaError(str(final / "cuts"), "stage_id", f"stages {sorted(ids)}, manifest.bin has {num_stages}")
-    for sid in ids + [int(b.stage_id) for b in stage_bases]:
+    for sid in ids + [int(b.stage_id) for b in stage_bases] + [int(st.stage_id) for st in stage_states]:
         if sid not in stage_pool:
             raise SchemaError(str(final / COBRE_MANIFEST), "graph_manifest", f"no node for stage {sid}")
     ensure_dir(final.parent)
@@ -348,11 +402,17 @@ def write_cobre_policy(path: str | os.PathLike[str], stage_cuts: Sequence[StageC
         for bs in stage_bases:
             rel = f"basis/{pool_file_name(stage_pool[int(bs.stage_id)])}"
             files[rel] = write_stage_basis(tmp / rel, bs, durable=durable, format="cobre-0.18")
+        for st in stage_states:
+            st.validate()
+            rel = f"states/{pool_file_name(stage_pool[int(st.stage_id)])}"
+            files[rel] = _write_flatbuffer(tmp / rel, _encode(st, _SPECS[("cobre-0.18", "states")], 0, rel),
+                                           durable)
         files[COBRE_MANIFEST] = write_bytes_atomic(tmp / COBRE_MANIFEST, encode_manifest(manifest),
                                                    durable=durable)
         if durable:
-            for sub in ("cuts", "basis"):
-                fsync_dir(tmp / sub)
+            for sub in ("cuts", "basis", "states"):
+                if (tmp / sub).is_dir():
+                    fsync_dir(tmp / sub)
             fsync_dir(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.{secrets.token_hex(6)}.old.tmp")

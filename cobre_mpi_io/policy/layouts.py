@@ -258,9 +258,25 @@ _CUT_SPEC_COBRE = _Root(
 
 _BASIS_SPEC_COBRE = dataclasses.replace(_BASIS_SPEC, identifier=COBRE_IDENTIFIER)
 
+_STATES_SPEC_COBRE = _Root(
+    n_slots=6,
+    scalars=(
+        _Scalar(0, "stage_id", "<u4"),
+        _Scalar(1, "state_dimension", "<u4"),
+        _Scalar(2, "count", "<u4"),
+        _Scalar(5, "reserved_5", "<i4", -1),  # always -1 in the files measured: meaning unknown, kept as is
+    ),
+    children=(),
+    # slot 3: the visited states, count x state_dimension doubles row by row; slot 4: a vector always
+    # empty in the files measured (element type unknown): read only when empty, written empty
+    tails=(_Scalar(3, "data", "<f8"), _Scalar(4, "reserved_4", "u1")),
+    identifier=COBRE_IDENTIFIER,
+)
+
 _SPECS: dict[tuple[str, str], _Root] = {
     ("spec", "cuts"): _CUT_SPEC, ("spec", "states"): _STATES_SPEC, ("spec", "vertices"): _VERTICES_SPEC,
     ("spec", "basis"): _BASIS_SPEC,
     ("cobre-0.18", "cuts"): _CUT_SPEC_COBRE, ("cobre-0.18", "basis"): _BASIS_SPEC_COBRE,
+    ("cobre-0.18", "states"): _STATES_SPEC_COBRE,
 }
 """The wire layout of each (format, kind): Cobre 0.5.x files have the spec layout."""

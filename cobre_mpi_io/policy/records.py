@@ -437,6 +437,61 @@ class StageBasis:
         return self
 
 
+@dataclass(eq=False)
+class CobreStageStates:
+    """The visited states of one stage in a Cobre >= 0.14 policy (``states/NNN.bin``).
+
+    Cobre 0.18 records only the states themselves (no ids, iterations or
+    dominating cuts, unlike :class:`StageStates`).
+
+    Parameters
+    ----------
+    stage_id, state_dimension : int
+    states : array of float64, shape (n_states, state_dimension)
+    reserved_5 : int
+        The file's field 5 (int32), -1 in every file measured; its meaning is
+        not documented: kept and written back as it is.
+    """
+
+    stage_id: int
+    state_dimension: int
+    states: Any
+    reserved_5: int = -1
+
+    @property
+    def n_states(self) -> int:
+        """Number of visited states."""
+        return int(np.asarray(self.states).shape[0])
+
+    def validate(self) -> CobreStageStates:
+        """Coerce in place and check the shape; :class:`SchemaError` naming the field."""
+        file = f"states/{int(self.stage_id):03d}.bin"
+        self.stage_id = _u32(self.stage_id, file, "stage_id")
+        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
+        arr = np.asarray(self.states)
+        if arr.ndim != 2 or arr.shape[1] != d:
+            raise SchemaError(file, "states", f"must have shape (n, {d}), got {arr.shape}")
+        self.states = np.ascontiguousarray(arr, dtype="<f8")
+        self.reserved_5 = _i32(self.reserved_5, file, "reserved_5")
+        return self
+
+    # the wire fields (see cobre_mpi_io/policy/layouts.py)
+    @property
+    def count(self) -> int:
+        """``n_states``, as the file records it."""
+        return self.n_states
+
+    @property
+    def data(self) -> Any:
+        """The states, row by row, as one vector."""
+        return np.asarray(self.states).reshape(-1)
+
+    @property
+    def reserved_4(self) -> Any:
+        """The file's field 4: always written empty."""
+        return np.zeros(0, dtype="u1")
+
+
 @dataclass(frozen=True)
 class FileDigest:
     """Size and xxhash64 of one checkpoint file, as its ``metadata.json`` records them (``files``).
@@ -618,6 +673,9 @@ class PolicyCheckpoint:
     cobre_manifest : dict or None
         Cobre >= 0.14's ``manifest.bin``, decoded (policy graph, season
         manifest, training record), for a ``cobre-0.18`` policy.
+    cobre_states : list of CobreStageStates
+        Cobre >= 0.14's ``states/`` files (they have another shape than
+        :attr:`states`).
     """
 
     metadata: PolicyMetadata
@@ -631,6 +689,7 @@ class PolicyCheckpoint:
     format: str = "spec"
     value_scale: float | None = None
     cobre_manifest: dict[str, Any] | None = None
+    cobre_states: list[CobreStageStates] = field(default_factory=list)
 
     def write_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`write_policy_checkpoint` that rewrite this checkpoint."""
