@@ -36,6 +36,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,13 @@ from .codec import _encode, _write_flatbuffer, write_stage_basis, write_stage_cu
 from .decode import _decode, read_stage_basis, read_stage_cuts
 from .layouts import _SPECS
 from .mapped import _map
-from .records import CobreStageStates, FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts
+from .records import FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts, _i32, _u32
 
 __all__ = [
     "COBRE_MANIFEST",
     "COBRE_SOFTWARE",
     "POLICY_DIR_FORMATS",
+    "CobreStageStates",
     "cobre_manifest_for",
     "detect_policy_format",
     "pool_file_name",
@@ -124,6 +126,62 @@ def cobre_manifest_for(metadata: PolicyMetadata, stage_cuts: Sequence[StageCuts]
             "season_manifest": fields.get("season_manifest") or {"cycle_code": 255, "n_seasons": 0,
                                                                  "hydro_orders": []},
             "producer": producer}
+
+
+@dataclass(eq=False)
+class CobreStageStates:
+    """The visited states of one stage in a Cobre >= 0.14 policy (``states/NNN.bin``).
+
+    Cobre 0.18 records only the states themselves (no ids, iterations or
+    dominating cuts, unlike :class:`StageStates`).
+
+    Parameters
+    ----------
+    stage_id, state_dimension : int
+    states : array of float64, shape (n_states, state_dimension)
+    reserved_5 : int
+        The file's field 5 (int32), -1 in every file measured; its meaning is
+        not documented: kept and written back as it is.
+    """
+
+    stage_id: int
+    state_dimension: int
+    states: Any
+    reserved_5: int = -1
+
+    @property
+    def n_states(self) -> int:
+        """Number of visited states."""
+        return int(np.asarray(self.states).shape[0])
+
+    def validate(self) -> CobreStageStates:
+        """Coerce in place and check the shape; :class:`SchemaError` naming the field."""
+        file = f"states/{int(self.stage_id):03d}.bin"
+        self.stage_id = _u32(self.stage_id, file, "stage_id")
+        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
+        arr = np.asarray(self.states)
+        if arr.ndim != 2 or arr.shape[1] != d:
+            raise SchemaError(file, "states", f"must have shape (n, {d}), got {arr.shape}")
+        self.states = np.ascontiguousarray(arr, dtype="<f8")
+        self.reserved_5 = _i32(self.reserved_5, file, "reserved_5")
+        return self
+
+    # the wire fields (see cobre_mpi_io/policy/layouts.py)
+    @property
+    def count(self) -> int:
+        """``n_states``, as the file records it."""
+        return self.n_states
+
+    @property
+    def data(self) -> Any:
+        """The states, row by row, as one vector."""
+        return np.asarray(self.states).reshape(-1)
+
+    @property
+    def reserved_4(self) -> Any:
+        """The file's field 4: always written empty."""
+        return np.zeros(0, dtype="u1")
+
 
 
 def pool_file_name(pool_id: int) -> str:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,9 @@ from ..documents import Int, MapOf, Num, Obj, Opt, Seq, Str, check_document
 from ..errors import ManifestError, SchemaError
 from ..layout import stage_file_name
 from ..manifest import HEX16
+
+if TYPE_CHECKING:
+    from .formats import CobreStageStates
 
 F64 = npt.NDArray[np.float64]
 
@@ -435,61 +438,6 @@ class StageBasis:
         if self.num_cut_rows > self.num_rows:
             raise SchemaError(file, "num_cut_rows", f"{self.num_cut_rows} exceeds num_rows {self.num_rows}")
         return self
-
-
-@dataclass(eq=False)
-class CobreStageStates:
-    """The visited states of one stage in a Cobre >= 0.14 policy (``states/NNN.bin``).
-
-    Cobre 0.18 records only the states themselves (no ids, iterations or
-    dominating cuts, unlike :class:`StageStates`).
-
-    Parameters
-    ----------
-    stage_id, state_dimension : int
-    states : array of float64, shape (n_states, state_dimension)
-    reserved_5 : int
-        The file's field 5 (int32), -1 in every file measured; its meaning is
-        not documented: kept and written back as it is.
-    """
-
-    stage_id: int
-    state_dimension: int
-    states: Any
-    reserved_5: int = -1
-
-    @property
-    def n_states(self) -> int:
-        """Number of visited states."""
-        return int(np.asarray(self.states).shape[0])
-
-    def validate(self) -> CobreStageStates:
-        """Coerce in place and check the shape; :class:`SchemaError` naming the field."""
-        file = f"states/{int(self.stage_id):03d}.bin"
-        self.stage_id = _u32(self.stage_id, file, "stage_id")
-        self.state_dimension = d = _u32(self.state_dimension, file, "state_dimension")
-        arr = np.asarray(self.states)
-        if arr.ndim != 2 or arr.shape[1] != d:
-            raise SchemaError(file, "states", f"must have shape (n, {d}), got {arr.shape}")
-        self.states = np.ascontiguousarray(arr, dtype="<f8")
-        self.reserved_5 = _i32(self.reserved_5, file, "reserved_5")
-        return self
-
-    # the wire fields (see cobre_mpi_io/policy/layouts.py)
-    @property
-    def count(self) -> int:
-        """``n_states``, as the file records it."""
-        return self.n_states
-
-    @property
-    def data(self) -> Any:
-        """The states, row by row, as one vector."""
-        return np.asarray(self.states).reshape(-1)
-
-    @property
-    def reserved_4(self) -> Any:
-        """The file's field 4: always written empty."""
-        return np.zeros(0, dtype="u1")
 
 
 @dataclass(frozen=True)
