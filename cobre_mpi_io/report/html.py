@@ -385,13 +385,25 @@ def _run_section(rep: Mapping[str, Any]) -> str:
                  ["detail level", s["detail"]], ["files", s["files"]], ["bytes", s["bytes"]], ["rows", s["rows"]],
                  ["MPI ranks", s["world_size"]], ["checksum (xxhash64)", s["checksum"]]]
     md = sec.get("metadata")
-    if isinstance(md, dict):
+    if isinstance(md, dict) and "run_info" not in md and (prod.get("name") or "cobre_mpi_io") != "cobre_mpi_io":
+        # a Cobre training/metadata.json: flat, training status and iterations in it
+        it, conv = md.get("iterations") or {}, md.get("convergence") or {}
+        dims = md.get("problem_dimensions") or {}
+        sizes = " / ".join(str(dims.get(k)) for k in ("num_stages", "num_hydros", "num_thermals", "num_buses"))
+        rows += [["training status", md.get("status")],
+                 ["iterations", f"{it.get('completed')} ({conv.get('termination_reason')})"],
+                 ["training started / completed", f"{md.get('started_at')} / {md.get('completed_at')}"],
+                 ["host, LP solver", f"{md.get('hostname')}, {md.get('solver')} {md.get('solver_version') or ''}"],
+                 ["stages / hydros / thermals / buses", sizes]]
+    elif isinstance(md, dict):
         ri, dims = md.get("run_info") or {}, md.get("problem_dimensions") or {}
         env = md.get("environment") or {}
         sizes = " / ".join(str(dims.get(k)) for k in ("num_stages", "num_hydros", "num_thermals", "num_buses"))
         rows += [["run id", ri.get("run_id")], ["started / completed", f"{ri.get('started_at')} / {ri.get('completed_at')}"],
                  ["host, MPI", f"{ri.get('hostname')}, {env.get('mpi_implementation')} {env.get('mpi_version')}"],
                  ["stages / hydros / thermals / buses", sizes], ["state dimension", dims.get("state_dimension")]]
+    if (prod.get("name") or "cobre_mpi_io") != "cobre_mpi_io":
+        rows = [r for r in rows if r[1] is not None]  # what another producer does not write, left out
     if rows:
         parts.append(_table(None, [[_Raw(f"<b>{_e(k)}</b>"), v if v is not None else "–"] for k, v in rows]))
     parts.append("</section>")
