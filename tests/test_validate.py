@@ -147,10 +147,10 @@ def test_truncated_file_is_one_finding_per_fact(run: Path, baseline: set[str]) -
     data = (sim(run) / rel).read_bytes()
     (sim(run) / rel).write_bytes(data[: len(data) // 2])
     got = new_problems(run, baseline)
-    assert len(got) == 3, got
-    assert got[0].startswith(f"simulation/{rel}: Parquet footer does not read")
-    assert got[1].startswith(f"simulation/{rel}: size {len(data) // 2} differs from the manifest ({len(data)})")
-    assert got[2].startswith(f"simulation/{rel}: xxhash64 ")
+    # bytes that are not the recorded ones are reported, never parsed (a corrupt footer can abort pyarrow)
+    assert len(got) == 2, got
+    assert got[0].startswith(f"simulation/{rel}: size {len(data) // 2} differs from the manifest ({len(data)})")
+    assert got[1].startswith(f"simulation/{rel}: xxhash64 ")
 
 
 def test_json_names_section_file_and_path(run: Path, baseline: set[str]) -> None:

@@ -68,10 +68,13 @@ from ..errors import OutputError
 from ..layout import CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
 from ..schemas import DEFAULT_FORMAT
 from .cobre import validate_cobre_output
+from .dictionaries import check_dictionaries
 from .files import Partial, Reference, Result, Task, formula, run_tasks
+from .journal import journal_root, plan_unrecorded, read_run_journal
 from .plan import CONVERGENCE, ITERATIONS, METADATA, RANK_DIR, Plan, plan_simulation, plan_training
 from .policy import plan_policy
 from .report import SECTIONS, Problem, ValidationReport
+from .tree import not_regular
 
 __all__ = ["Problem", "ValidationReport", "validate_output", "validate_simulation"]
 
@@ -79,11 +82,16 @@ __all__ = ["Problem", "ValidationReport", "validate_output", "validate_simulatio
 def _plan(path: Path, deep: bool) -> Plan:
     """Everything rank 0 does before the per-file work: structure, manifests, the task list."""
     sim_only = not any((path / d).is_dir() for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR)) \
-        and (path / MANIFEST_NAME).exists()
-    plan = Plan(path, "simulation" if sim_only else "root")
+        and os.path.lexists(path / MANIFEST_NAME)
+    plan = Plan(path, "simulation" if sim_only else "root", deep=deep)
+    out = journal_root(path, plan.mode)
+    if out is not None:
+        read_run_journal(plan, out)
     if sim_only:
         plan.bases = {SIMULATION_DIR: str(path)}
         plan_simulation(path, plan, deep)
+        if out is not None:
+            plan_unrecorded(plan, out)
         return plan
     plan.bases = {d: str(path / d) for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR)}
     present = [d for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR) if (path / d).is_dir()
@@ -93,11 +101,14 @@ def _plan(path: Path, deep: bool) -> Plan:
             plan.add("", d, "symbolic link (refused: the output tree must be real directories)")
     if not present:
         plan.add("", ".", "not an output directory: no simulation/, training/ or policy/")
+    why = not_regular(path / CLAIM_NAME)
     try:
-        claim = read_claim(path)  # None: no claim; {}: an unreadable one
+        claim = read_claim(path) if why is None else None  # None: no claim; {}: an unreadable one
     except OutputError as exc:
         claim = None
         plan.add("", CLAIM_NAME, f"present but unreadable: {exc}")
+    if why is not None:
+        plan.add("", CLAIM_NAME, f"present: {why}")
     if claim is not None:
         plan.add("", CLAIM_NAME, f"present: a run holds this directory or died holding it ({claim_holder(claim)}); "
                                  "results may be incomplete")
@@ -105,10 +116,13 @@ def _plan(path: Path, deep: bool) -> Plan:
         plan_simulation(path / SIMULATION_DIR, plan, deep)
     if TRAINING_DIR in present:
         plan_training(path / TRAINING_DIR, plan)
+        check_dictionaries(path / TRAINING_DIR, plan)
     if POLICY_DIR in present:
         plan_policy(path / POLICY_DIR, plan)
     elif plan.policy_required is not None:
         plan.add("", POLICY_DIR, f"missing although {plan.policy_required}")
+    if out is not None:
+        plan_unrecorded(plan, out)
     return plan
 
 
@@ -206,25 +220,26 @@ def validate_output(path: str | os.PathLike[str], *, deep: bool = False, threads
     rank = mpi.rank_of(comm) if comm is not None else 0
     size = mpi.size_of(comm) if comm is not None else 1
     plan: Plan | None = None
-    shared: tuple[list[Task], dict[str, str], dict[str, Reference], str] = ([], {}, {}, "full")
+    shared: tuple[list[Task], dict[str, str], dict[str, Reference], str, dict[str, frozenset[int]]] = \
+        ([], {}, {}, "full", {})
     ref_partial = Partial()
     if rank == 0:
         try:
             plan = _plan(root, deep)
-            ref_partial = run_tasks(plan.ref_tasks, plan.bases, {}, plan.detail, nthreads)
+            ref_partial = run_tasks(plan.ref_tasks, plan.bases, {}, plan.detail, nthreads, plan.codes)
             for task in plan.ref_tasks:
                 assert task.table is not None
                 res = _kept_result(task, ref_partial)
                 plan.refs[task.table] = Reference(task.scenario or 0, task.rel, res.signature, res.info)
             _check_references(plan, ref_partial)
-            shared = (plan.tasks, plan.bases, plan.refs, plan.detail)
+            shared = (plan.tasks, plan.bases, plan.refs, plan.detail, plan.codes)
         except Exception as exc:  # noqa: BLE001 - never raise (and never leave MPI peers waiting)
             plan = Plan(root, "root")
             plan.add("", ".", f"validate failed unexpectedly: {type(exc).__name__}: {exc}")
     if size > 1:
         shared = mpi.bcast_from_root(comm, shared)
-    tasks, bases, refs, detail = shared
-    partial = run_tasks(tasks[rank::size], bases, refs, detail, nthreads)
+    tasks, bases, refs, detail, codes = shared
+    partial = run_tasks(tasks[rank::size], bases, refs, detail, nthreads, codes)
     partials = mpi.gather_to_root(comm, partial) if size > 1 else [partial]
     report: ValidationReport | None = None
     if rank == 0:
@@ -268,6 +283,7 @@ def _assemble(plan: Plan, partials: Sequence[Partial]) -> ValidationReport:
     report = ValidationReport(str(plan.root))
     report.status, report.training_status = plan.status, plan.training_status
     report.scenarios_checked, report.checkpoints_checked = plan.scenarios, plan.checkpoints
+    report.journal_records = None if plan.journal is None else len(plan.journal)
     kept: dict[tuple[str, str], Result] = {}
     found: list[Problem] = []
     for part in partials:

@@ -48,7 +48,7 @@ _READERS: Final[dict[str, Callable[[str], Any]]] = {
 class Task:
     """One file to read (picklable: tasks cross MPI ranks)."""
 
-    kind: str                     # "parquet" | "stage" | "concat"
+    kind: str                     # "parquet" | "stage" | "concat" | "bytes"
     section: str
     rel: str                      # relative to the section directory
     table: str | None = None      # parquet: schema name
@@ -64,6 +64,8 @@ class Task:
     state_dimension: int = -1     # stage: expected state dimension (-1: not checked)
     files: tuple[str, ...] = ()   # concat: files (relative to the section) hashed in this order
     fmt: str = DEFAULT_FORMAT     # parquet: output format of ``table`` (the run identity's, formats.py)
+    journal: tuple[int, str, int | None] | None = None  # the run journal's (bytes, xxhash64, rows) of the file
+    deep: bool = False            # parquet: decode every column, check values against the schema
 
 
 @dataclass
@@ -157,11 +159,12 @@ def _grow(view: memoryview, n: int) -> bytearray:
     return buf
 
 
-def _open_problem(exc: BaseException, listed: bool) -> str:
+def _open_problem(exc: BaseException, listed: bool, recorded: bool = False) -> str:
     if isinstance(exc, _NotRegular):
         return "not a regular file (refused)"
     if isinstance(exc, FileNotFoundError):
-        return "listed in the manifest but missing" if listed else "missing"
+        return "listed in the manifest but missing" if listed else \
+            "recorded in the run journal but missing" if recorded else "missing"
     if isinstance(exc, OSError) and exc.errno == 40:  # ELOOP: O_NOFOLLOW met a symlink
         return "is a symbolic link (refused: readers would follow it)"
     return f"cannot be read: {exc}"
@@ -272,19 +275,69 @@ def _decode_info(source: Any, table_name: str, fmt: str = DEFAULT_FORMAT) -> dic
     return info
 
 
-def _check_parquet(task: Task, base: str, res: Result) -> None:
-    """A Parquet file: bytes (size, xxhash64), footer (rows, schema, run fingerprint, key statistics)."""
+def _check_bytes(task: Task, size: int, digest: str, res: Result, what: str) -> bool | None:
+    """Size and xxhash64 against the run journal's record and what ``what`` (the manifest) records.
+
+    Returns True when the journal vouches for the bytes (they are the ones
+    the writer renamed into place and checked), None when they differ from
+    a record (a problem is added: the file is not the one written, and its
+    content is not parsed: a corrupt Parquet footer can abort the reader
+    process), False when no record says anything.
+    """
+    rec = task.journal
+    vouched = rec is not None and size == rec[0] and digest == rec[1]
+    differs = False
+    if rec is not None and not vouched:
+        differs = True
+        same = (task.size, task.xxhash64) == (rec[0], rec[1])
+        res.add(task, f"bytes differ from the run journal's record: size {size}, xxhash64 {digest}; recorded "
+                      f"{rec[0]}, {rec[1]}" + (f" (as {what})" if same else ""))
+        if same:
+            return None
+    if task.size is not None and size != task.size:
+        differs = True
+        res.add(task, f"size {size} differs from {what} ({task.size})")
+    if task.xxhash64 is not None and digest != task.xxhash64:
+        differs = True
+        res.add(task, f"xxhash64 {digest} differs from {what} ({task.xxhash64})")
+    return None if differs else vouched
+
+
+def _check_plain(task: Task, base: str, res: Result) -> None:
+    """Any file the run journal records: its bytes (size, xxhash64) are the recorded ones."""
+    try:
+        _data, size, digest, _sha = _read(f"{base}/{task.rel}", False)
+    except (OSError, _NotRegular) as exc:
+        res.add(task, _open_problem(exc, False, True))
+        return
+    res.digest = digest
+    _check_bytes(task, size, digest, res, "the run journal")
+
+
+def _check_parquet(task: Task, base: str, res: Result, codes: Mapping[str, frozenset[int]]) -> None:
+    """A Parquet file: bytes (size, xxhash64), footer (rows, schema, run fingerprint, key statistics).
+
+    A file whose bytes are the ones the run journal records was checked by
+    its writer: its footer is parsed only when the report needs its
+    figures (``keep``), its key columns decoded (``decode``) or every
+    column checked (``deep``).
+    """
     path = f"{base}/{task.rel}"
     try:
         data, size, digest, sha = _read(path, task.sha256)
     except (OSError, _NotRegular) as exc:
-        res.add(task, _open_problem(exc, task.rows is not None))
+        res.add(task, _open_problem(exc, task.rows is not None, task.journal is not None))
         return
     res.digest, res.sha256 = digest, sha
-    if task.size is not None and size != task.size:
-        res.add(task, f"size {size} differs from the manifest ({task.size})")
-    if task.xxhash64 is not None and digest != task.xxhash64:
-        res.add(task, f"xxhash64 {digest} differs from the manifest ({task.xxhash64})")
+    vouched = _check_bytes(task, size, digest, res, "the manifest")
+    rec = task.journal
+    if rec is not None and rec[2] is not None and task.rows is not None and rec[2] != task.rows:
+        res.add(task, f"the manifest records {task.rows} rows, the run journal {rec[2]}")
+    if vouched is None:
+        return  # not the bytes written: reported, never parsed
+    if vouched and not (task.keep or task.decode or task.deep):
+        res.rows = rec[2] if rec is not None and rec[2] is not None else task.rows
+        return
     pybuf = pa.py_buffer(data) if data is not None else None
 
     def source() -> Any:
@@ -305,6 +358,64 @@ def _check_parquet(task: Task, base: str, res: Result) -> None:
             if res.info.get("distinct_keys", res.info["rows"]) != res.info["rows"]:
                 res.add(task, f"{res.info['rows'] - res.info['distinct_keys']} rows repeat the key of another "
                               f"row ({', '.join(c for c in _key_columns(task.table, task.fmt))})")
+    if task.deep and task.table is not None:
+        try:
+            _check_values(task, pq.ParquetFile(source()).read(use_threads=False), codes, res)
+        except Exception as exc:  # noqa: BLE001 - undecodable data is a problem
+            res.add(task, f"columns do not decode: {type(exc).__name__}: {exc}")
+
+
+def _values(chunk: pa.Array, dtype: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values of a primitive chunk as NumPy (a view of its buffer) and its validity (None: no nulls)."""
+    lo, hi = chunk.offset, chunk.offset + len(chunk)
+    if dtype == "bool":
+        bits = np.unpackbits(np.frombuffer(chunk.buffers()[1], dtype=np.uint8), bitorder="little")[lo:hi]
+        values = bits.astype(bool)
+    else:
+        values = np.frombuffer(chunk.buffers()[1], dtype=dtype)[lo:hi]
+    valid = None
+    if chunk.null_count:
+        valid = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), bitorder="little")[lo:hi] == 1
+    return values, valid
+
+
+def _check_values(task: Task, tbl: pa.Table, codes: Mapping[str, frozenset[int]], res: Result) -> None:
+    """Every column against the spec: no null where it says not null, floats finite, codes in ``codes.json``."""
+    assert task.table is not None
+    for col in table(task.table, task.fmt).columns:
+        if col.name not in tbl.column_names:
+            continue  # the footer check named it
+        arr = tbl.column(col.name)
+        if arr.type != col.arrow_type:
+            continue  # the footer check named it
+        if not col.nullable and arr.null_count:
+            res.add(task, f"column {col.name!r}: {arr.null_count} null(s) where the spec says not null")
+        domain = codes.get(col.name.removesuffix("_code")) if col.name.endswith("_code") else None
+        if col.type_code != "f64" and domain is None:
+            continue
+        bad_float = 0
+        bad_codes: set[int] = set()
+        for chunk in arr.chunks:
+            if not len(chunk) or chunk.null_count == len(chunk):
+                continue
+            values, valid = _values(chunk, col.numpy_dtype)
+            if col.type_code == "f64":
+                wrong = ~np.isfinite(values)
+            else:
+                assert domain is not None
+                wrong = ~np.isin(values, np.fromiter(domain, dtype=np.int64))
+            if valid is not None:
+                wrong &= valid
+            if wrong.any():
+                if col.type_code == "f64":
+                    bad_float += int(wrong.sum())
+                else:
+                    bad_codes.update(int(v) for v in np.unique(values[wrong])[:10])
+        if bad_float:
+            res.add(task, f"column {col.name!r}: {bad_float} value(s) not finite (NaN or infinite)")
+        if bad_codes:
+            res.add(task, f"column {col.name!r}: code(s) {sorted(bad_codes)} not in codes.json's "
+                          f"{col.name.removesuffix('_code')!r}")
 
 
 def _check_footer(task: Task, meta: Any, res: Result) -> None:
@@ -342,14 +453,13 @@ def _check_stage(task: Task, base: str, res: Result) -> None:
     try:
         _data, size, digest, _sha = _read(path, False)
     except (OSError, _NotRegular) as exc:
-        res.add(task, _open_problem(exc, False))
+        res.add(task, _open_problem(exc, False, task.journal is not None))
         return
     del _data
     res.digest = digest
-    if task.size is not None and size != task.size:
-        res.add(task, f"size {size} differs from the checkpoint's metadata.json ({task.size})")
-    if task.xxhash64 is not None and digest != task.xxhash64:
-        res.add(task, f"xxhash64 {digest} differs from the checkpoint's metadata.json ({task.xxhash64})")
+    vouched = _check_bytes(task, size, digest, res, "the checkpoint's metadata.json")
+    if vouched is None or (vouched and not task.deep):
+        return  # not the bytes written (reported), or the ones its writer renamed into place (and checked)
     kind = task.rel.split("/")[-2]
     try:
         obj = _READERS[kind](path)  # the readers validate the content (without copying the coefficients)
@@ -379,15 +489,28 @@ def _check_concat(task: Task, base: str, res: Result) -> None:
 
 
 _WORKERS: Final[dict[str, Callable[[Task, str, Result], None]]] = {
-    "parquet": _check_parquet, "stage": _check_stage, "concat": _check_concat,
+    "stage": _check_stage, "concat": _check_concat, "bytes": _check_plain,
 }
 
 
-def run_one(task: Task, bases: Mapping[str, str]) -> Result:
-    """Check one file; every finding is in the result (whatever the worker found before any failure)."""
+def run_one(task: Task, bases: Mapping[str, str], codes: Mapping[str, frozenset[int]] | None = None) -> Result:
+    """Check one file; every finding is in the result (whatever the worker found before any failure).
+
+    Parameters
+    ----------
+    task : Task
+        The file and what it must be.
+    bases : mapping
+        Section name -> its directory.
+    codes : mapping, optional
+        Code map name (``operative_state``, ...) -> the codes ``codes.json`` defines (``deep`` tasks).
+    """
     res = Result()
     try:
-        _WORKERS[task.kind](task, bases[task.section], res)
+        if task.kind == "parquet":
+            _check_parquet(task, bases[task.section], res, codes or {})
+        else:
+            _WORKERS[task.kind](task, bases[task.section], res)
     except Exception as exc:  # noqa: BLE001 - never raised: one more problem (and MPI peers never hang)
         res.add(task, f"could not be checked: {type(exc).__name__}: {exc}")
     return res
@@ -461,6 +584,10 @@ def _reduce(partial: Partial, task: Task, res: Result, refs: Mapping[str, Refere
             and res.signature != ref.signature:
         partial.problems.append(Problem(task.rel, f"{_describe(res.signature)}; scenario {ref.scenario} (the "
                                                   f"reference) has {_describe(ref.signature)}"))
+    elif task.table != "generic_violations" and ref.signature is not None and res.signature is None \
+            and res.rows is not None and res.rows != ref.signature[0]:  # footer not parsed: the recorded rows
+        partial.problems.append(Problem(task.rel, f"{res.rows} rows; scenario {ref.scenario} (the reference) has "
+                                                  f"{ref.signature[0]} rows"))
     if res.info is not None and task.fmt == DEFAULT_FORMAT:  # SPEC §4 row formulas: the spec's layout only
         costs = refs["costs"].info if "costs" in refs else None
         want = formula(task.table, res.info, costs, detail)
@@ -470,7 +597,7 @@ def _reduce(partial: Partial, task: Task, res: Result, refs: Mapping[str, Refere
 
 
 def run_tasks(tasks: Sequence[Task], bases: Mapping[str, str], refs: Mapping[str, Reference], detail: str,
-               threads: int) -> Partial:
+              threads: int, codes: Mapping[str, frozenset[int]] | None = None) -> Partial:
     """Check ``tasks`` on ``threads`` threads, reducing each result as it comes.
 
     Parameters
@@ -485,6 +612,8 @@ def run_tasks(tasks: Sequence[Task], bases: Mapping[str, str], refs: Mapping[str
         The simulation's detail level (which SPEC §4 formula applies).
     threads : int
         Worker threads; 1 runs in the calling thread.
+    codes : mapping, optional
+        The codes of ``codes.json`` (the ``deep`` value check of code columns).
 
     Returns
     -------
@@ -494,12 +623,12 @@ def run_tasks(tasks: Sequence[Task], bases: Mapping[str, str], refs: Mapping[str
     partial = Partial()
     if threads <= 1 or len(tasks) < 2:
         for t in tasks:
-            _reduce(partial, t, run_one(t, bases), refs, detail)
+            _reduce(partial, t, run_one(t, bases, codes), refs, detail)
         _local.buf = None  # the caller's thread keeps no read buffer
         return partial
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="validate") as pool:
         for start in range(0, len(tasks), _BATCH):
             batch = tasks[start:start + _BATCH]
-            for t, res in zip(batch, pool.map(lambda t: run_one(t, bases), batch), strict=True):
+            for t, res in zip(batch, pool.map(lambda t: run_one(t, bases, codes), batch), strict=True):
                 _reduce(partial, t, res, refs, detail)
     return partial

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 from ..atomic import is_temp_name
+from ..documents import parse_json_document
 from ..formats import recorded_format
-from ..hashing import sha256_json
+from ..hashing import sha256_json, xxh64_hex
 from ..identity import RunIdentity
+from ..journal import JournalEntry
 from ..layout import (
     DATA_FILE,
     MANIFEST_NAME,
@@ -25,6 +27,7 @@ from ..layout import (
     parse_partition_file,
 )
 from ..manifest import (
+    FileEntry,
     SimulationManifest,
     TrainingManifest,
     combined_checksum,
@@ -38,7 +41,7 @@ from ..training.dictionaries import dictionary_files
 from ..training.metadata import RunMetadata, read_metadata
 from .files import Reference, Task
 from .report import Problem
-from .tree import temp_or_unexpected, walk
+from .tree import not_regular, temp_or_unexpected, walk
 
 __all__ = ["BOUNDS", "CONVERGENCE", "DICTIONARIES", "ITERATIONS", "METADATA", "RANK_DIR", "Plan",
            "plan_simulation", "plan_training"]
@@ -86,6 +89,46 @@ class Plan:
     policy_required: str | None = None            # why a policy must exist
     policy_latest: str | None = None              # latest checkpoint dir, relative to policy/
     policy_metas: dict[str, PolicyMetadata] = field(default_factory=dict)
+    deep: bool = False
+    journal: dict[str, JournalEntry] | None = None  # OUT-relative path -> record; None: no run journal
+    seen: list[str] = field(default_factory=list)   # OUT-relative path of every regular file the walks met
+    codes: dict[str, frozenset[int]] = field(default_factory=dict)  # codes.json (the deep value checks)
+
+    def record(self, section: str, rel: str) -> tuple[int, str, int | None] | None:
+        """The run journal's ``(bytes, xxhash64, rows)`` of ``section/rel``; None when it records none.
+
+        Parameters
+        ----------
+        section : str
+            ``simulation``, ``training``, ``policy`` or the output root.
+        rel : str
+            The file, relative to its section.
+        """
+        if self.journal is None:
+            return None
+        e = self.journal.get(f"{section}/{rel}" if section else rel)
+        return None if e is None else (e.bytes, e.xxhash64, e.rows)
+
+    def walk(self, section: str, directory: Path, classify: Callable[[str, str], tuple[bool, str | None]],
+             sub: str = "") -> None:
+        """Walk ``directory`` (``section/sub``): problems into the plan, regular files into :attr:`seen`.
+
+        Parameters
+        ----------
+        section : str
+            The section the directory belongs to.
+        directory : Path
+            Walked (see :func:`~.tree.walk`).
+        classify : callable
+            ``classify(rel, kind) -> (enter, problem)``, ``rel`` relative to ``directory``.
+        sub : str
+            ``directory`` relative to the section (``""``: the section's directory itself).
+        """
+        files: list[str] = []
+        pre = f"{sub}/" if sub else ""
+        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files)
+        top = f"{section}/{pre}" if section else pre
+        self.seen.extend(top + f for f in files)
 
     def add(self, section: str, file: str, problem: str) -> None:
         """Record a problem found while planning.
@@ -103,10 +146,29 @@ class Plan:
 
 
 def _read_manifest(kind: str, path: Path, plan: Plan, section: str) -> Any:
-    """A manifest through its schema-checked reader; one problem line (never a traceback) when it fails."""
+    """A manifest through its schema-checked reader; one problem line (never a traceback) when it fails.
+
+    The JSON is parsed once.  When the run journal vouches for the
+    manifest's bytes (its writer checked them), the per-file entries of
+    ``files`` (10^4 of them at 1,000 scenarios) are taken as they are
+    instead of walking each one through the schema check again.
+    """
+    why = not_regular(path)
+    if why is not None:
+        plan.add(section, MANIFEST_NAME, f"unreadable: {why}")
+        return None
     reader: Callable[[Path], Any] = read_simulation_manifest if kind == "simulation" else read_training_manifest
     try:
-        return reader(path)
+        rec = plan.record(section, MANIFEST_NAME)
+        if kind != "simulation" or rec is None:
+            return reader(path)
+        data = path.read_bytes()
+        doc = parse_json_document(data, str(path))
+        files = doc.get("files") if isinstance(doc, dict) else None
+        if (len(data), xxh64_hex(data)) != rec[:2] or not isinstance(files, dict):
+            return SimulationManifest.from_dict(doc, str(path))
+        manifest = SimulationManifest.from_dict({**doc, "files": {}}, str(path))
+        return replace(manifest, files={p: FileEntry(e["rows"], e["bytes"], e["xxhash64"]) for p, e in files.items()})
     except Exception as exc:  # noqa: BLE001 - OutputError, or any other failure of a malformed document
         detail = str(exc) if hasattr(exc, "kind") else f"malformed ({type(exc).__name__}: {exc})"
         plan.add(section, MANIFEST_NAME, f"unreadable: {detail}")
@@ -158,8 +220,7 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
             plan.add(s, MANIFEST_NAME, "unreadable: malformed (" + "; ".join(bad) + ")")
             manifest = None
     if manifest is None:
-        walk(sim, lambda rel, kind: _sim_entry(rel, kind, None),
-              lambda rel, msg: plan.add(s, rel, msg))
+        plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, None))
         return
     plan.status, plan.detail, plan.scenarios_completed = manifest.status, manifest.detail, \
         manifest.scenarios_completed
@@ -185,7 +246,7 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
             rel = f"{TABLES[tname].directory}/scenario_id={written:04d}/{DATA_FILE}"
             if rel not in manifest.files:
                 plan.add(s, rel, f"partition {part} is listed as written but this file is not in the manifest")
-    walk(sim, lambda rel, kind: _sim_entry(rel, kind, manifest), lambda rel, msg: plan.add(s, rel, msg))
+    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest))
     # file tasks: the lowest listed scenario of each table is the reference (decoded first, on rank 0)
     tables = set(manifest.tables) | ({"scenario_totals"} if manifest.detail == "summary" else set())
     scenarios: set[int] = set()
@@ -213,8 +274,8 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
         e = manifest.files[rel]
         is_ref = name is not None and ref_rel[name][1] == rel
         task = Task("parquet", s, rel, table=name, rows=e.rows, size=e.bytes, xxhash64=e.xxhash64,
-                     fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
-                    fmt=plan.format)
+                    fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
+                    fmt=plan.format, journal=plan.record(s, rel), deep=deep and name is not None)
         (plan.ref_tasks if is_ref else plan.tasks).append(task)
 
 
@@ -306,7 +367,10 @@ def plan_training(train: Path, plan: Plan) -> None:
             plan.policy_required = "training/_manifest.json records a policy checksum"
     # metadata.json
     md: RunMetadata | None = None
-    if (train / METADATA).exists() or (train / METADATA).is_symlink():
+    why = not_regular(train / METADATA)
+    if why is not None:
+        plan.add(t, METADATA, f"unreadable: {why}")
+    elif (train / METADATA).exists():
         try:
             md = read_metadata(train / METADATA)
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
@@ -367,7 +431,7 @@ def plan_training(train: Path, plan: Plan) -> None:
             return False, None
         return False, temp_or_unexpected(rel, kind)
 
-    walk(train, classify, lambda rel, msg: plan.add(t, rel, msg))
+    plan.walk(t, train, classify)
     # files: required when the manifest is final; checked whenever present
     wanted = [(CONVERGENCE, "convergence", True), (ITERATIONS, "iteration_timing", False)]
     tfmts = {"convergence": tfmt, "iteration_timing": tfmt}  # rank timing parts: the spec's in every format
@@ -376,13 +440,15 @@ def plan_training(train: Path, plan: Plan) -> None:
     for rel, tname, sha in wanted:
         if (train / rel).exists() or (train / rel).is_symlink():
             plan.tasks.append(Task("parquet", t, rel, table=tname, fingerprint=fp, keep=True, sha256=sha,
-                                   fmt=tfmts.get(tname, DEFAULT_FORMAT)))
+                                   fmt=tfmts.get(tname, DEFAULT_FORMAT), journal=plan.record(t, rel),
+                                   deep=plan.deep))
         elif final:
             plan.add(t, rel, "missing although the training manifest is final")
     if (train / BOUNDS).exists():
         # The dictionaries' writer does not stamp the run fingerprint yet: a foreign one is reported, a
         # missing one tolerated (make it required once write_dictionaries passes the identity's footer).
-        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp, fmt=tfmt))
+        plan.tasks.append(Task("parquet", t, BOUNDS, table="bounds", fingerprint=fp, fmt=tfmt,
+                               journal=plan.record(t, BOUNDS), deep=plan.deep))
     if final:
         for name in dictionary_files(tfmt):
             rel = f"{DICTIONARIES}/{name}"

@@ -23,7 +23,7 @@ from ..layout import (
 from ..policy.records import STAGE_SUBDIRS, PolicyMetadata
 from .files import Task
 from .plan import DICTIONARIES, Plan
-from .tree import temp_or_unexpected, walk
+from .tree import not_regular, temp_or_unexpected, walk
 
 __all__ = ["plan_policy"]
 
@@ -72,7 +72,9 @@ def plan_policy(pol: Path, plan: Plan) -> None:
             return  # the expected links, checked below
         plan.add(p, rel, msg)
 
-    walk(pol, classify_top, report_top)
+    files: list[str] = []
+    walk(pol, classify_top, report_top, files)
+    plan.seen.extend(f"{p}/{f}" for f in files)
     for name in STAGE_SUBDIRS + LINKED_FILES:
         link = pol / name
         want = f"{LATEST_LINK}/{name}"
@@ -126,7 +128,10 @@ def _plan_checkpoint(pol: Path, rel: str, plan: Plan) -> None:
     p = POLICY_DIR
     ckpt = pol / rel
     meta_rel = f"{rel}/metadata.json"
+    why = not_regular(ckpt / "metadata.json")
     try:
+        if why is not None:
+            raise ValueError(why)
         raw = read_json_document(ckpt / "metadata.json", f"{p}/{meta_rel}")
         meta = PolicyMetadata.from_dict(raw, f"{p}/{meta_rel}")
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
@@ -149,7 +154,7 @@ def _plan_checkpoint(pol: Path, rel: str, plan: Plan) -> None:
             return False, None
         return False, temp_or_unexpected(sub, kind)
 
-    walk(ckpt, classify, lambda sub, msg: plan.add(p, f"{rel}/{sub}", msg))
+    plan.walk(p, ckpt, classify, rel)
     if meta is None:
         return
     plan.policy_metas[rel] = meta
@@ -176,7 +181,8 @@ def _plan_checkpoint(pol: Path, rel: str, plan: Plan) -> None:
                 plan.add(p, f"{rel}/{srel}", "not recorded in metadata.json's files (a file this checkpoint "
                                              "did not write)")
             plan.tasks.append(Task("stage", p, f"{rel}/{srel}", size=size, xxhash64=digest, stage_id=sid,
-                                   state_dimension=meta.state_dimension if kind != "basis" else -1))
+                                   state_dimension=meta.state_dimension if kind != "basis" else -1,
+                                   journal=plan.record(p, f"{rel}/{srel}"), deep=plan.deep))
     if recorded is None:
         return
     sd = recorded.pop("state_dictionary.json", None)

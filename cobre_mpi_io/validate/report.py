@@ -150,6 +150,9 @@ class ValidationReport:
         The manifests' statuses (None when absent or unreadable).
     checkpoints_checked : int
         Policy checkpoints checked.
+    journal_records : int or None
+        Files the run journal records (None: the output has no run journal,
+        so files no manifest hashes could not be checked byte for byte).
     """
 
     directory: str
@@ -159,6 +162,7 @@ class ValidationReport:
     status: str | None = None
     training_status: str | None = None
     checkpoints_checked: int = 0
+    journal_records: int | None = None
 
     @property
     def valid(self) -> bool:
@@ -189,9 +193,11 @@ class ValidationReport:
     def verdict(self) -> str:
         """One line: the directory, valid or how many problems, what was checked, the statuses."""
         verdict = "valid" if self.valid else f"INVALID ({len(self.problems):,} problem(s))"
+        journal = "no run journal" if self.journal_records is None else \
+            f"against {self.journal_records:,} journal records"
         return (f"{self.directory}: {verdict}; {self.files_checked} files, {self.scenarios_checked} scenarios, "
-                f"{self.checkpoints_checked} policy checkpoint(s) checked; simulation {self.status or '-'}, "
-                f"training {self.training_status or '-'}")
+                f"{self.checkpoints_checked} policy checkpoint(s) checked ({journal}); simulation "
+                f"{self.status or '-'}, training {self.training_status or '-'}")
 
     def lines(self, *, every: bool = False, limit: int = SUMMARY_LINES) -> list[str]:
         """What ``validate`` prints: :func:`summarize` of the problems, then :meth:`verdict`.
@@ -210,6 +216,6 @@ class ValidationReport:
         return {"directory": self.directory, "valid": self.valid, "status": self.status,
                 "training_status": self.training_status, "files_checked": self.files_checked,
                 "scenarios_checked": self.scenarios_checked, "checkpoints_checked": self.checkpoints_checked,
-                "kinds": self.kinds(),
+                "journal_records": self.journal_records, "kinds": self.kinds(),
                 "problems": [{"section": p.section, "file": p.file, "path": p.path, "problem": p.problem}
                              for p in self.problems]}

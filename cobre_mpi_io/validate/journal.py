@@ -1,0 +1,135 @@
+"""``validate`` against the run journal: every file of the tree is one the run recorded, with its bytes.
+
+The run journal (:mod:`cobre_mpi_io.journal`, ``OUT/_journal/files/``)
+holds one record (path, bytes, xxhash64, rows) per file a rank renamed into
+place, the last record of a path winning and removals dropping it.
+Planning (rank 0) reads it once (:func:`read_run_journal`); every file task
+carries its file's record (:meth:`Plan.record <.plan.Plan.record>`), so the
+worker that reads and hashes the file compares the bytes with it.  After
+the walks, :func:`plan_unrecorded` finds:
+
+- **unlisted** files: regular files of the tree the journal does not record
+  (a file this run did not write);
+- **missing** files: records whose file is gone;
+- the files no other check reads (manifests, ``_SUCCESS``, ``metadata.json``,
+  the dictionaries, policy metadata): one hash-only task each.
+
+A file whose bytes hash to its record is the file its writer wrote and
+checked: workers skip its footer (see :func:`.files.run_one`).  Temp names,
+``_claim.json`` and ``_journal/`` itself are the only files without a
+record.  An output with no ``_journal/`` at all (written before the journal,
+or by writers outside a run) is validated against its manifests alone, and
+the report says so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+from ..atomic import is_temp_name
+from ..errors import OutputError
+from ..journal import read_journal
+from ..layout import JOURNAL_DIR, SIMULATION_DIR
+from .files import Task
+from .plan import Plan
+from .report import Problem
+from .tree import not_regular
+
+__all__ = ["journal_root", "plan_unrecorded", "read_run_journal"]
+
+_NO_RECORD: Final = "unlisted: no record in the run journal (a file this run did not write)"
+
+
+def journal_root(path: Path, mode: str) -> Path | None:
+    """The output root whose ``_journal/`` covers the validated ``path``; None when there is none.
+
+    Parameters
+    ----------
+    path : Path
+        What ``validate`` was given: ``OUT``, or ``OUT/simulation`` alone.
+    mode : str
+        ``"root"`` or ``"simulation"`` (``path`` is a simulation directory).
+    """
+    out = path if mode == "root" else path.parent
+    if mode == "simulation" and path.name != SIMULATION_DIR:
+        return None
+    return out if os.path.lexists(out / JOURNAL_DIR) else None
+
+
+def read_run_journal(plan: Plan, out: Path) -> None:
+    """Read ``out``'s run journal into ``plan.journal`` (a problem line when it cannot be read).
+
+    Parameters
+    ----------
+    plan : Plan
+        Receives the records (only those below ``simulation/`` when a simulation directory is validated alone).
+    out : Path
+        The output root holding ``_journal/``.
+    """
+    where = out / JOURNAL_DIR
+    if os.path.islink(where) or not where.is_dir():
+        plan.add("", JOURNAL_DIR, "not a directory (refused): the run journal cannot be read")
+        plan.journal = {}
+        return
+    try:
+        entries = read_journal(out)
+    except OutputError as exc:
+        plan.add("", JOURNAL_DIR, f"unreadable: {exc}")
+        entries = {}
+    if plan.mode == "simulation":
+        entries = {p: e for p, e in entries.items() if p.startswith(SIMULATION_DIR + "/")}
+    plan.journal = entries
+
+
+def plan_unrecorded(plan: Plan, out: Path) -> None:
+    """Compare the files the walks saw with the journal: unlisted, missing, and hash-only tasks.
+
+    Parameters
+    ----------
+    plan : Plan
+        After every section is planned (its tasks, its walks' :attr:`~.plan.Plan.seen`).
+    out : Path
+        The output root the journal's paths are relative to.
+    """
+    journal = plan.journal
+    if journal is None:
+        return
+    flagged = {p.path for p in plan.problems}
+    tasked = {f"{t.section}/{t.rel}" if t.section else t.rel
+              for t in (*plan.tasks, *plan.ref_tasks) if t.kind != "concat"}
+    seen = set(plan.seen)
+    for path in plan.seen:
+        if is_temp_name(path.rsplit("/", 1)[-1]):
+            continue  # reported by the walk as a stray temp
+        e = journal.get(path)
+        if e is None:
+            if path not in flagged:  # an unexpected file is reported once, as such
+                plan.problems.append(_problem(path, _NO_RECORD))
+            continue
+        if path in tasked:
+            continue  # its task carries the record
+        section, _, rel = path.partition("/")
+        plan.tasks.append(Task("bytes", section, rel, journal=(e.bytes, e.xxhash64, e.rows)))
+    for path in sorted(set(journal) - seen - tasked):
+        if path in flagged:
+            continue
+        target = out / path
+        parts = path.split("/")
+        if os.path.islink(target) or any("/".join(parts[:i]) in flagged for i in range(1, len(parts))):
+            continue  # a link (the policy's fixed paths) or below a directory already reported
+        if not os.path.lexists(target):
+            plan.problems.append(_problem(path, "recorded in the run journal but missing"))
+        elif not target.is_dir():
+            why = not_regular(target)
+            if why is not None:
+                plan.problems.append(_problem(path, why))
+
+
+def _problem(path: str, message: str) -> Problem:
+    section, _, rel = path.partition("/")
+    if section not in ("simulation", "training", "policy"):
+        return Problem(path, message, "")
+    return Problem(rel, message, section)
+
