@@ -70,8 +70,26 @@ def read_manifest(out: Path, section: str = "simulation") -> dict[str, Any]:
     return doc
 
 
+def journal_record(out: Path, rel: str) -> None:
+    """Record ``OUT/rel``'s bytes in the run journal (when the run has one), as a consistent writer would.
+
+    The tests below that rewrite a file 'consistently' (manifest and journal agree with the new bytes) check
+    what validate finds beyond the bytes; ``tests/test_validate_journal.py`` checks the bytes.
+    """
+    if not (out / "_journal").is_dir():
+        return
+    from cobre_mpi_io.journal import RankJournal, journal_files
+
+    data = (out / rel).read_bytes()
+    rows = pq.read_metadata(out / rel).num_rows if rel.endswith(".parquet") else None
+    j = RankJournal(out, max((a for a, _r, _p in journal_files(out)), default=0) + 1, 0)
+    j.record(rel, len(data), xxhash.xxh64_hexdigest(data), rows)
+    j.close()
+
+
 def write_manifest(out: Path, doc: dict[str, Any], section: str = "simulation") -> None:
     (out / section / "_manifest.json").write_text(json.dumps(doc, indent=1))
+    journal_record(out, f"{section}/_manifest.json")
 
 
 def record_file(out: Path, rel: str) -> None:
@@ -83,6 +101,7 @@ def record_file(out: Path, rel: str) -> None:
                        "xxhash64": xxhash.xxh64_hexdigest(data)}
     m["checksum"]["value"] = combined_checksum({k: v["xxhash64"] for k, v in m["files"].items()})
     write_manifest(out, m)
+    journal_record(out, f"simulation/{rel}")
 
 
 def rewrite_parquet(path: Path, tbl: pa.Table, fingerprint: str | None) -> None:
@@ -148,6 +167,11 @@ def test_truncated_file_is_one_finding_per_fact(run: Path, baseline: set[str]) -
     (sim(run) / rel).write_bytes(data[: len(data) // 2])
     got = new_problems(run, baseline)
     # bytes that are not the recorded ones are reported, never parsed (a corrupt footer can abort pyarrow)
+    if (run / "_journal").is_dir():  # the journal and the manifest record the same: one line
+        assert len(got) == 1, got
+        assert got[0].startswith(f"simulation/{rel}: bytes differ from the run journal's record: size "
+                                 f"{len(data) // 2}, ") and got[0].endswith("(as the manifest)")
+        return
     assert len(got) == 2, got
     assert got[0].startswith(f"simulation/{rel}: size {len(data) // 2} differs from the manifest ({len(data)})")
     assert got[1].startswith(f"simulation/{rel}: xxhash64 ")
@@ -308,7 +332,8 @@ def test_flipped_byte_and_missing_file(run: Path, baseline: set[str]) -> None:
     gone = partition_file("exchanges", 1)
     (sim(run) / gone).unlink()
     got = new_problems(run, baseline)
-    assert any(g.startswith(f"simulation/{rel}: xxhash64 ") for g in got), got
+    assert any(g.startswith((f"simulation/{rel}: xxhash64 ", f"simulation/{rel}: bytes differ from the run journal"))
+               for g in got), got
     assert f"simulation/{gone}: listed in the manifest but missing" in got
     assert all(rel in g or gone in g for g in got), got
 
@@ -379,9 +404,15 @@ def _ensure_fingerprinted(out: Path) -> str:
 
 
 def test_file_from_another_run_is_reported(run: Path) -> None:
+    # a run's journal records the bytes its writers wrote: a file from another run differs from its record
+    rel = partition_file("costs", 1)
+    if (run / "_journal").is_dir():
+        rewrite_parquet(sim(run) / rel, pq.read_table(sim(run) / rel), OTHER_FINGERPRINT)
+        got = [p for p in problems(run) if p.startswith(f"simulation/{rel}:")]
+        assert len(got) == 1 and "bytes differ from the run journal's record" in got[0], got
+        shutil.rmtree(run / "_journal")  # below: an output without a journal, where the footer tells
     fp = _ensure_fingerprinted(run)
     before = problems(run)
-    rel = partition_file("costs", 1)
     rewrite_parquet(sim(run) / rel, pq.read_table(sim(run) / rel), OTHER_FINGERPRINT)
     record_file(run, rel)  # sizes and hashes agree: only the identity differs
     got = sorted(problems(run) - before)
@@ -395,6 +426,7 @@ def test_file_from_another_run_is_reported(run: Path) -> None:
 
 
 def test_fingerprint_check_skipped_only_without_a_manifest_fingerprint(run: Path) -> None:
+    shutil.rmtree(run / "_journal", ignore_errors=True)  # an output without a journal: the footer tells
     _ensure_fingerprinted(run)
     rel = partition_file("costs", 1)
     rewrite_parquet(sim(run) / rel, pq.read_table(sim(run) / rel), OTHER_FINGERPRINT)
@@ -625,7 +657,8 @@ def test_split_over_ranks_gives_every_rank_the_report_of_one_process(mpi_tmp_pat
         assert alone is not None and split.to_dict() == alone.to_dict()
         assert sum("xxhash64" in p.problem for p in split.problems) == n
         assert any(p.file.endswith("notes.txt") for p in split.problems)
-        assert split.files_checked == alone.files_checked == len(read_manifest(out)["files"])
+        # the partitions, and the manifest and _SUCCESS the journal records
+        assert split.files_checked == alone.files_checked == len(read_manifest(out)["files"]) + 2
     comm.Barrier()
 
 

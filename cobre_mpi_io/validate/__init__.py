@@ -284,6 +284,7 @@ def _assemble(plan: Plan, partials: Sequence[Partial]) -> ValidationReport:
     report.status, report.training_status = plan.status, plan.training_status
     report.scenarios_checked, report.checkpoints_checked = plan.scenarios, plan.checkpoints
     report.journal_records = None if plan.journal is None else len(plan.journal)
+    report.unjournaled = list(plan.unjournaled)
     kept: dict[tuple[str, str], Result] = {}
     found: list[Problem] = []
     for part in partials:

@@ -19,7 +19,10 @@ checked: workers skip its footer (see :func:`.files.run_one`).  Temp names,
 ``_claim.json`` and ``_journal/`` itself are the only files without a
 record.  An output with no ``_journal/`` at all (written before the journal,
 or by writers outside a run) is validated against its manifests alone, and
-the report says so.
+the report says so; so does a section (``training/``, ``policy/``) of which
+the journal records no file at all (written by a version whose writers of
+that section did not record yet): its files are checked as before, without
+"unlisted" lines.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
     journal = plan.journal
     if journal is None:
         return
+    covered = {p.split("/", 1)[0] for p in journal}
+    plan.unjournaled = sorted({p.split("/", 1)[0] for p in plan.seen} - covered)
     flagged = {p.path for p in plan.problems}
     tasked = {f"{t.section}/{t.rel}" if t.section else t.rel
               for t in (*plan.tasks, *plan.ref_tasks) if t.kind != "concat"}
@@ -105,11 +110,11 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
             continue  # reported by the walk as a stray temp
         e = journal.get(path)
         if e is None:
-            if path not in flagged:  # an unexpected file is reported once, as such
+            if path not in flagged and path.split("/", 1)[0] in covered:  # an unexpected file: once, as such
                 plan.problems.append(_problem(path, _NO_RECORD))
             continue
-        if path in tasked:
-            continue  # its task carries the record
+        if path in tasked or path in flagged:
+            continue  # its task carries the record; a file already reported gets no second line
         section, _, rel = path.partition("/")
         plan.tasks.append(Task("bytes", section, rel, journal=(e.bytes, e.xxhash64, e.rows)))
     for path in sorted(set(journal) - seen - tasked):

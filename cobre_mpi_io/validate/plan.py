@@ -92,6 +92,7 @@ class Plan:
     deep: bool = False
     journal: dict[str, JournalEntry] | None = None  # OUT-relative path -> record; None: no run journal
     seen: list[str] = field(default_factory=list)   # OUT-relative path of every regular file the walks met
+    unjournaled: list[str] = field(default_factory=list)  # sections with files but no record in the journal
     codes: dict[str, frozenset[int]] = field(default_factory=dict)  # codes.json (the deep value checks)
 
     def record(self, section: str, rel: str) -> tuple[int, str, int | None] | None:

@@ -153,6 +153,9 @@ class ValidationReport:
     journal_records : int or None
         Files the run journal records (None: the output has no run journal,
         so files no manifest hashes could not be checked byte for byte).
+    unjournaled : list of str
+        Sections holding files of which the journal records none (their
+        writers did not record: checked without the journal).
     """
 
     directory: str
@@ -163,6 +166,7 @@ class ValidationReport:
     training_status: str | None = None
     checkpoints_checked: int = 0
     journal_records: int | None = None
+    unjournaled: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -194,7 +198,8 @@ class ValidationReport:
         """One line: the directory, valid or how many problems, what was checked, the statuses."""
         verdict = "valid" if self.valid else f"INVALID ({len(self.problems):,} problem(s))"
         journal = "no run journal" if self.journal_records is None else \
-            f"against {self.journal_records:,} journal records"
+            f"against {self.journal_records:,} journal records" + \
+            "".join(f"; {s or 'the root'}/ not in the journal" for s in self.unjournaled)
         return (f"{self.directory}: {verdict}; {self.files_checked} files, {self.scenarios_checked} scenarios, "
                 f"{self.checkpoints_checked} policy checkpoint(s) checked ({journal}); simulation "
                 f"{self.status or '-'}, training {self.training_status or '-'}")
@@ -216,6 +221,6 @@ class ValidationReport:
         return {"directory": self.directory, "valid": self.valid, "status": self.status,
                 "training_status": self.training_status, "files_checked": self.files_checked,
                 "scenarios_checked": self.scenarios_checked, "checkpoints_checked": self.checkpoints_checked,
-                "journal_records": self.journal_records, "kinds": self.kinds(),
+                "journal_records": self.journal_records, "unjournaled": self.unjournaled, "kinds": self.kinds(),
                 "problems": [{"section": p.section, "file": p.file, "path": p.path, "problem": p.problem}
                              for p in self.problems]}
