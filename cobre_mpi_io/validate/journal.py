@@ -11,6 +11,8 @@ the walks, :func:`plan_unrecorded` finds:
 - **unlisted** files: regular files of the tree the journal does not record
   (a file this run did not write);
 - **missing** files: records whose file is gone;
+- entries of the training manifest's ``files`` (written from the journal)
+  that differ from the journal;
 - the files no other check reads (manifests, ``_SUCCESS``, ``metadata.json``,
   the dictionaries, policy metadata): one hash-only task each.
 
@@ -34,7 +36,7 @@ from typing import Final
 from ..atomic import is_temp_name
 from ..errors import OutputError
 from ..journal import read_journal
-from ..layout import JOURNAL_DIR, SIMULATION_DIR
+from ..layout import JOURNAL_DIR, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
 from .files import Task
 from .plan import Plan
 from .report import Problem
@@ -97,8 +99,19 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
         The output root the journal's paths are relative to.
     """
     journal = plan.journal
+    listed = dict(plan.training.files) if plan.training is not None else {}
     if journal is None:
+        if listed:
+            plan.add("", JOURNAL_DIR, f"missing although training/_manifest.json lists {len(listed)} files as the "
+                                      "run journal recorded them")
         return
+    for path, fe in sorted(listed.items()):  # the training manifest is written from the journal
+        e = journal.get(path)
+        if e is None:
+            plan.add(TRAINING_DIR, MANIFEST_NAME, f"lists {path}, which the run journal does not record")
+        elif (e.bytes, e.xxhash64) != (fe.bytes, fe.xxhash64):
+            plan.add(TRAINING_DIR, MANIFEST_NAME, f"records {path} as {fe.bytes} bytes, xxhash64 {fe.xxhash64}; "
+                                                  f"the run journal as {e.bytes}, {e.xxhash64}")
     covered = {p.split("/", 1)[0] for p in journal}
     plan.unjournaled = sorted({p.split("/", 1)[0] for p in plan.seen} - covered)
     flagged = {p.path for p in plan.problems}
