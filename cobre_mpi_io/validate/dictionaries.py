@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..documents import parse_json_document
+from ..formats import CODE_MEANINGS
 from ..layout import TRAINING_DIR
-from ..schemas import NUMPY_DTYPES
-from ..training.dictionaries import CODES
+from ..schemas import DEFAULT_FORMAT, NUMPY_DTYPES
 from .plan import DICTIONARIES, Plan
 from .tree import not_regular
 
@@ -48,7 +48,7 @@ def _read(plan: Plan, directory: Path, name: str) -> bytes | None:
         return None
 
 
-def _codes(plan: Plan, data: bytes) -> dict[str, frozenset[int]] | None:
+def _codes(plan: Plan, data: bytes, maps: Mapping[str, Any]) -> dict[str, frozenset[int]] | None:
     rel = f"{DICTIONARIES}/codes.json"
     try:
         doc = parse_json_document(data, rel)
@@ -59,7 +59,7 @@ def _codes(plan: Plan, data: bytes) -> dict[str, frozenset[int]] | None:
         plan.add(TRAINING_DIR, rel, f"not a JSON object (a {type(doc).__name__})")
         return None
     out: dict[str, frozenset[int]] = {}
-    for name in CODES:
+    for name in maps:
         m = doc.get(name)
         if not isinstance(m, Mapping):
             plan.add(TRAINING_DIR, rel, f"{name}: missing or not an object of code -> label")
@@ -113,11 +113,11 @@ def _entities(plan: Plan, rows: list[list[str]], codes: Mapping[str, frozenset[i
 
 def _variables(plan: Plan, rows: list[list[str]]) -> None:
     rel = f"{DICTIONARIES}/variables.csv"
-    types = set(NUMPY_DTYPES.values())
+    types = set(NUMPY_DTYPES.values()) if plan.training_format == DEFAULT_FORMAT else None  # Cobre's own names
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
     for line, r in enumerate(rows, start=2):
-        if r[2] not in types:
+        if types is not None and r[2] not in types:
             problems.append(f"line {line}: type {r[2]!r} is not one of {sorted(types)}")
         if r[5] not in ("true", "false"):
             problems.append(f"line {line}: nullable {r[5]!r} is not true or false")
@@ -140,11 +140,12 @@ def check_dictionaries(train: Path, plan: Plan) -> None:
         ``codes.json`` is absent or unreadable).
     """
     d = train / DICTIONARIES
-    plan.codes = {k: frozenset(int(c) for c in v) for k, v in CODES.items()}
+    maps = CODE_MEANINGS[plan.training_format]  # name -> {label: code}
+    plan.codes = {k: frozenset(int(c) for c in v.values()) for k, v in maps.items()}
     if not d.is_dir() or d.is_symlink():
         return
     data = _read(plan, d, "codes.json")
-    codes = _codes(plan, data) if data is not None else None
+    codes = _codes(plan, data, maps) if data is not None else None
     if codes is not None:
         plan.codes.update(codes)
     data = _read(plan, d, "state_dictionary.json")

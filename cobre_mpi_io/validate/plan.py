@@ -78,6 +78,7 @@ class Plan:
     refs: dict[str, Reference] = field(default_factory=dict)
     detail: str = "full"
     format: str = DEFAULT_FORMAT                  # the run identity's output format (formats.recorded_format)
+    training_format: str = DEFAULT_FORMAT         # the format of the training tables and dictionaries
     scenarios_completed: int = 0
     status: str | None = None
     training_status: str | None = None
@@ -411,6 +412,7 @@ def plan_training(train: Path, plan: Plan) -> None:
     world = tm.world_size if tm is not None else None
     tfmt = recorded_format(tm.run_identity if tm is not None else md.extra.get("run_identity") if md is not None
                            else None)  # the output format of the training tables and dictionaries
+    plan.training_format = tfmt
 
     def classify(rel: str, kind: str) -> tuple[bool, str | None]:
         name = rel.rsplit("/", 1)[-1]
