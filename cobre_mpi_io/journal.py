@@ -123,8 +123,11 @@ class JournalEntry:
 
 # ------------------------------------------------------------------ lines
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _line(doc: Mapping[str, Any]) -> bytes:
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _ENCODER.encode(doc)
     return f"{text} {xxh64_hex(text.encode('utf-8'))}\n".encode()
 
 

@@ -149,10 +149,12 @@ def assemble_manifest(parts: Sequence[RankPart], files: Mapping[str, FileEntry],
         lost_sids = {parsed[1] for f in lost if (parsed := parse_partition_file(f)) is not None}
         complete = [s for s in complete if s not in lost_sids]
         shown = ", ".join(sorted(lost)[:5]) + (" ..." if len(lost) > 5 else "")
-        failures.append(Failure(-1, None, "io", f"{len(lost)} file(s) written by a rank are missing or differ in "
-                                                f"size as rank 0 sees them: {shown}", host=None))
-        errors.append(IoError(min(lost), "missing", f"{len(lost)} file(s) a rank wrote are not in the directory "
-                                                    "rank 0 sees (is the output directory shared by every host?)"))
+        failures.append(Failure(-1, None, "io", f"{len(lost)} file(s) written by a rank are missing, differ in "
+                                                f"size or lack their journal record as rank 0 sees them: {shown}",
+                                host=None))
+        errors.append(IoError(min(lost), "missing", f"{len(lost)} file(s) a rank wrote are not (or not so) in the "
+                                                    "directory or the run journal rank 0 sees (is the output "
+                                                    "directory shared by every host?)"))
     missing = ctx.num_scenarios - len(complete)
     if any(p.aborted for p in parts):
         status = "failed"

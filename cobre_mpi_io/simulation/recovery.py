@@ -68,14 +68,23 @@ def _check_fingerprint(path: Path, found: str | None, expected: str) -> None:
                                        "original run, or use an empty output directory")
 
 
-def _file_ok(output_dir: Path, entry: JournalEntry | None, expected_rows: int | None) -> FileRecord | None:
-    """The record of a file whose bytes on disk match its journal entry, else None."""
+def _candidate(entry: JournalEntry | None, expected_rows: int | None) -> JournalEntry | None:
+    """``entry`` when it could be adopted (a record with the expected row count), else None."""
     if entry is None or (expected_rows is not None and entry.rows is not None and entry.rows != expected_rows):
         return None
-    if not verify_entry(output_dir, entry):
-        return None
-    rows = entry.rows if entry.rows is not None else (expected_rows or 0)
-    return FileRecord(entry.path[len(SIMULATION_DIR) + 1:], rows, entry.bytes, entry.xxhash64)
+    return entry
+
+
+def _verified(output_dir: Path, entries: list[JournalEntry], threads: int) -> set[str]:
+    """Paths of ``entries`` whose bytes on disk match; on ``threads`` threads from 64 files up (reads and
+    xxh64 release the GIL: the latency of a network or parallel filesystem is hidden)."""
+    if len(entries) < 64 or threads <= 1:
+        return {e.path for e in entries if verify_entry(output_dir, e)}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        oks = pool.map(lambda e: verify_entry(output_dir, e), entries, chunksize=16)
+        return {e.path for e, ok in zip(entries, oks) if ok}
 
 
 def _refuse_foreign(path: Path, expected_fingerprint: str) -> None:
@@ -88,7 +97,7 @@ def _refuse_foreign(path: Path, expected_fingerprint: str) -> None:
 def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[str],
                    journal: Mapping[str, JournalEntry],
                    expected_rows: Mapping[str, int | None] | None = None,
-                   expected_fingerprint: str | None = None) -> ScanResult:
+                   expected_fingerprint: str | None = None, threads: int = 8) -> ScanResult:
     """Which of ``scenario_ids`` are complete in ``sim_dir``, by the run's journal.
 
     Parameters
@@ -108,6 +117,8 @@ def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[
         <cobre_mpi_io.identity.RunIdentity.fingerprint>`.  When given, every
         existing file that is not adopted (it would be overwritten) and whose
         footer reads must carry it.
+    threads : int, default 8
+        Threads verifying the files (from 64 files up; ``1``: none).
 
     Returns
     -------
@@ -124,6 +135,10 @@ def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[
     tables = tuple(tables)
     rows = expected_rows or {}
     out = sim_dir.parent
+    scenario_ids = list(scenario_ids)
+    wanted = {(sid, t): _candidate(journal.get(f"{SIMULATION_DIR}/{partition_file(t, sid)}"), rows.get(t))
+              for sid in scenario_ids for t in tables}
+    ok = _verified(out, [e for e in wanted.values() if e is not None], threads)
     done: set[int] = set()
     files: list[FileRecord] = []
     for sid in scenario_ids:
@@ -131,9 +146,10 @@ def scan_scenarios(sim_dir: Path, scenario_ids: Iterable[int], tables: Iterable[
         complete = True
         for t in tables:
             rel = partition_file(t, sid)
-            rec = _file_ok(out, journal.get(f"{SIMULATION_DIR}/{rel}"), rows.get(t)) if complete else None
-            if rec is not None:
-                recs.append(rec)
+            e = wanted[sid, t]
+            if complete and e is not None and e.path in ok:
+                recs.append(FileRecord(rel, e.rows if e.rows is not None else (rows.get(t) or 0), e.bytes,
+                                       e.xxhash64))
                 continue
             complete = False
             if expected_fingerprint is not None:
