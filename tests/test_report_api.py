@@ -272,3 +272,25 @@ def test_deficit_panel_says_something() -> None:
     assert [t.get_text() for t in ax.texts if t.get_text()] == ["5 %", "10 %"]
     fig = report.plots.deficit_figure([0, 1], None, [0.0, 0.0], "t")
     assert any("no deficit" in t.get_text() for t in fig.axes[0].texts)
+
+
+# ------------------------------------------------------------------ files that are not regular files
+@pytest.mark.parametrize("place", ["training/convergence.parquet", "training/dictionaries/entities.csv",
+                                   "training/timing/mpi_ranks.parquet/part-rank-0000.parquet",
+                                   "simulation/costs/scenario_id=0003/data.parquet"])
+def test_a_fifo_never_hangs_the_report(run_dir: Path, tmp_path: Path, place: str) -> None:
+    import os
+
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out, symlinks=True)
+    (out / place).unlink()
+    os.mkfifo(out / place)
+    rep = run_cli("report", str(out), check=False, timeout=60)  # a hang fails here (TimeoutExpired)
+    assert "Traceback" not in rep.stderr, rep.stderr
+    if place.endswith("entities.csv"):  # names are cosmetic: ids instead
+        assert rep.returncode == 0 and "bus 0" in rep.stdout
+    elif place.startswith("simulation/"):  # not a partition file: named, not read
+        assert rep.returncode == 0 and "partition(s) the journal lists are missing" in rep.stdout
+        assert "scenario_id=0003" in rep.stdout
+    else:
+        assert rep.returncode == 1 and "FIFO" in rep.stderr and place.split("/")[-1] in rep.stderr, rep.stderr

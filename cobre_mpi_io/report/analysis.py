@@ -53,6 +53,7 @@ analysed over the partitions present (their counts are reported).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
@@ -62,6 +63,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from ..atomic import open_regular
 from ..errors import IoError, OutputError, SchemaError
 from ..layout import TRAINING_DIR, simulation_dir
 from ..schemas import COST_COMPONENTS, table
@@ -111,24 +113,28 @@ def entity_names(output_dir: str | Path) -> dict[str, dict[int, str]]:
     names: dict[str, dict[int, str]] = {k: {} for k in _ENTITY_CODES}
     by_code = {v: k for k, v in _ENTITY_CODES.items()}
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 kind = by_code.get(int(row["entity_type_code"]))
                 if kind is not None:
                     names[kind][int(row["entity_id"])] = row["name"]
     except FileNotFoundError:
         pass
-    except (OSError, KeyError, ValueError, csv.Error):
+    except (OSError, KeyError, ValueError, csv.Error):  # a FIFO there is refused (IoError), never waited on
         return {k: {} for k in _ENTITY_CODES}  # names are cosmetic: fall back to ids
     return names
 
 
 # ------------------------------------------------------------------ training files
 def _read_parquet(path: Path, rel: str, columns: Sequence[str] | None = None) -> Any:
+    """A training Parquet file, opened without blocking (a FIFO or device there is an IoError naming it)."""
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
+        with open_regular(path) as fh:
+            return pq.read_table(fh, columns=list(columns) if columns else None)
+    except IoError:
+        raise
     except OSError as exc:
         if not path.exists():
             raise IoError.from_os_error(path, exc) from exc
@@ -508,9 +514,12 @@ def _summary_totals(output_dir: Path, res: dict[str, Any], extra: dict[str, Any]
     rel = table("scenario_totals").path
     cols = ["scenario_id", "total_cost", *COST_COMPONENTS]
     try:
-        t = pq.read_table(path, columns=cols)
+        with open_regular(path) as fh:  # a FIFO there is refused, never waited on
+            t = pq.read_table(fh, columns=cols)
     except FileNotFoundError:
         return
+    except IoError:
+        raise
     except Exception as exc:  # any reader failure names the file
         raise SchemaError(rel, None, f"not readable Parquet with the columns {cols}: {exc}") from exc
     res["tables"]["scenario_totals"] = {"files": 1, "scenarios": t.num_rows}
