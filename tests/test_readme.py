@@ -111,4 +111,5 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     page = (repo / "report.html").read_text(encoding="utf-8")
     assert page.lstrip().lower().startswith("<!doctype html") and "data:image/svg+xml" in page  # the plots
     assert "== README block" in proc.stdout and "rows of" in proc.stdout  # the reading snippet ran and printed
-    assert "scenario_id" in proc.stdout
+    assert "scenario_id" in proc.stdout and "cvar95" in proc.stdout  # every reader, and cobre_mpi_io.report
+    assert (repo / "stored_volume.png").read_bytes().startswith(b"\x89PNG")
