@@ -211,10 +211,25 @@ def test_convert_018_spec_018(tmp_path: Path) -> None:
     spec = convert_policy(V018, tmp_path / "spec", "spec", durable=False)
     assert (spec.format, spec.value_scale) == ("spec", 1.0)  # recorded in metadata.json
     assert json.loads((tmp_path / "spec" / "metadata.json").read_text())["value_scale"] == 1.0
-    back = convert_policy(tmp_path / "spec", tmp_path / "back", "cobre-0.18", case=CASE018, durable=False)
+    # spec keeps what Cobre 0.18 records (metadata.json "cobre"): back to 0.18 without a case, unchanged
+    back = convert_policy(tmp_path / "spec", tmp_path / "back", "cobre-0.18", durable=False)
     ref = read_policy_checkpoint(V018)
+    assert back.cobre_manifest == ref.cobre_manifest
     for a, b in zip(ref.cuts, back.cuts, strict=True):
         assert_cuts_equal(a, b)
+        assert (a.node_id, a.priced_state_date, a.cost_scale_factor) == (b.node_id, b.priced_state_date,
+                                                                          b.cost_scale_factor)
+        assert a.entity_manifest is not None and b.entity_manifest is not None
+        assert a.entity_manifest.to_rows() == b.entity_manifest.to_rows()
+    # a spec policy without them (from 0.5.x) needs the case
+    convert_policy(V051, tmp_path / "spec051", "spec", value_scale=1000.0, durable=False)
+    with pytest.raises(SchemaError, match="--case"):
+        convert_policy(tmp_path / "spec051", tmp_path / "x", "cobre-0.18", durable=False)
+    doc = json.loads((tmp_path / "spec" / "metadata.json").read_text())
+    doc["cobre"]["stages"][0].pop("node_id")
+    (tmp_path / "spec" / "metadata.json").write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match="cobre"):
+        read_policy_checkpoint(tmp_path / "spec", verify=False)
     same = convert_policy(V018, tmp_path / "same", "cobre-0.18", durable=False)
     assert same.cobre_manifest == ref.cobre_manifest
     for name in ("cuts/000.bin", "basis/002.bin"):  # our encoding, Cobre's content: read back equal

@@ -63,7 +63,7 @@ from ..manifest import utc_now, withdraw_training_completion
 from ..progress import format_bytes
 from .codec import write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
 from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
-from .formats import COBRE_MANIFEST, read_cobre_policy, scaling_report_value_scale
+from .formats import COBRE_MANIFEST, read_cobre_policy, restore_cobre_fields, scaling_report_value_scale
 from .mapped import file_digest
 from .publish import _check_policy, _remove_tree, _replace_symlink
 from .records import (
@@ -218,9 +218,11 @@ def read_policy_checkpoint(
         state_dictionary = read_json_document(sd_path, str(sd_path))
     cobre_own = not meta.version
     value_scale = scaling_report_value_scale(path) if cobre_own else meta.value_scale
+    manifest = restore_cobre_fields(doc.get("cobre"), cuts, str(meta_path)) if not cobre_own else None
     return PolicyCheckpoint(metadata=meta, cuts=cuts, bases=bases, states=states, vertices=vertices,
                             state_dictionary=state_dictionary, path=ckpt, files=recorded or {},
-                            format="cobre-0.5" if cobre_own else "spec", value_scale=value_scale)
+                            format="cobre-0.5" if cobre_own else "spec", value_scale=value_scale,
+                            cobre_manifest=manifest)
 
 
 def _expected_digests(meta_path: Path, meta: PolicyMetadata, recorded: dict[str, FileDigest] | None,
@@ -270,8 +272,12 @@ def _write_checkpoint_dir(
     state_dictionary: Mapping[str, Any] | None,
     durable: bool,
     check_finite: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, FileDigest]]:
     """Write the checkpoint's files into ``ckpt``; returns their sizes and digests.
+
+    ``extra``: more top-level keys of ``metadata.json`` (``cobre``: see
+    :func:`~cobre_mpi_io.policy.convert.convert_policy`).
 
     Each file is hashed right after it is written (xxhash64,
     :func:`~cobre_mpi_io.policy.mapped.file_digest`: one pass over a
@@ -283,6 +289,7 @@ def _write_checkpoint_dir(
     files: dict[str, int] = {}
     digests: dict[str, FileDigest] = {}
     meta_doc = check_document(METADATA_SCHEMA, metadata.to_dict(), "policy/metadata.json")
+    meta_doc.update(extra or {})
     for sub in STAGE_SUBDIRS:
         ensure_dir(ckpt / sub)
 

@@ -37,7 +37,13 @@ from ..documents import read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..manifest import utc_now
 from .codec import POLICY_FORMATS
-from .formats import COBRE_MANIFEST, cobre_manifest_for, read_cobre_policy, write_cobre_policy
+from .formats import (
+    COBRE_MANIFEST,
+    cobre_manifest_for,
+    read_cobre_policy,
+    stash_cobre_fields,
+    write_cobre_policy,
+)
 from .layouts import INT32_MIN
 from .records import COBRE_STAGE_FIELDS, POLICY_FORMAT_VERSION, EntityManifest, PolicyCheckpoint, StageCuts
 
@@ -220,7 +226,9 @@ def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], for
     dst : path-like
         The directory to create.  ``spec``: a checkpoint directory
         (``metadata.json``, ``cuts/stage_NNN.bin``, ``basis/``) that
-        :func:`~cobre_mpi_io.policy.read_policy_checkpoint` reads;
+        :func:`~cobre_mpi_io.policy.read_policy_checkpoint` reads (from a
+        Cobre >= 0.14 source, ``metadata.json`` keeps its manifest and
+        per-stage fields under ``cobre``, so converting back needs no case);
         ``cobre-0.18``: a policy directory Cobre 0.18 warm-starts from.
     format : {"spec", "cobre-0.18"}
     case : path-like, optional
@@ -290,7 +298,8 @@ def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], for
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         _write_checkpoint_dir(tmp, ck.cuts, ck.bases, meta, ck.states or None, ck.vertices or None,
-                              ck.state_dictionary, durable, False)
+                              ck.state_dictionary, durable, False,
+                              extra=stash_cobre_fields(ck.cobre_manifest, ck.cuts))
         try:
             os.rename(tmp, target)
         except OSError as exc:

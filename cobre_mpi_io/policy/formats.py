@@ -50,7 +50,16 @@ from .codec import _encode, _write_flatbuffer, write_stage_basis, write_stage_cu
 from .decode import _decode, read_stage_basis, read_stage_cuts
 from .layouts import _SPECS
 from .mapped import _map
-from .records import FileDigest, PolicyCheckpoint, PolicyMetadata, StageBasis, StageCuts, _i32, _u32
+from .records import (
+    EntityManifest,
+    FileDigest,
+    PolicyCheckpoint,
+    PolicyMetadata,
+    StageBasis,
+    StageCuts,
+    _i32,
+    _u32,
+)
 
 __all__ = [
     "COBRE_MANIFEST",
@@ -62,7 +71,9 @@ __all__ = [
     "pool_file_name",
     "read_cobre_policy",
     "read_cobre_stage_states",
+    "restore_cobre_fields",
     "scaling_report_value_scale",
+    "stash_cobre_fields",
     "write_cobre_policy",
 ]
 
@@ -182,6 +193,57 @@ class CobreStageStates:
         """The file's field 4: always written empty."""
         return np.zeros(0, dtype="u1")
 
+
+
+def stash_cobre_fields(manifest: Mapping[str, Any] | None, stage_cuts: Sequence[StageCuts]) -> dict[str, Any]:
+    """What a ``spec`` ``metadata.json`` keeps (key ``cobre``) of a Cobre >= 0.14 policy converted to spec.
+
+    The manifest and each stage's Cobre fields, as JSON, so converting back
+    to ``cobre-0.18`` needs no case.  ``{}`` when there is nothing to keep.
+    """
+    if manifest is None or any(sc.missing_cobre_fields() for sc in stage_cuts):
+        return {}
+    stages = []
+    for sc in stage_cuts:
+        assert sc.entity_manifest is not None
+        stages.append({"stage_id": int(sc.stage_id), "cost_scale_factor": sc.cost_scale_factor,
+                       "node_id": sc.node_id, "graph_stage_id": sc.graph_stage_id,
+                       "priced_state_date": sc.priced_state_date, "entity_manifest": sc.entity_manifest.to_rows()})
+    return {"cobre": {"manifest": dict(manifest), "stages": stages}}
+
+
+def restore_cobre_fields(stash: Any, stage_cuts: Sequence[StageCuts], source: str) -> dict[str, Any] | None:
+    """Put back what :func:`stash_cobre_fields` kept onto ``stage_cuts`` (in place); returns the manifest.
+
+    None when ``stash`` is None.
+
+    Raises
+    ------
+    ManifestError
+        ``stash`` is malformed or does not match the stages (naming ``source``).
+    """
+    if stash is None:
+        return None
+    try:
+        by_stage = {int(st["stage_id"]): st for st in stash["stages"]}
+        for sc in stage_cuts:
+            st = by_stage[int(sc.stage_id)]
+            rows = st["entity_manifest"]
+            names = ("entity_type", "entity_id", "subindex", "was_active", "reference_date", "interval_start",
+                     "interval_end")
+            sc.entity_manifest = EntityManifest(*([r[n] for r in rows] for n in names))
+            sc.cost_scale_factor = st["cost_scale_factor"]
+            sc.node_id, sc.graph_stage_id = st["node_id"], st["graph_stage_id"]
+            sc.priced_state_date = st["priced_state_date"]
+            sc.validate(check_finite=False, contiguous=False)
+        manifest = stash["manifest"]
+        if not isinstance(manifest, dict):
+            raise TypeError("manifest is not an object")
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ManifestError(source, f"cobre: the Cobre 0.18 fields kept here are malformed ({exc!r})") from exc
+    except SchemaError as exc:
+        raise ManifestError(source, f"cobre: the Cobre 0.18 fields kept here do not fit the stages ({exc})") from exc
+    return manifest
 
 
 def pool_file_name(pool_id: int) -> str:
