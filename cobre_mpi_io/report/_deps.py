@@ -39,23 +39,21 @@ def load_pandas() -> Any:
 
 
 def load_matplotlib() -> Any:
-    """Import matplotlib.pyplot with the Agg backend and the report's style, or raise a clear ImportError.
+    """Import matplotlib (no pyplot, no backend switch, no rcParams change), or raise a clear ImportError.
+
+    The report builds its figures as :class:`matplotlib.figure.Figure`
+    objects and applies its style inside ``matplotlib.rc_context`` only
+    (:mod:`cobre_mpi_io.report.plots`), so a notebook's own settings stay as
+    they are.
 
     Returns
     -------
     module
-        ``matplotlib.pyplot``.
+        ``matplotlib``.
     """
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.figure  # the Figure class the plots build on
     except ImportError as exc:
         raise _missing("the report's plots (--html, --plot, the figure functions)", "matplotlib", exc) from exc
-    # text.parse_math off: an entity name with two "$" is a name, not a formula to typeset (or fail on)
-    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "cobre-report", "text.parse_math": False,
-                         "font.size": 9.5,
-                         "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
-                         "axes.spines.right": False, "legend.frameon": False})
-    return plt
+    return matplotlib

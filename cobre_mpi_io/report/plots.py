@@ -336,6 +336,23 @@ def small_multiples_figure(stages: Sequence[int], entities: Mapping[str, Mapping
     return fig
 
 
+def _main_components(components: Mapping[str, Mapping[str, Any]], min_share: float = 0.005) -> list[tuple[str, float]]:
+    """``(name, mean)`` of the components worth a bar (|share| >= ``min_share``); the rest summed as "others"."""
+    main: list[tuple[str, float]] = []
+    rest: list[float] = []
+    for k, v in components.items():
+        if not v["mean"]:
+            continue
+        share = v.get("share")
+        if share is None or abs(share) >= min_share:
+            main.append((k.removesuffix("_cost").replace("_", " "), v["mean"]))
+        else:
+            rest.append(v["mean"])
+    if rest:
+        main.append((f"{len(rest)} others (< {min_share * 100:g} % each)", sum(rest)))
+    return main
+
+
 @_styled
 def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
     """Histogram of the scenario cost (mean, p5, p50, p95, CVaR 5 % marked) beside the mean cost by component.
@@ -349,8 +366,7 @@ def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
     -------
     matplotlib.figure.Figure
     """
-    comps = [(k.removesuffix("_cost").replace("_", " "), v["mean"]) for k, v in dist["components"].items()
-             if v["mean"]]
+    comps = _main_components(dist["components"])
     fig, (ax, axc) = _subplots(1, 2, figsize=(12.8, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     edges, counts = dist["histogram"]["edges"], dist["histogram"]["counts"]
     div, unit = scaled_unit("$", [dist["max"], dist["min"]])
@@ -371,7 +387,13 @@ def cost_distribution_figure(dist: Mapping[str, Any]) -> Any:
         cdiv, cunit = scaled_unit("$", [v for _k, v in comps])
         names = [k for k, _v in comps][::-1]
         vals = [v / cdiv for _k, v in comps][::-1]
-        axc.barh(names, vals, color=["tab:red" if v < 0 else "tab:blue" for v in vals], alpha=0.7)
+        bars = axc.barh(names, vals, color=["tab:red" if v < 0 else "tab:blue" for v in vals], alpha=0.7)
+        total = dist.get("mean")
+        if total:  # each bar's share of the mean scenario cost
+            axc.bar_label(bars, labels=[f"{v * cdiv / total * 100:.1f} %" for v in vals], fontsize="small",
+                          padding=2)
+            lo, hi = min(0.0, *vals), max(0.0, *vals)
+            axc.set_xlim(lo - 0.2 * (hi - lo) if lo < 0 else 0, hi + 0.2 * (hi - lo))
         axc.set_xlabel(f"mean over scenarios ({cunit})")
         axc.set_title("Mean cost by component", loc="left")
         axc.grid(True, axis="x", alpha=0.3)
