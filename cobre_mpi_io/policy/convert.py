@@ -270,10 +270,12 @@ def convert_policy(src: str | os.PathLike[str], dst: str | os.PathLike[str], for
     m = ck.metadata
     if format == "cobre-0.18":
         if scale is None:
+            where = ("Cobre 0.5.x records its cost scale factor only in training/scaling_report.json beside "
+                     "the policy; --value-scale 1000 is its default" if ck.format == "cobre-0.5"
+                     else "its metadata.json records no value_scale")
             raise SchemaError(str(src), "value_scale", f"the units of this {ck.format} policy's cut values are "
-                              "not recorded (Cobre 0.5.x records its cost scale factor only in "
-                              "training/scaling_report.json beside the policy): give value_scale "
-                              "(--value-scale 1000 for Cobre 0.5.x's default)")
+                              f"not recorded ({where}): give value_scale (--value-scale X: stored values "
+                              "times X are costs)")
         fields: CobreFields | None = None
         if any(sc.missing_cobre_fields() for sc in ck.cuts) or ck.cobre_manifest is None:
             if case is None:
@@ -336,7 +338,7 @@ def policy_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     elif ck.format == "cobre-0.5":
         producer = f"cobre {m.cobre_version}"
     else:
-        producer = f"cobre_mpi_io (policy format {m.version})" + (f", cobre {m.cobre_version}"
+        producer = f"cobre_mpi_io (policy format {m.version})" + (f", cobre_version {m.cobre_version!r}"
                                                                    if m.cobre_version else "")
     if ck.value_scale is None:
         units = "not recorded (the stored values times an unknown cost scale factor are costs)"
