@@ -237,3 +237,21 @@ def test_report_reads_our_cobre018_run(demo018: Path) -> None:
     assert conv["iterations"] == 4 and conv["upper_bound_kind"] == "statistical"
     assert conv["final_lower_bound"] == pytest.approx(lb[-1], rel=1e-6)
     assert rep["sections"]["results"]["scenarios"] == 3 and not rep["sections"]["results"]["unavailable"]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("detail", ["stage", "summary"])
+def test_cobre018_at_other_detail_levels_validates(detail: str, tmp_path: Path) -> None:
+    """stage: Cobre's costs and hydros (block_id null); summary: our scenario_totals.parquet, the spec's table."""
+    out = tmp_path / "out"
+    run_cli("demo", "--output", str(out), "--scenarios", "2", "--iterations", "2", "--format", "cobre-0.18",
+            "--detail", detail, "-q")
+    proc = run_cli("validate", str(out), check=False)
+    assert proc.returncode == 0, proc.stdout
+    if detail == "stage":
+        hydros = pq.read_table(out / "simulation" / "hydros" / "scenario_id=0000" / "data.parquet")
+        assert hydros.schema.equals(table("hydros", "cobre-0.18").arrow_schema, check_metadata=False)
+        assert hydros.column("block_id").null_count == hydros.num_rows
+    else:
+        totals = pq.read_table(out / "simulation" / "scenario_totals.parquet")
+        assert totals.schema.equals(table("scenario_totals").arrow_schema, check_metadata=False)

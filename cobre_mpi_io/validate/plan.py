@@ -36,7 +36,7 @@ from ..manifest import (
 )
 from ..policy.records import PolicyMetadata
 from ..results import SUCCESS_STATUSES
-from ..schemas import DEFAULT_FORMAT, DETAIL_LEVELS, SIMULATION_TABLES, TABLES
+from ..schemas import DEFAULT_FORMAT, DETAIL_LEVELS, SIMULATION_TABLES, TABLES, format_tables
 from ..training.dictionaries import dictionary_files
 from ..training.metadata import RunMetadata, read_metadata
 from .files import Reference, Task
@@ -277,7 +277,8 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
         is_ref = name is not None and ref_rel[name][1] == rel
         task = Task("parquet", s, rel, table=name, rows=e.rows, size=e.bytes, xxhash64=e.xxhash64,
                     fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
-                    fmt=plan.format, journal=plan.record(s, rel), deep=deep and name is not None)
+                    fmt=plan.format if name in format_tables(plan.format) else DEFAULT_FORMAT,
+                    journal=plan.record(s, rel), deep=deep and name is not None)
         (plan.ref_tasks if is_ref else plan.tasks).append(task)
 
 
