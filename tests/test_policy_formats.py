@@ -371,3 +371,25 @@ def test_cobre_018_visited_states(tmp_path: Path) -> None:
     (tmp_path / "bad.bin").write_bytes(bytes(raw))
     with pytest.raises(SerializationError, match="count 3"):
         read_cobre_stage_states(tmp_path / "bad.bin")
+
+
+def test_checkpointer_cobre_018_fills_cuts_from_a_case(tmp_path: Path) -> None:
+    """A solver whose cuts lack the Cobre fields gets the case's (CobreFields.as_mapping())."""
+    from mpi4py import MPI
+
+    from cobre_mpi_io.policy import write_policy_checkpoint
+
+    ck = read_policy_checkpoint(V051)  # 0.5.1 cuts: no Cobre fields
+    cuts = [dataclasses.replace(sc, intercepts=np.asarray(sc.intercepts) * 1000.0,
+                                coefficients=np.asarray(sc.coefficients) * 1000.0) for sc in ck.cuts]
+    fields = cobre_fields_from_case(CASE018, 4, 1).as_mapping()
+    write_policy_checkpoint(tmp_path / "policy", cuts, ck.bases, ck.metadata, comm=MPI.COMM_SELF,
+                            format="cobre-0.18", cobre_fields=fields, durable=False)
+    back = read_policy_checkpoint(tmp_path / "policy")
+    ref = read_policy_checkpoint(V018)
+    assert [sc.priced_state_date for sc in back.cuts] == [sc.priced_state_date for sc in ref.cuts]
+    assert back.cobre_manifest is not None and ref.cobre_manifest is not None
+    assert back.cobre_manifest["graph_manifest"] == ref.cobre_manifest["graph_manifest"]
+    with pytest.raises(SchemaError, match="cost_scale_factor"):
+        write_policy_checkpoint(tmp_path / "p2" / "policy", cuts, ck.bases, ck.metadata, comm=MPI.COMM_SELF,
+                                format="cobre-0.18", durable=False)

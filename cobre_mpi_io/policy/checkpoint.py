@@ -428,7 +428,9 @@ def write_policy_checkpoint(
         ``cobre-0.18`` only: what ``manifest.bin`` records beyond ``metadata``
         (``graph_manifest``, ``season_manifest``, ``producer`` extras), as
         :func:`~cobre_mpi_io.policy.convert.cobre_fields_from_case` gives them
-        (``.manifest``); default: the linear graph, no season manifest.
+        (``.manifest``; ``.as_mapping()`` adds ``stages``, the per-stage
+        Cobre fields given to cuts that lack them); default: the linear
+        graph, no season manifest.
 
     Returns
     -------

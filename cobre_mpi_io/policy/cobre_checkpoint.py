@@ -68,7 +68,9 @@ def write_cobre_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage
     durable : bool
         fsync files and directories.
     cobre_fields : mapping
-        ``manifest.bin`` fields beyond ``metadata`` (see :func:`~.formats.cobre_manifest_for`).
+        ``manifest.bin`` fields beyond ``metadata`` (see :func:`~.formats.cobre_manifest_for`), and
+        optionally ``stages``: per stage id, the Cobre fields to give cuts that lack them
+        (:meth:`~.convert.CobreFields.as_mapping` of a case).
 
     Returns
     -------
@@ -104,6 +106,12 @@ def write_cobre_on_root(policy_dir: Path, stage_cuts: Sequence[StageCuts], stage
     tmp = root / f".{final.name}.{secrets.token_hex(6)}.tmp"
     try:
         ensure_dir(tmp)
+        per_stage = {i: st for i, st in enumerate(cobre_fields.get("stages") or ())}
+        if per_stage:  # fill what the cuts lack from the case's fields (CobreFields.as_mapping())
+            stage_cuts = [dataclasses.replace(sc, **{k: v for k, v in per_stage[int(sc.stage_id)].items()
+                                                     if getattr(sc, k) is None})
+                          if sc.missing_cobre_fields() and int(sc.stage_id) in per_stage else sc
+                          for sc in stage_cuts]
         manifest = cobre_manifest_for(metadata, stage_cuts, cobre_fields)
         written = write_cobre_policy(tmp / POLICY_SUBDIR, stage_cuts, stage_bases, manifest, durable=durable)
         files = {f"{POLICY_SUBDIR}/{rel}": n for rel, n in written.items()}

@@ -77,6 +77,14 @@ class CobreFields:
     manifest: dict[str, Any]
     source: str
 
+    def as_mapping(self) -> dict[str, Any]:
+        """``cobre_fields`` for :class:`~cobre_mpi_io.policy.PolicyCheckpointer` / ``write_policy_checkpoint``.
+
+        The manifest fields plus ``stages``, so cuts without the Cobre
+        fields (a solver that does not know them) get the case's.
+        """
+        return {**self.manifest, "stages": self.stages}
+
 
 def _date_int(text: str, file: str, field: str) -> int:
     try:
