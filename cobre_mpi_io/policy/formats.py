@@ -215,7 +215,19 @@ def stash_cobre_fields(manifest: Mapping[str, Any] | None, stage_cuts: Sequence[
 def restore_cobre_fields(stash: Any, stage_cuts: Sequence[StageCuts], source: str) -> dict[str, Any] | None:
     """Put back what :func:`stash_cobre_fields` kept onto ``stage_cuts`` (in place); returns the manifest.
 
-    None when ``stash`` is None.
+    Parameters
+    ----------
+    stash : object
+        The ``cobre`` value of a ``metadata.json`` (None: nothing kept).
+    stage_cuts : sequence of StageCuts
+        The stages read from the same checkpoint; their Cobre fields are set.
+    source : str
+        The ``metadata.json`` named in errors.
+
+    Returns
+    -------
+    dict or None
+        The kept ``manifest.bin`` content; None when ``stash`` is None.
 
     Raises
     ------
