@@ -260,3 +260,28 @@ def test_cobre018_at_other_detail_levels_validates(detail: str, tmp_path: Path) 
     else:
         totals = pq.read_table(out / "simulation" / "scenario_totals.parquet")
         assert totals.schema.equals(table("scenario_totals").arrow_schema, check_metadata=False)
+
+
+def test_write_results_in_cobre018_and_a_format_that_disagrees(tmp_path: Path) -> None:
+    """write_results takes the configuration's format; a different ``fmt`` is refused before anything is written."""
+    from mpi4py import MPI
+
+    from cobre_mpi_io.config import RunConfig
+    from cobre_mpi_io.results import write_results
+    from cobre_mpi_io.testing.training import synthetic_training
+
+    system = System.synthetic("small")
+    cfg = RunConfig(seed=1, forward_passes=4, max_iterations=8, format="cobre-0.18")
+    tr = synthetic_training(system, 8, 1, 4, seed=2).to_training_output(0)
+    with pytest.raises(SchemaError, match="format 'spec' differs from the configuration's 'cobre-0.18'"):
+        write_results(tmp_path / "a", tr, None, system, cfg, comm=MPI.COMM_SELF, fmt="spec")
+    assert not (tmp_path / "a" / "training").exists()
+    write_results(tmp_path / "b", tr, None, system, cfg, comm=MPI.COMM_SELF)
+    d = tmp_path / "b" / "training"
+    assert pq.read_schema(d / "convergence.parquet").remove_metadata().equals(
+        table("convergence", "cobre-0.18").arrow_schema)
+    assert pq.read_table(d / "convergence.parquet").column("lower_bound").to_pylist() == \
+        [r.lower_bound for r in tr.iterations]
+    assert json.loads((d / "dictionaries" / "codes.json").read_text())["version"] == "1.0"
+    with open(d / "dictionaries" / "variables.csv", newline="") as f:
+        assert {r["file"] for r in csv.DictReader(f)} == {"convergence", "iteration_timing"}
