@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import SchemaError
-from .schemas import DEFAULT_FORMAT, FORMATS, TableSchema, check_format, table
+from .schemas import DEFAULT_FORMAT, FORMATS, TableSchema, check_format, format_tables, table
 
 __all__ = [
     "COBRE_CODE_FROM_SPEC",
@@ -164,8 +164,6 @@ def format_tables_for(fmt: str, names: tuple[str, ...]) -> tuple[str, ...]:
     check_format(fmt)
     if fmt == DEFAULT_FORMAT:
         return names
-    from .schemas import format_tables
-
     have = format_tables(fmt)
     missing = [n for n in names if n not in have]
     if missing:
@@ -288,7 +286,13 @@ def to_format(tbl: pa.Table, name: str, fmt: str, *, scenario_id: int | None = N
         elif col.name == "node_id":
             v = tbl.column("stage_id")
         elif col.name in _LUT and col.name in tbl.column_names:
-            v = _LUT[col.name][_np(tbl, col.name).astype(np.int64)]
+            codes, lut = _np(tbl, col.name).astype(np.int64), _LUT[col.name]
+            bad = (codes < 0) | (codes >= lut.size)
+            if bad.any():
+                where = f"scenario {scenario_id} {name}" if scenario_id is not None else name
+                raise SchemaError(where, col.name, f"code {int(codes[bad][0])} has no meaning in the spec "
+                                                   f"(0..{lut.size - 1}), so none in Cobre's codes either")
+            v = lut[codes]
         elif name == "inflow_lags" and col.name == "lag_index":
             v = _np(tbl, "lag_index") - 1
         elif col.name == "upper_bound_kind":

@@ -285,3 +285,13 @@ def test_write_results_in_cobre018_and_a_format_that_disagrees(tmp_path: Path) -
     assert json.loads((d / "dictionaries" / "codes.json").read_text())["version"] == "1.0"
     with open(d / "dictionaries" / "variables.csv", newline="") as f:
         assert {r["file"] for r in csv.DictReader(f)} == {"convergence", "iteration_timing"}
+
+
+def test_a_storage_binding_code_without_meaning_is_named(small: System) -> None:
+    vr = validate_result(synthetic_result(small, 2), small)
+    cols = dict(vr.tables["hydros"])
+    bad = cols["storage_binding_code"].values.copy()
+    bad[5] = 7
+    cols["storage_binding_code"] = type(cols["storage_binding_code"])(bad, None)
+    with pytest.raises(SchemaError, match=r"scenario 2 hydros.*storage_binding_code.*code 7 has no meaning"):
+        build_table("hydros", cols, small, "full", scenario_id=2, fmt="cobre-0.18")
