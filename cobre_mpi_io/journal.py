@@ -435,6 +435,16 @@ class RankJournal:
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
+    def discard(self) -> None:
+        """Drop the queued records and close the file without writing: the journal's file is gone."""
+        with self._lock:
+            self.enabled = False
+            self._pending.clear()
+            if self._fd >= 0:
+                fd, self._fd = self._fd, -1
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
     # ----------------------------------------------------------- sharing
     def release(self) -> None:
         """Give back one :func:`open_journal` share; the last one flushes, ``fsync``\\ s and closes the file."""
@@ -467,8 +477,16 @@ def _next_attempt(output_dir: Path) -> int:
 
 
 def _still_there(j: RankJournal) -> bool:
-    """False when the journal's directory was removed under an open journal (a test that reuses a path)."""
-    return j.path.parent.is_dir()
+    """False when the journal's file or directory was removed under an open journal (a path reused)."""
+    if not j.path.parent.is_dir():
+        return False
+    fd = j._fd
+    if fd < 0:
+        return True
+    try:
+        return os.fstat(fd).st_nlink > 0
+    except OSError:
+        return False
 
 
 def open_journal(comm: Any, output_dir: str | os.PathLike[str], run_fingerprint: str | None = None) -> RankJournal:
@@ -507,6 +525,7 @@ def open_journal(comm: Any, output_dir: str | os.PathLike[str], run_fingerprint:
     with _REGISTRY_LOCK:
         held = _OPEN.get(key)
     if held is not None and not _still_there(held):
+        held.discard()  # its records would go to a removed file: drop them, and the file descriptor
         held = None
 
     def choose() -> int:

@@ -148,3 +148,23 @@ def test_nothing_is_recorded_outside_a_run(tmp_path: Path) -> None:
     write_bytes_recorded(tmp_path / "f", b"x")
     assert (tmp_path / "f").read_bytes() == b"x"
     assert not (tmp_path / "_journal").exists()
+
+
+def test_a_journal_whose_directory_was_removed_is_not_reused(tmp_path: Path) -> None:
+    comm = self_comm()
+    a = open_journal(comm, tmp_path / "out")
+    a.record("x", 1, "a" * 16)
+    a.flush()
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")  # the run's directory removed while this process holds its journal
+    a.record("z", 1, "c" * 16)  # queued for the removed file: never lands in the new directory
+    b = open_journal(comm, tmp_path / "out")
+    try:
+        assert b is not a and b.attempt == 1
+        b.record("y", 1, "b" * 16)
+        b.flush()
+        assert set(read_journal(tmp_path / "out")) == {"y"}
+    finally:
+        b.release()
+    assert a._fd < 0  # the stale journal's file was closed
