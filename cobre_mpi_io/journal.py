@@ -123,6 +123,7 @@ class JournalEntry:
 
 # ------------------------------------------------------------------ lines
 
+_DECODER: Final = json.JSONDecoder()
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -141,8 +142,8 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     if xxhash.xxh64(body, seed=0).hexdigest().encode() != check:
         return None
     try:
-        doc = json.loads(body)
-    except ValueError:
+        doc = _DECODER.decode(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
         return None
     return doc if isinstance(doc, dict) else None
 
