@@ -68,3 +68,21 @@ def test_attack_9_bad_case_config_is_one_clear_error_and_leaves_nothing(ctx: obj
 @pytest.mark.timeout(300)
 def test_attack_6_validate_detects_a_flip_in_every_kind_of_file(ctx: object) -> None:
     assert campaign.attack_6(ctx) == []
+
+
+@pytest.mark.timeout(120)
+def test_validate_compares_a_crashed_runs_unlisted_partitions_with_the_journal(ctx: object, tmp_path: Path) -> None:
+    """Finding 1: a crashed run's manifest lists no file; validate still checks each partition's bytes."""
+    from cobre_mpi_io.validate import validate_output
+
+    out = tmp_path / "crashed"
+    costs = out / "simulation" / "costs"
+    demo = ctx.cli("demo", "--output", str(out), "-q", "--scenarios", "8", "--iterations", "0",  # type: ignore[attr-defined]
+                   "--slow", "0.4")
+    campaign.crash(ctx, demo, lambda: (costs / "scenario_id=0003").exists(), victim=0, size=0, name="crash")
+    shutil.copyfile(costs / "scenario_id=0001" / "data.parquet", costs / "scenario_id=0000" / "data.parquet")
+    report = validate_output(out, threads=1)
+    about = [p.problem for p in report.problems if p.path == "simulation/costs/scenario_id=0000/data.parquet"]
+    assert any("differ from the run journal" in line for line in about), about
+    untouched = [p.problem for p in report.problems if p.path == "simulation/costs/scenario_id=0001/data.parquet"]
+    assert not any("journal" in line for line in untouched), untouched

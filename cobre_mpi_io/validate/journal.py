@@ -38,7 +38,7 @@ from ..errors import OutputError
 from ..journal import read_journal
 from ..layout import JOURNAL_DIR, MANIFEST_NAME, SIMULATION_DIR, TRAINING_DIR
 from .files import Task
-from .plan import Plan
+from .plan import UNLISTED_PARTITION, Plan
 from .report import Problem
 from .tree import not_regular
 
@@ -115,6 +115,9 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
     covered = {p.split("/", 1)[0] for p in journal}
     plan.unjournaled = sorted({p.split("/", 1)[0] for p in plan.seen} - covered)
     flagged = {p.path for p in plan.problems}
+    # partitions a running (crashed) manifest does not list yet: what resume adopts only when its bytes match
+    # their record, so validate compares them too (a mismatch is a second line, naming the journal)
+    unlisted_partitions = {p.path for p in plan.problems if p.problem == UNLISTED_PARTITION}
     tasked = {f"{t.section}/{t.rel}" if t.section else t.rel
               for t in (*plan.tasks, *plan.ref_tasks) if t.kind != "concat"}
     seen = set(plan.seen)
@@ -126,7 +129,7 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
             if path not in flagged and path.split("/", 1)[0] in covered:  # an unexpected file: once, as such
                 plan.problems.append(_problem(path, _NO_RECORD))
             continue
-        if path in tasked or path in flagged:
+        if path in tasked or (path in flagged and path not in unlisted_partitions):
             continue  # its task carries the record; a file already reported gets no second line
         section, _, rel = path.partition("/")
         plan.tasks.append(Task("bytes", section, rel, journal=(e.bytes, e.xxhash64, e.rows)))

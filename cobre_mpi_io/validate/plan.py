@@ -43,7 +43,7 @@ from .files import Reference, Task
 from .report import Problem
 from .tree import not_regular, temp_or_unexpected, walk
 
-__all__ = ["BOUNDS", "CONVERGENCE", "DICTIONARIES", "ITERATIONS", "METADATA", "RANK_DIR", "Plan",
+__all__ = ["BOUNDS", "CONVERGENCE", "DICTIONARIES", "ITERATIONS", "METADATA", "RANK_DIR", "UNLISTED_PARTITION", "Plan",
            "plan_simulation", "plan_training"]
 
 _PART_RE: Final = re.compile(r"^scenario_id=(\d{4,})$")
@@ -318,6 +318,10 @@ _SIM_PARENT_DIRS: Final = {d.rsplit("/", k)[0] for d in _DIR_TO_TABLE if "/" in 
                            for k in range(1, d.count("/") + 1)}
 
 
+UNLISTED_PARTITION: Final = "data file not listed in the manifest"
+"""The problem of a partition the simulation manifest does not list (its bytes are still checked against the journal)."""
+
+
 def _sim_entry(rel: str, kind: str, manifest: SimulationManifest | None) -> tuple[bool, str | None]:
     """Is ``rel`` (below ``simulation/``) part of the output? ``(enter, problem)``."""
     name = rel.rsplit("/", 1)[-1]
@@ -335,7 +339,7 @@ def _sim_entry(rel: str, kind: str, manifest: SimulationManifest | None) -> tupl
     if rel in manifest.files or rel in (MANIFEST_NAME, SUCCESS_NAME):
         return False, None
     if name.endswith(".parquet"):
-        return False, "data file not listed in the manifest"
+        return False, UNLISTED_PARTITION
     return False, temp_or_unexpected(rel, kind)
 
 
