@@ -227,7 +227,8 @@ def test_two_thousand_partition_files_under_a_low_open_file_limit(tmp_path: Path
     victim.write_bytes(bytes(data))
     proc = cli(str(out), "--threads", "4", limit_files=64)
     assert proc.returncode == 1 and "Too many open files" not in proc.stdout + proc.stderr
-    assert "simulation/hydros/scenario_id=0123/data.parquet: xxhash64" in proc.stdout
+    assert "simulation/hydros/scenario_id=0123/data.parquet: bytes differ from the run journal's record" \
+        in proc.stdout or "simulation/hydros/scenario_id=0123/data.parquet: xxhash64" in proc.stdout, proc.stdout
 
 
 # --------------------------------------------------------------------------- sees everything
