@@ -36,6 +36,10 @@ def not_regular(path: str | os.PathLike[str]) -> str | None:
     return "not a regular file (a fifo, socket, device or directory where a file belongs: refused)"
 
 
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
 def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
          report: Callable[[str, str], None], files: list[str] | None = None) -> int:
     """Walk ``root``, one directory open at a time; returns the number of entries seen.
@@ -63,17 +67,19 @@ def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
         rel_dir = stack.pop()
         try:
             with os.scandir(f"{base}/{rel_dir}" if rel_dir else base) as it:
-                entries = sorted((e.name, 0 if e.is_file(follow_symlinks=False) else
-                                  1 if e.is_dir(follow_symlinks=False) else 2 if e.is_symlink() else 3)
-                                 for e in it)
+                entries = list(it)
         except OSError as exc:
             report(rel_dir or ".", f"directory unreadable: {exc}")
             continue
+        if len(entries) > 1:
+            entries.sort(key=_name)
         prefix = f"{rel_dir}/" if rel_dir else ""
         subdirs: list[str] = []
-        for name, kind in entries:
+        for entry in entries:
             seen += 1
-            rel = prefix + name
+            rel = prefix + entry.name
+            kind = 0 if entry.is_file(follow_symlinks=False) else 1 if entry.is_dir(follow_symlinks=False) else \
+                2 if entry.is_symlink() else 3
             if kind == 0:
                 if files is not None:
                     files.append(rel)
