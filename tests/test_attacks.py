@@ -86,3 +86,24 @@ def test_validate_compares_a_crashed_runs_unlisted_partitions_with_the_journal(c
     assert any("differ from the run journal" in line for line in about), about
     untouched = [p.problem for p in report.problems if p.path == "simulation/costs/scenario_id=0001/data.parquet"]
     assert not any("journal" in line for line in untouched), untouched
+
+
+@pytest.mark.timeout(120)
+def test_a_resume_removes_an_earlier_checkpoint_damaged_since(ctx: object, tmp_path: Path) -> None:
+    """Finding 8's FIFO (and any flipped bit) in the previous attempt's checkpoint: a resume that trains
+    again publishes its own and removes the damaged one, so no complete run keeps it under ``_SUCCESS``."""
+    import os
+
+    from cobre_mpi_io.validate import validate_output
+
+    out = tmp_path / "run"
+    args = ("demo", "--output", str(out), "-q", "--scenarios", "2", "--iterations", "2")
+    assert ctx.run(ctx.cli(*args)).rc == 0  # type: ignore[attr-defined]
+    old = out / "policy" / "checkpoints" / "iter_000002"
+    (old / "metadata.json").unlink()
+    os.mkfifo(old / "metadata.json")
+    res = ctx.run(ctx.cli(*args, "--resume"))  # type: ignore[attr-defined]
+    assert res.rc == 0, res.brief()
+    assert not old.exists()
+    report = validate_output(out, threads=1)
+    assert report.valid, [str(p) for p in report.problems]

@@ -47,7 +47,7 @@ from ..claim import acquire_run
 from ..documents import check_document, read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..identity import RunIdentity
-from ..journal import active_journal, open_journal, record_removed
+from ..journal import active_journal, open_journal, read_journal, record_removed, verify_entry
 from ..layout import (
     CHECKPOINT_RE,
     CHECKPOINTS_DIR,
@@ -337,6 +337,28 @@ def _files_below(directory: Path) -> list[Path]:
     return [Path(d) / f for d, _dirs, names in os.walk(directory) for f in names]
 
 
+_INTACT: set[str] = set()  # checkpoints (real paths) this process wrote or found intact against the run journal
+
+
+def _intact(checkpoint: Path) -> bool:
+    """Whether an older checkpoint's files are the bytes the run journal records (True when none is recorded).
+
+    A resumed run does not adopt an earlier attempt's checkpoint on trust: one whose files were damaged
+    since (a FIFO, a flipped bit) is removed at the next publication instead of staying under ``_SUCCESS``.
+    Each checkpoint is hashed at most once per process.
+    """
+    key = os.path.realpath(checkpoint)
+    j = active_journal(checkpoint)
+    if key in _INTACT or j is None:
+        return True
+    out = os.path.realpath(j.output_dir)
+    prefix = Path(key).relative_to(out).as_posix() + "/"
+    if all(verify_entry(out, e) for path, e in read_journal(out).items() if path.startswith(prefix)):
+        _INTACT.add(key)
+        return True
+    return False
+
+
 def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int,
              record: Callable[[], None] | None = None) -> tuple[str, ...]:
     """Rename the finished temp dir to ``final``, ``record`` it, move ``latest``, apply retention."""
@@ -350,9 +372,12 @@ def _publish(policy_dir: Path, ckpt_tmp: Path, final: Path, keep: int,
     _replace_symlink(policy_dir / LATEST_LINK, f"{CHECKPOINTS_DIR}/{final.name}")
     _ensure_fixed_links(policy_dir, final)
     fsync_dir(policy_dir)
+    _INTACT.add(os.path.realpath(final))
     removed = []
-    for p in list_checkpoints(policy_dir)[:-keep] if keep > 0 else []:
-        if p.resolve() != final.resolve():
+    found = list_checkpoints(policy_dir)
+    retired = set(found[:-keep]) if keep > 0 else set()
+    for p in found:
+        if p.resolve() != final.resolve() and (p in retired or not _intact(p)):
             gone = _files_below(p)
             _remove_tree(p)
             record_removed(gone)
