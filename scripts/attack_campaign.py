@@ -993,8 +993,11 @@ A8_ARGS = ("--scenarios", "4", "--iterations", "2", "--seed", SEED)
 
 def _fifo_places(out: Path) -> dict[str, Path]:
     ckpt = sorted((out / "policy" / "checkpoints").glob("iter_*"))
+    journal = sorted((out / "_journal" / "files").glob("*.jsonl"))
     places = {
         "_claim.json": out / "_claim.json",
+        "training/convergence.parquet": out / "training" / "convergence.parquet",
+        "training/dictionaries/codes.json": out / "training" / "dictionaries" / "codes.json",
         "simulation/_manifest.json": out / "simulation" / "_manifest.json",
         "training/_manifest.json": out / "training" / "_manifest.json",
         "training/metadata.json": out / "training" / "metadata.json",
@@ -1002,6 +1005,8 @@ def _fifo_places(out: Path) -> dict[str, Path]:
     }
     if ckpt:
         places["checkpoint metadata.json"] = ckpt[-1] / "metadata.json"
+    if journal:
+        places["a run journal file"] = journal[0]
     return places
 
 
@@ -1095,7 +1100,41 @@ def attack_10(ctx: Ctx) -> list[str]:
     res, _doc = validate_cli(ctx, out)
     if res.rc != 0:
         bad.append(f"the first run no longer validates: {res.brief()}")
+    # the library's own writers refuse the finished run; a run handle releases its claim on an exception
+    before = snapshot(out)
+    res = ctx.run([ctx.python, "-c", _LIBRARY_PROBE, str(out), str(ctx.dir("a10-fresh"))], timeout=TOOL_TIMEOUT)
+    if res.rc != 0:
+        bad.append(f"library writers: {res.brief()}")
+    changed = diff(before, snapshot(out))
+    if changed:
+        bad.append(f"a standalone writer changed the finished run: {changed[:4]}")
     return bad
+
+
+_LIBRARY_PROBE = r"""
+import sys
+from pathlib import Path
+from cobre_mpi_io import OutputError, System, TrainingParquetWriter
+from cobre_mpi_io.run import open_run
+out, fresh = Path(sys.argv[1]), Path(sys.argv[2])
+bad = []
+try:
+    TrainingParquetWriter(out)
+    bad.append("TrainingParquetWriter accepted a finished run")
+except OutputError:
+    pass
+if (out / "_claim.json").exists():
+    bad.append("a refused TrainingParquetWriter left _claim.json")
+try:
+    with open_run(fresh, System.synthetic("small")):
+        raise RuntimeError("the integrator's own bug")
+except RuntimeError:
+    pass
+if (fresh / "_claim.json").exists():
+    bad.append("open_run did not release the claim when the code inside raised")
+print("; ".join(bad))
+sys.exit(1 if bad else 0)
+"""
 
 
 # --------------------------------------------------------------------------- 11
