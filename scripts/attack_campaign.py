@@ -125,6 +125,7 @@ class Ctx:
         self._clean: dict[tuple[str, ...], Path] = {}
         self._n = 0
         self.live: set[subprocess.Popen[Any]] = set()
+        self.notes: list[str] = []  # what an attack saw that is worth a line under its verdict
 
     def kill_all(self) -> None:
         """Kill every job this campaign started that still runs (on exit, SIGTERM or Ctrl-C)."""
@@ -665,6 +666,8 @@ def attack_4(ctx: Ctx) -> list[str]:
     if seen:
         bad.append(f"while training was redone: {seen[0]} ({len(seen)} observations)")
     killed = changed_at is not None
+    ctx.notes.append("the resumed complete run trained again and was killed in it" if killed
+                     else f"the resumed complete run changed nothing training depends on (exit {rc})")
     err = Path(proc.log_err).read_text()  # type: ignore[attr-defined]
     if "Traceback (most recent call last)" in err:
         bad.append(f"resume of a complete run printed a traceback: {err[-400:]!r}")
@@ -1177,6 +1180,7 @@ def run_attacks(ctx: Ctx, numbers: Sequence[int], budget: float) -> tuple[int, i
             problems = [f"the campaign raised {type(exc).__name__}: {exc}\n"
                         + "".join(traceback.format_exc(limit=4))]
         dt = time.monotonic() - t0
+        notes, ctx.notes = ctx.notes, []
         if problems:
             failed += 1
             print(f"FAIL {num:2d} {title} ({dt:.1f} s)", flush=True)
@@ -1185,6 +1189,8 @@ def run_attacks(ctx: Ctx, numbers: Sequence[int], budget: float) -> tuple[int, i
         else:
             passed += 1
             print(f"PASS {num:2d} {title} ({dt:.1f} s)", flush=True)
+        for note in notes:
+            print(f"       note: {note}", flush=True)
     return passed, failed
 
 
