@@ -1,57 +1,112 @@
 """cobre_mpi_io: the MPI-aware output layer of the Cobre SDDP solver.
 
-Importing the package does not initialize MPI: :mod:`mpi4py` is imported
-by :mod:`cobre_mpi_io.mpi` only when a collective first needs a
-communicator.
+Importing the package is cheap: each public name is imported on first
+access (PEP 562), so ``import cobre_mpi_io`` loads neither pyarrow nor
+numpy until a name that needs them is used.  It does not initialize MPI:
+:mod:`mpi4py` is imported by :mod:`cobre_mpi_io.mpi` only when a
+collective first needs a communicator.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
 from ._version import __version__
-from .config import RunConfig
-from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
-from .identity import RunIdentity
-from .manifest import (
-    SimulationManifest,
-    TrainingManifest,
-    read_simulation_manifest,
-    read_training_manifest,
-    write_simulation_manifest,
-    write_training_manifest,
-)
-from .parquet import ParquetConfig
-from .policy import (
-    PolicyCheckpointer,
-    PolicyMetadata,
-    StageBasis,
-    StageCuts,
-    StageStates,
-    StageVertices,
-    read_policy_checkpoint,
-    read_stage_basis,
-    read_stage_cuts,
-    write_policy_checkpoint,
-    write_stage_basis,
-    write_stage_cuts,
-)
-from .results import SimulationOutput, TrainingOutput, write_results
-from .run import Run, open_run
-from .simulation import (
-    SimulationConfig,
-    SimulationParquetWriter,
-    SimulationScenarioResult,
-    empty_scenario_result,
-)
-from .system import System
-from .training import (
-    IterationRecord,
-    RankTimingRecord,
-    TrainingParquetWriter,
-    state_dictionary,
-    write_dictionaries,
-    write_metadata,
-)
-from .validate import validate_output, validate_simulation
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .errors import IoError, ManifestError, OutputError, SchemaError, SerializationError
+    from .identity import RunIdentity
+    from .manifest import (
+        SimulationManifest,
+        TrainingManifest,
+        read_simulation_manifest,
+        read_training_manifest,
+        write_simulation_manifest,
+        write_training_manifest,
+    )
+    from .parquet import ParquetConfig
+    from .policy import (
+        PolicyCheckpointer,
+        PolicyMetadata,
+        StageBasis,
+        StageCuts,
+        StageStates,
+        StageVertices,
+        read_policy_checkpoint,
+        read_stage_basis,
+        read_stage_cuts,
+        write_policy_checkpoint,
+        write_stage_basis,
+        write_stage_cuts,
+    )
+    from .results import SimulationOutput, TrainingOutput, write_results
+    from .run import Run, open_run
+    from .simulation import (
+        SimulationConfig,
+        SimulationParquetWriter,
+        SimulationScenarioResult,
+        empty_scenario_result,
+    )
+    from .system import System
+    from .training import (
+        IterationRecord,
+        RankTimingRecord,
+        TrainingParquetWriter,
+        state_dictionary,
+        write_dictionaries,
+        write_metadata,
+    )
+    from .validate import validate_output, validate_simulation
+
+_LAZY: Final[dict[str, str]] = {
+    "IoError": ".errors",
+    "IterationRecord": ".training",
+    "ManifestError": ".errors",
+    "OutputError": ".errors",
+    "ParquetConfig": ".parquet",
+    "PolicyCheckpointer": ".policy",
+    "PolicyMetadata": ".policy",
+    "RankTimingRecord": ".training",
+    "Run": ".run",
+    "RunConfig": ".config",
+    "RunIdentity": ".identity",
+    "SchemaError": ".errors",
+    "SerializationError": ".errors",
+    "SimulationConfig": ".simulation",
+    "SimulationManifest": ".manifest",
+    "SimulationOutput": ".results",
+    "SimulationParquetWriter": ".simulation",
+    "SimulationScenarioResult": ".simulation",
+    "StageBasis": ".policy",
+    "StageCuts": ".policy",
+    "StageStates": ".policy",
+    "StageVertices": ".policy",
+    "System": ".system",
+    "TrainingManifest": ".manifest",
+    "TrainingOutput": ".results",
+    "TrainingParquetWriter": ".training",
+    "empty_scenario_result": ".simulation",
+    "open_run": ".run",
+    "read_policy_checkpoint": ".policy",
+    "read_simulation_manifest": ".manifest",
+    "read_stage_basis": ".policy",
+    "read_stage_cuts": ".policy",
+    "read_training_manifest": ".manifest",
+    "state_dictionary": ".training",
+    "validate_output": ".validate",
+    "validate_simulation": ".validate",
+    "write_dictionaries": ".training",
+    "write_metadata": ".training",
+    "write_policy_checkpoint": ".policy",
+    "write_results": ".results",
+    "write_simulation_manifest": ".manifest",
+    "write_stage_basis": ".policy",
+    "write_stage_cuts": ".policy",
+    "write_training_manifest": ".manifest",
+}
+"""Public name -> the submodule (relative to this package) that defines it."""
 
 __all__ = [
     "IoError",
@@ -100,3 +155,18 @@ __all__ = [
     "write_stage_cuts",
     "write_training_manifest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first access (PEP 562) and keep it in the package namespace."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the public names not imported yet."""
+    return sorted(set(globals()) | set(__all__))

@@ -149,10 +149,40 @@ def _sub(sub: Any, name: str, help: str, epilog_key: str | None = None,
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+_COMMANDS: Final = ("demo", "bench", "validate", "policy", "report")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand whose options parsing ``argv`` needs, for :func:`build_parser`.
+
+    The first word not starting with ``-`` when it is a subcommand; ``""`` (no
+    subcommand's options) when there is none or it is unknown (``--help``,
+    ``--version`` or a usage error); ``None`` (all) after a ``--``.
+    """
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in _COMMANDS else ""
+    return ""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand.
+
+    Parameters
+    ----------
+    only : str, optional
+        Give the options of this subcommand only (the others are listed, with
+        their help, but left empty): building a subcommand's options imports
+        its module, so ``main`` builds just the one it runs (``validate`` then
+        does not import the writers, numpy or the report's libraries).
+        Default: every subcommand's options.
+    """
     from .._version import __version__
-    from .demo import add_demo_arguments
+
+    def wanted(name: str) -> bool:
+        return only is None or only == name
 
     common = _common_options()
     p = _Parser(prog="cobre-mpi-io", description=DESCRIPTION, epilog=EPILOG,
@@ -162,38 +192,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                          help="what to do (cobre-mpi-io COMMAND --help: its options and examples)")
 
-    add_demo_arguments(_sub(sub, "demo", "write a synthetic Cobre run through the package (run under mpiexec)",
-                            parents=[common]))
+    demo = _sub(sub, "demo", "write a synthetic Cobre run through the package (run under mpiexec)",
+                parents=[common])
+    if wanted("demo"):
+        from .demo import add_demo_arguments
+
+        add_demo_arguments(demo)
 
     bench = _sub(sub, "bench", "benchmarks of the writers (simulation, finalize, policy)")
-    bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK",
-                               help="which writer to time")
-    from .bench_simulation import add_simulation_bench_arguments
+    if wanted("bench"):
+        bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK",
+                                   help="which writer to time")
+        from .bench_simulation import add_simulation_bench_arguments
 
-    add_simulation_bench_arguments(_sub(bsub, "simulation", "time the simulation writer against pyarrow baselines",
-                                        "bench simulation", [common]))
-    from .bench_finalize import add_finalize_bench_arguments
+        add_simulation_bench_arguments(_sub(bsub, "simulation", "time the simulation writer against pyarrow "
+                                            "baselines", "bench simulation", [common]))
+        from .bench_finalize import add_finalize_bench_arguments
 
-    add_finalize_bench_arguments(_sub(bsub, "finalize", "time the manifest gather, assembly and write at scale",
-                                      "bench finalize", [common]))
-    from .bench_policy import add_policy_bench_arguments
+        add_finalize_bench_arguments(_sub(bsub, "finalize", "time the manifest gather, assembly and write at scale",
+                                          "bench finalize", [common]))
+        from .bench_policy import add_policy_bench_arguments
 
-    add_policy_bench_arguments(_sub(bsub, "policy", "time the policy checkpoint writer and reader against tofile",
-                                    "bench policy", [common]))
+        add_policy_bench_arguments(_sub(bsub, "policy", "time the policy checkpoint writer and reader against "
+                                        "tofile", "bench policy", [common]))
 
-    from .validate import add_validate_arguments
+    validate = _sub(sub, "validate", "check an output directory against its schemas and manifest",
+                    parents=[common])
+    if wanted("validate"):
+        from .validate import add_validate_arguments
 
-    add_validate_arguments(_sub(sub, "validate", "check an output directory against its schemas and manifest",
-                                parents=[common]))
-    from .policy import add_policy_arguments
+        add_validate_arguments(validate)
+    policy = _sub(sub, "policy", "inspect a policy directory or convert it between formats "
+                  "(spec, Cobre 0.5.x, Cobre 0.18)", parents=[common])
+    if wanted("policy"):
+        from .policy import add_policy_arguments
 
-    add_policy_arguments(_sub(sub, "policy", "inspect a policy directory or convert it between formats "
-                              "(spec, Cobre 0.5.x, Cobre 0.18)", parents=[common]))
-    from .report import add_report_arguments
+        add_policy_arguments(policy)
+    report = _sub(sub, "report", "summarize a run: state, convergence and the results across scenarios "
+                  "(text, --json, --html)", parents=[common])
+    if wanted("report"):
+        from .report import add_report_arguments
 
-    add_report_arguments(_sub(sub, "report",
-                              "summarize a run: state, convergence and the results across scenarios "
-                              "(text, --json, --html)", parents=[common]))
+        add_report_arguments(report)
     return p
 
 
@@ -429,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code.
     """
     given = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(_command_of(given))  # only the options of the subcommand that runs
     args = parser.parse_args(given)
     bad_output = output_is_a_file(args)
     if bad_output is not None:  # a usage error: status 2, nothing written (every rank parses: rank 0 says it)

@@ -1,0 +1,52 @@
+"""``import cobre_mpi_io`` and the command line's parser load only what is used (issue 16 item 7)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cobre_mpi_io
+
+HEAVY = ("pyarrow", "numpy", "mpi4py", "matplotlib", "duckdb", "flatbuffers")
+
+
+def _loaded(code: str) -> list[str]:
+    """The HEAVY modules a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    loaded: list[str] = json.loads(out.splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_package_loads_no_heavy_dependency() -> None:
+    assert _loaded("import cobre_mpi_io; cobre_mpi_io.__version__; cobre_mpi_io.OutputError") == []
+
+
+def test_every_public_name_resolves_and_is_listed() -> None:
+    for name in cobre_mpi_io.__all__:
+        value = getattr(cobre_mpi_io, name)
+        assert value is not None, name
+        assert name in dir(cobre_mpi_io)
+    assert cobre_mpi_io.RunConfig.__module__ == "cobre_mpi_io.config"
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        cobre_mpi_io.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("no AttributeError")
+
+
+def test_the_validate_parser_loads_neither_mpi4py_nor_the_report_libraries() -> None:
+    loaded = _loaded("from cobre_mpi_io.cli.main import build_parser\n"
+                     "build_parser('validate').parse_args(['validate', 'out'])")
+    assert not {"mpi4py", "matplotlib", "duckdb"} & set(loaded), loaded
+
+
+def test_help_builds_no_subcommand_options() -> None:
+    assert _loaded("from cobre_mpi_io.cli.main import _command_of, build_parser\n"
+                   "assert _command_of(['--help']) == ''\n"
+                   "build_parser('')") == []
