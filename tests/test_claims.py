@@ -37,6 +37,7 @@ from cobre_mpi_io.policy.checkpoint import list_checkpoints
 from cobre_mpi_io.system import System
 
 pytestmark = pytest.mark.timeout(120)
+CASE_4REE018 = Path(__file__).parent / "data" / "4ree-v018"
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -334,7 +335,7 @@ def test_crash_during_training_then_resume_with_another_seed_is_refused(tmp_path
     before = _snapshot(out)
     assert CLAIM_NAME in before  # the dead run's claim is still there
     for other in (("--seed", "2"), ("--detail", "stage"), ("--scale", "production"), ("--case", str(CASE_4REE)),
-                  ("--iterations", "41"), ("--forward-passes", "3"), ("--format", "cobre-0.18")):
+                  ("--iterations", "41"), ("--forward-passes", "3"), ("--format", "cobre-0.18", "--case", str(CASE_4REE018))):
         res = run_cli("demo", "--output", str(out), "--scenarios", "2", "--iterations", "40",
                       "--checkpoint-every", "2", "-q", "--resume", *other, check=False)
         assert res.returncode == 1 and "written by another run" in res.stderr, (other, res.stderr)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -26,6 +28,7 @@ from cobre_mpi_io.training.dictionaries import CODES, bounds_table, codes_docume
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).parent / "data" / "cobre-real" / "run-1dtoy-v018"
+CASE018 = Path(__file__).parent / "data" / "4ree-v018"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 _FILES = {"costs": "simulation/costs/scenario_id=0000/data.parquet",
           "hydros": "simulation/hydros/scenario_id=0000/data.parquet",
@@ -149,10 +152,10 @@ print(json.dumps({"tables": {k: len(v) for k, v in sim.items()},
 
 @pytest.fixture(scope="module")
 def demo018(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``mpiexec -n 2 cobre-mpi-io demo --format cobre-0.18``: 3 scenarios, 4 iterations."""
+    """``mpiexec -n 2 cobre-mpi-io demo --format cobre-0.18 --case 4ree-v018``: 4 scenarios, 3 iterations."""
     out = tmp_path_factory.mktemp("demo018") / "out"
-    run_cli("demo", "--output", str(out), "--scenarios", "3", "--iterations", "4", "--format", "cobre-0.18", n=2,
-            timeout=170)
+    run_cli("demo", "--output", str(out), "--scenarios", "4", "--iterations", "3", "--format", "cobre-0.18",
+            "--case", str(CASE018), n=2, timeout=170)
     return out
 
 
@@ -164,13 +167,13 @@ def test_cobre018_loaders_read_a_cobre018_demo_run(demo018: Path) -> None:
     proc = subprocess.run([exe, "-c", _LOAD, str(out)], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
-    system = System.synthetic("small")
-    assert got["tables"]["costs"] == 3 * system.num_stages  # stage rows only
-    assert got["tables"]["hydros"] == 3 * system.expected_rows("hydros")
+    system = System.from_case(CASE018)
+    assert got["tables"]["costs"] == 4 * system.num_stages  # stage rows only
+    assert got["tables"]["hydros"] == 4 * system.expected_rows("hydros")
     assert got["hydro_columns"] == table("hydros", "cobre-0.18").names
     assert [c["scenario_id"] for c in got["costs"]] == [0, 0] and got["costs"][0]["block_id"] is None
     conv = got["convergence"]
-    assert [c["iteration"] for c in conv] == [1, 2, 3, 4]
+    assert [c["iteration"] for c in conv] == [1, 2, 3]
     assert list(conv[0]) == table("convergence", "cobre-0.18").names
     assert conv[0]["upper_bound_kind"] == "statistical"
     ours = pq.read_table(out / "training" / "convergence.parquet")
@@ -178,6 +181,73 @@ def test_cobre018_loaders_read_a_cobre018_demo_run(demo018: Path) -> None:
     codes = json.loads((out / "training" / "dictionaries" / "codes.json").read_text())
     assert codes["operative_state"] == {"0": "deactivated", "1": "maintenance", "2": "operating", "3": "saturated"}
     assert not (out / "training" / "dictionaries" / "state_dictionary.json").exists()
+
+
+_POLICY = """
+import json, sys, cobre
+p = cobre.results.load_policy(sys.argv[1])
+print("RESULT " + json.dumps([len(s["cuts"]) for s in p["stage_cuts"]]))
+"""
+
+_WARM = """
+import json, sys, cobre
+r = cobre.run.run(sys.argv[1], output_dir=sys.argv[2])
+print("RESULT " + json.dumps({"lower_bound": float(r["lower_bound"]), "iterations": r["iterations"]}))
+"""
+
+
+def _in_cobre18(code: str, *args: str, cwd: Path) -> Any:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    proc = subprocess.run([_cobre18(), "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"cobre exited {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def _warm_start(work: Path, policy: Path | None) -> dict[str, Any]:
+    """Cobre 0.18 on a copy of the 4ree-v018 case, 1 iteration of 1 forward pass, warm-started from ``policy``."""
+    case = work / "case"
+    shutil.copytree(CASE018, case)
+    config = json.loads((case / "config.json").read_text())
+    config["training"]["stopping_rules"] = [{"type": "iteration_limit", "limit": 1}]
+    config["training"]["selection"]["forward_passes"] = 1
+    config["simulation"] = {"enabled": False}
+    if policy is not None:
+        config["policy"] = {"path": str(policy), "mode": "warm_start"}
+    (case / "config.json").write_text(json.dumps(config, indent=1))
+    result: dict[str, Any] = _in_cobre18(_WARM, str(case), str(work / "out"), cwd=work)
+    assert result["iterations"] == 1
+    return result
+
+
+@pytest.mark.timeout(180)
+def test_cobre018_loads_and_warm_starts_from_a_cobre018_demo_policy(demo018: Path, tmp_path: Path) -> None:
+    """``demo --format cobre-0.18 --case``: Cobre 0.18's ``load_policy`` reads its policy with our reader's cut
+    counts, and Cobre 0.18 warm-starts from it (a bound a fresh start does not reach)."""
+    from cobre_mpi_io.policy import read_policy_checkpoint
+
+    ck = read_policy_checkpoint(demo018 / "policy")
+    assert ck.format == "cobre-0.18"
+    ours = [int(np.asarray(sc.intercepts).size) for sc in ck.cuts]
+    system = System.from_case(CASE018)
+    assert len(ours) == system.num_stages and min(ours) > 0
+    assert _in_cobre18(_POLICY, str(demo018), cwd=tmp_path) == ours  # load_policy(OUT) reads OUT/policy
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "fresh").mkdir()
+    pol = shutil.copytree(demo018 / "policy", tmp_path / "policy")  # follows the link: the published policy
+    warm = _warm_start(tmp_path / "warm", pol)
+    fresh = _warm_start(tmp_path / "fresh", None)
+    assert np.isfinite(warm["lower_bound"]) and warm["lower_bound"] != fresh["lower_bound"]
+
+
+def test_cobre018_demo_without_a_case_is_refused_before_writing(tmp_path: Path) -> None:
+    """The built-in system has no stage dates and inflow lags in its state: no Cobre 0.18 policy for it."""
+    out = tmp_path / "out"
+    proc = run_cli("demo", "--output", str(out), "--scenarios", "1", "--iterations", "1", "--format", "cobre-0.18",
+                   "-q", check=False)
+    assert proc.returncode == 1 and "--format cobre-0.18 needs a Cobre 0.18 --case" in proc.stderr, proc.stderr
+    assert not out.exists()
 
 
 def test_docs_list_every_rule() -> None:
@@ -239,9 +309,9 @@ def test_report_reads_our_cobre018_run(demo018: Path) -> None:
     rep = json.loads(run_cli("report", str(demo018), "--section", "all", "--json").stdout)
     conv = rep["sections"]["convergence"]["summary"]
     lb = pq.read_table(demo018 / "training" / "convergence.parquet").column("lower_bound").to_pylist()
-    assert conv["iterations"] == 4 and conv["upper_bound_kind"] == "statistical"
+    assert conv["iterations"] == 3 and conv["upper_bound_kind"] == "statistical"
     assert conv["final_lower_bound"] == pytest.approx(lb[-1], rel=1e-6)
-    assert rep["sections"]["results"]["scenarios"] == 3 and not rep["sections"]["results"]["unavailable"]
+    assert rep["sections"]["results"]["scenarios"] == 4 and not rep["sections"]["results"]["unavailable"]
 
 
 @pytest.mark.timeout(180)
@@ -250,7 +320,7 @@ def test_cobre018_at_other_detail_levels_validates(detail: str, tmp_path: Path) 
     """stage: Cobre's costs and hydros (block_id null); summary: our scenario_totals.parquet, the spec's table."""
     out = tmp_path / "out"
     run_cli("demo", "--output", str(out), "--scenarios", "2", "--iterations", "2", "--format", "cobre-0.18",
-            "--detail", detail, "-q")
+            "--case", str(CASE018), "--detail", detail, "-q")
     proc = run_cli("validate", str(out), check=False)
     assert proc.returncode == 0, proc.stdout
     if detail == "stage":

@@ -28,6 +28,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ..config import RunConfig
 from ..errors import OutputError
 from ..manifest import utc_now
 from ..policy.checkpoint import PolicyCheckpointer
+from ..policy.convert import cobre_fields_from_case
 from ..progress import ProgressReporter
 from ..results import SimulationOutput, TrainingOutput, write_results
 from ..run import Run, check_output_directory
@@ -56,6 +58,7 @@ __all__ = [
     "add_demo_arguments",
     "case_num_scenarios",
     "check_output_dir",
+    "cobre_policy_fields",
     "demo_main",
     "load_system",
     "run_config",
@@ -179,7 +182,31 @@ class TrainingResult:
     error: OutputError | None = None  # the agreed error that stopped training (recorded as failed)
 
 
-def run_training(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> TrainingResult:
+def cobre_policy_fields(args: argparse.Namespace, system: System) -> dict[str, Any] | None:
+    """The Cobre 0.18 policy fields of a ``--format cobre-0.18`` run (None in ``spec``).
+
+    Cobre 0.18's policy records what the built-in system does not have (stage
+    dates, a state of one storage per hydro): they are taken from the Cobre
+    0.18 ``--case`` (:func:`~cobre_mpi_io.policy.convert.cobre_fields_from_case`).
+
+    Raises
+    ------
+    OutputError
+        ``--format cobre-0.18`` without ``--case``, or a case that does not
+        give the fields (not a Cobre 0.18 case, inflow lags in the state, ...).
+    """
+    if args.format != "cobre-0.18":
+        return None
+    if args.case is None:
+        raise OutputError("--format cobre-0.18 needs a Cobre 0.18 --case: its policy records the case's stage "
+                          "dates and one storage state per hydro, which the built-in system does not have "
+                          "(give --case DIR, or use --format spec)")
+    fields = cobre_fields_from_case(args.case, system.num_stages, system.state_dimension)
+    return fields.as_mapping()
+
+
+def run_training(args: argparse.Namespace, system: System, config: RunConfig, comm: Any, *,
+                 cobre_fields: Mapping[str, Any] | None = None) -> TrainingResult:
     """Training phase of the demo (collective): Parquet history and policy checkpoints.
 
     Rank 0 writes the iteration rows, every rank its own timing rows; a
@@ -200,6 +227,9 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
         run identity).
     comm : MPI communicator
         The communicator every rank of the job calls this with.
+    cobre_fields : mapping, optional
+        The Cobre 0.18 policy fields of a ``--format cobre-0.18`` run
+        (:func:`cobre_policy_fields`).
 
     Returns
     -------
@@ -227,9 +257,13 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     def policy(iteration: int) -> dict[str, Any]:
         if rank != 0:
             return {}
-        return synthetic_policy(system.state_dimension, system.num_stages, iteration, config.seed,
-                                forward_passes=config.forward_passes, max_iterations=args.iterations,
-                                config_hash=config.config_hash, system_hash=system.system_hash).write_kwargs()
+        kwargs = synthetic_policy(system.state_dimension, system.num_stages, iteration, config.seed,
+                                  forward_passes=config.forward_passes, max_iterations=args.iterations,
+                                  config_hash=config.config_hash, system_hash=system.system_hash).write_kwargs()
+        if cobre_fields is not None:  # Cobre 0.18's policy holds cuts and bases only
+            for name in ("stage_states", "stage_vertices", "state_dictionary"):
+                kwargs.pop(name)
+        return kwargs
 
     done = 0
     # Rank 0 reports the iterations (every rank runs all of them); checkpoints log themselves.
@@ -239,7 +273,8 @@ def run_training(args: argparse.Namespace, system: System, config: RunConfig, co
     try:
         with PolicyCheckpointer(args.output, every=args.checkpoint_every, comm=comm, training_writer=writer,
                                 identity=config.identity(system),
-                                state_dictionary=state_dictionary(system)) as ckpt:
+                                state_dictionary=state_dictionary(system), format=args.format,
+                                cobre_fields=cobre_fields) as ckpt:
             for k in range(1, args.iterations + 1):
                 if args.iteration_seconds:
                     time.sleep(args.iteration_seconds)
@@ -333,16 +368,20 @@ def demo_main(args: argparse.Namespace) -> int:
     assert system is not None
     config = mpi.run_agreed(comm, lambda: run_config(args), "config")
     assert config is not None
+    # before anything is written: a cobre-0.18 policy needs the case's Cobre fields
+    cobre_fields = mpi.run_agreed(comm, lambda: cobre_policy_fields(args, system), "--format")
     # the run handle takes the claim once, refuses a directory holding another run, a finished run (without
     # --resume) or files that are not a run, checks or records the run's identity; the writers share its claim
     with Run(args.output, system, config, comm, resume=args.resume, break_claim=args.break_claim):
-        return _demo_phases(args, system, config, comm)
+        return _demo_phases(args, system, config, comm, cobre_fields)
 
 
-def _demo_phases(args: argparse.Namespace, system: System, config: RunConfig, comm: Any) -> int:
+def _demo_phases(args: argparse.Namespace, system: System, config: RunConfig, comm: Any,
+                 cobre_fields: Mapping[str, Any] | None) -> int:
     rank = mpi.rank_of(comm)
     t0 = time.perf_counter()
-    training = run_training(args, system, config, comm) if args.iterations > 0 else None
+    training = (run_training(args, system, config, comm, cobre_fields=cobre_fields) if args.iterations > 0
+                else None)
     manifest, sim_error = None, None
     if training is None or not (training.interrupted or training.error):
         manifest, sim_error = run_simulation(args, system, config, comm)

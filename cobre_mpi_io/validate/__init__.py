@@ -65,7 +65,8 @@ from typing import Any
 from .. import mpi
 from ..claim import claim_holder, read_claim
 from ..errors import OutputError
-from ..layout import CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
+from ..layout import CHECKPOINT_RE, CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
+from ..policy.cobre_checkpoint import COBRE_CHECKPOINTS_DIR
 from ..schemas import DEFAULT_FORMAT
 from .cobre import validate_cobre_output
 from .dictionaries import check_dictionaries
@@ -96,10 +97,11 @@ def _plan(path: Path, deep: bool) -> Plan:
     plan.bases = {d: str(path / d) for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR)}
     present = [d for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR) if (path / d).is_dir()
                and not (path / d).is_symlink()]
+    cobre_policy = _cobre_policy_link(path)
     for d in (SIMULATION_DIR, TRAINING_DIR, POLICY_DIR):
-        if (path / d).is_symlink():
+        if (path / d).is_symlink() and not (d == POLICY_DIR and cobre_policy):
             plan.add("", d, "symbolic link (refused: the output tree must be real directories)")
-    if not present:
+    if not present and not cobre_policy:
         plan.add("", ".", "not an output directory: no simulation/, training/ or policy/")
     why = not_regular(path / CLAIM_NAME)
     try:
@@ -119,11 +121,50 @@ def _plan(path: Path, deep: bool) -> Plan:
         check_dictionaries(path / TRAINING_DIR, plan)
     if POLICY_DIR in present:
         plan_policy(path / POLICY_DIR, plan)
+    elif cobre_policy:
+        _plan_cobre_policy(path, plan)
     elif plan.policy_required is not None:
         plan.add("", POLICY_DIR, f"missing although {plan.policy_required}")
     if out is not None:
         plan_unrecorded(plan, out)
     return plan
+
+
+def _cobre_policy_link(path: Path) -> bool:
+    """Whether ``OUT/policy`` is a ``cobre-0.18`` run's link to ``policy_checkpoints/iter_NNNNNN/policy``."""
+    link = path / POLICY_DIR
+    if not link.is_symlink():
+        return False
+    parts = os.readlink(link).split("/")
+    return (len(parts) == 3 and parts[0] == COBRE_CHECKPOINTS_DIR and CHECKPOINT_RE.match(parts[1]) is not None
+            and parts[2] == "policy")
+
+
+def _plan_cobre_policy(path: Path, plan: Plan) -> None:
+    """A ``cobre-0.18`` run's policy (``policy`` links to ``policy_checkpoints/iter_N/policy``).
+
+    The policy Cobre reads is decoded and every file checked against its
+    checkpoint's ``metadata.json`` (:func:`~cobre_mpi_io.policy.read_policy_checkpoint`);
+    the files of every retained checkpoint are compared with the run journal.
+    """
+    if plan.format != "cobre-0.18":
+        plan.add("", POLICY_DIR, f"a symbolic link to a Cobre 0.18 policy in a run of format {plan.format!r} "
+                                 "(refused: the output tree must be real directories)")
+        return
+    from ..policy import read_policy_checkpoint
+
+    try:
+        read_policy_checkpoint(path / POLICY_DIR)
+    except OutputError as exc:
+        plan.add("", POLICY_DIR, f"the published Cobre 0.18 policy is unreadable: {exc}")
+    ckpts = path / COBRE_CHECKPOINTS_DIR
+    if not ckpts.is_dir() or ckpts.is_symlink():
+        plan.add("", COBRE_CHECKPOINTS_DIR, "missing or not a directory")
+        return
+    plan.bases[COBRE_CHECKPOINTS_DIR] = str(ckpts)
+    plan.checkpoints = sum(1 for e in os.scandir(ckpts) if e.is_dir(follow_symlinks=False)
+                           and CHECKPOINT_RE.match(e.name))
+    plan.walk(COBRE_CHECKPOINTS_DIR, ckpts, lambda rel, kind: (True, None))
 
 
 # --------------------------------------------------------------------------- cross-checks (rank 0)
