@@ -304,10 +304,13 @@ while len(w.rank_part.scenarios_written) < 3:
     assert time.monotonic() < deadline
     time.sleep(0.01)
 before = {r.path: (r.rows, r.bytes, r.xxhash64) for r in w.rank_part.files}
-# ... then it fills up: room for a file of the small tables, not for a thermals file
-small = max(b for p, (_, b, _) in before.items() if not p.startswith("thermals/"))
-big = min(b for p, (_, b, _) in before.items() if p.startswith("thermals/"))
-assert small < big
+# ... then it fills up: room for a file of the small tables, not for one of the largest table (the table
+# whose smallest file is larger than every file of the others)
+tables = {p.split("/")[0] for p in before}
+big_table = max(tables, key=lambda t: min(b for p, (_, b, _) in before.items() if p.startswith(t + "/")))
+small = max(b for p, (_, b, _) in before.items() if not p.startswith(big_table + "/"))
+big = min(b for p, (_, b, _) in before.items() if p.startswith(big_table + "/"))
+assert small < big, (small, big, big_table)
 limit = (small + big) // 2
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 raised = []
@@ -326,7 +329,7 @@ try:
 except OutputError as e:
     raised.append({"where": "finalize", **describe(e)})
 files = {r.path: (r.rows, r.bytes, r.xxhash64) for r in w.rank_part.files}
-print(json.dumps({"limit": limit, "before": before, "files": files, "raised": raised}))
+print(json.dumps({"limit": limit, "big_table": big_table, "before": before, "files": files, "raised": raised}))
 """
 
 
@@ -340,12 +343,13 @@ def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_
                           capture_output=True, text=True, timeout=90, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    # the first scenarios are complete; the disk filled at the first thermals file after them
+    # the first scenarios are complete; the disk filled at the first file of the largest table after them
     assert {p for p in res["before"]} == {partition_file(t, s) for t in system_4ree.simulation_tables
                                           for s in range(3)}
     first = res["raised"][0]
     assert first["type"] == "IoError" and first["kind"] == "io" and first["cause"] == "disk full"
-    failing = str(sim(out) / partition_file("thermals", 3))
+    big_table = res["big_table"]
+    failing = str(sim(out) / partition_file(big_table, 3))
     assert first["path"] == failing and failing in first["message"]
     final = res["raised"][-1]
     assert final["where"] == "finalize" and final["type"] == "IoError" and final["cause"] == "disk full"
@@ -357,9 +361,9 @@ def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_
         p = sim(out) / rel
         assert p.stat().st_size == size and xxh(p) == digest, rel
         assert pq.read_table(p).num_rows == rows
-    # no thermals file past the limit, nothing partial, no temp file left behind
+    # no file of the largest table past the limit, nothing partial, no temp file left behind
     for s in range(3, n):
-        assert not (sim(out) / partition_file("thermals", s)).exists()
+        assert not (sim(out) / partition_file(big_table, s)).exists()
     assert_no_partial_file(out, system_4ree)
     assert {p.relative_to(sim(out)).as_posix() for p in data_files(out)} == set(files)
     assert [p for p in sim(out).rglob(".*")] == []

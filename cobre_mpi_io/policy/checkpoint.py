@@ -52,7 +52,6 @@ from ..layout import (
     CHECKPOINT_RE,
     CHECKPOINTS_DIR,
     LATEST_LINK,
-    LINKED_FILES,
     TRAINING_DIR,
     checkpoint_name,
     resolve_checkpoint_dir,
@@ -65,7 +64,7 @@ from .codec import write_stage_basis, write_stage_cuts, write_stage_states, writ
 from .decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from .formats import COBRE_MANIFEST, read_cobre_policy, restore_cobre_fields, scaling_report_value_scale
 from .mapped import file_digest
-from .publish import _check_policy, _remove_tree, _replace_symlink
+from .publish import _check_policy, _ensure_fixed_links, _files_below, _remove_tree, _replace_symlink
 from .records import (
     METADATA_SCHEMA,
     STAGE_SUBDIRS,
@@ -243,25 +242,6 @@ def _expected_digests(meta_path: Path, meta: PolicyMetadata, recorded: dict[str,
     return recorded
 
 
-def _ensure_fixed_links(policy_dir: Path, published: Path) -> None:
-    """Create ``policy/{cuts,...,metadata.json}`` -> ``latest/...`` (they never change).
-
-    ``state_dictionary.json`` is linked only while the published checkpoint has one.
-    """
-    for name in STAGE_SUBDIRS + LINKED_FILES:
-        link = policy_dir / name
-        want = f"{LATEST_LINK}/{name}"
-        if not (published / name).exists():
-            if link.is_symlink():
-                link.unlink()
-            continue
-        if link.is_symlink() and os.readlink(link) == want:
-            continue
-        if link.exists() and not link.is_symlink():
-            raise IoError(link, "exists", "expected a symlink into latest/; remove the stale entry")
-        _replace_symlink(link, want)
-
-
 def _write_checkpoint_dir(
     ckpt: Path,
     stage_cuts: Sequence[StageCuts],
@@ -331,10 +311,6 @@ def _record_checkpoint(final: Path, files: Mapping[str, int], digests: Mapping[s
         dg = digests[rel] if rel in digests else file_digest(final / rel)  # metadata.json: a few KB
         j.record(final / rel, dg.bytes, dg.xxhash64)
     j.flush(sync=True)
-
-
-def _files_below(directory: Path) -> list[Path]:
-    return [Path(d) / f for d, _dirs, names in os.walk(directory) for f in names]
 
 
 _INTACT: set[str] = set()  # checkpoints (real paths) this process wrote or found intact against the run journal

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IoError, SchemaError
-from ..layout import stage_file_name
-from .records import PolicyMetadata, StageBasis, StageCuts, StageStates, StageVertices, _u32
+from ..layout import LATEST_LINK, LINKED_FILES, stage_file_name
+from .records import STAGE_SUBDIRS, PolicyMetadata, StageBasis, StageCuts, StageStates, StageVertices, _u32
 
 __all__: list[str] = []
 
@@ -60,3 +60,26 @@ def _check_policy(stage_cuts: Sequence[StageCuts], stage_bases: Sequence[StageBa
         elif not seen <= cut_ids:
             extra = min(seen - cut_ids)
             raise SchemaError(f"{kind}/{stage_file_name(extra)}", "stage_id", "no cuts for this stage")
+
+
+def _ensure_fixed_links(policy_dir: Path, published: Path) -> None:
+    """Create ``policy/{cuts,...,metadata.json}`` -> ``latest/...`` (they never change).
+
+    ``state_dictionary.json`` is linked only while the published checkpoint has one.
+    """
+    for name in STAGE_SUBDIRS + LINKED_FILES:
+        link = policy_dir / name
+        want = f"{LATEST_LINK}/{name}"
+        if not (published / name).exists():
+            if link.is_symlink():
+                link.unlink()
+            continue
+        if link.is_symlink() and os.readlink(link) == want:
+            continue
+        if link.exists() and not link.is_symlink():
+            raise IoError(link, "exists", "expected a symlink into latest/; remove the stale entry")
+        _replace_symlink(link, want)
+
+
+def _files_below(directory: Path) -> list[Path]:
+    return [Path(d) / f for d, _dirs, names in os.walk(directory) for f in names]
