@@ -27,8 +27,9 @@ import logging
 import os
 import shutil
 import sys
+import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NoReturn
 
 from ..errors import OutputError
@@ -121,14 +122,30 @@ def _launcher_rank() -> int | None:
     return None
 
 
+_USAGE_ERROR_GRACE_S: Final = 3.0
+"""How long a rank other than 0 waits before its usage-error exit, so that rank 0 (which prints the
+message) exits first: a launcher that sees one rank fail ends the job at once, and Open MPI's prterun then
+drops rank 0's unforwarded output. The launcher ends the waiting ranks as soon as rank 0 has exited."""
+
+
+def _usage_exit(say: Callable[[], None]) -> int:
+    """Usage error under a launcher: rank 0 says it and exits; the others wait a little (see above)."""
+    if (_launcher_rank() or 0) == 0:
+        say()
+        sys.stderr.flush()
+    else:
+        time.sleep(_USAGE_ERROR_GRACE_S)
+    return 2
+
+
 class _Parser(argparse.ArgumentParser):
     """Under ``mpiexec`` every rank parses the same bad command line: only rank 0 prints the error."""
 
     def error(self, message: str) -> NoReturn:
-        if (_launcher_rank() or 0) == 0:
+        def say() -> None:
             self.print_usage(sys.stderr)
             sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
+        sys.exit(_usage_exit(say))
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -473,9 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(given)
     bad_output = output_is_a_file(args)
     if bad_output is not None:  # a usage error: status 2, nothing written (every rank parses: rank 0 says it)
-        if (_launcher_rank() or 0) == 0:
-            _say(f"cobre-mpi-io {args.command}: error: {bad_output}")
-        return 2
+        return _usage_exit(lambda: _say(f"cobre-mpi-io {args.command}: error: {bad_output}"))
     if not _uses_mpi(args):
         rank = _launcher_rank() or 0  # started by a launcher anyway: only its rank 0 logs below WARNING
         with configure_logging(args, rank, rank + 1):
