@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any, Final
 
-from ..errors import IoError, OutputError
+from ..errors import IoError
 from .analysis import CONVERGENCE_FILE, read_convergence, read_rank_totals, run_results
+from .frames import _unavailable
 from .run import RunDirectory, as_run
 
 __all__ = ["convergence_plot", "cost_distribution_plot", "deficit_plot", "entity_panels", "fan_chart"]
@@ -29,9 +30,6 @@ FAN_STYLE: Final = {
 """Title and colour of each fan chart."""
 
 
-def _unavailable(run: RunDirectory, quantity: str) -> OutputError:
-    why = run_results(run)["unavailable"].get(quantity, "not computed for this run")
-    return OutputError(f"{quantity} is not available for {run.path}: {why}")
 
 
 def convergence_plot(run: _Run, *, rank_panel: bool | None = None) -> Any:
@@ -178,16 +176,10 @@ def entity_panels(run: _Run, quantity: str, *, max_panels: int = 12) -> Any:
     OutputError
         The run has no data for it.
     """
-    from .frames import ENTITY_QUANTITIES
+    from .frames import _entity_quantity
     from .plots import small_multiples_figure
 
-    if quantity not in ENTITY_QUANTITIES:
-        raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(ENTITY_QUANTITIES)}")
-    r = as_run(run)
-    res = run_results(r)
-    q = res[ENTITY_QUANTITIES[quantity]].get(quantity)
-    if q is None:
-        raise _unavailable(r, quantity)
+    res, q = _entity_quantity(run, quantity)
     return small_multiples_figure(res["stages"], largest_entities(q["entities"], max_panels), None, q["unit"],
                                   "tab:purple" if quantity == "spot_price" else "tab:cyan")
 

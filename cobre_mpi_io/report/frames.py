@@ -59,6 +59,19 @@ def _unavailable(run: RunDirectory, quantity: str) -> Exception:
     return OutputError(f"{quantity} is not available for {run.path}: {why}")
 
 
+def _entity_quantity(run: _Run, quantity: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(run results, the per-entity results of quantity)``; ValueError for an unknown quantity,
+    OutputError when the run has no data for it."""
+    if quantity not in ENTITY_QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(ENTITY_QUANTITIES)}")
+    r = as_run(run)
+    res = run_results(r)
+    q = res[ENTITY_QUANTITIES[quantity]].get(quantity)
+    if q is None:
+        raise _unavailable(r, quantity)
+    return res, q
+
+
 def convergence(run: _Run, *, as_arrow: bool = False) -> Any:
     """The training history: one row per iteration, under this package's column names.
 
@@ -328,13 +341,7 @@ def entity_percentiles(run: _Run, quantity: str, *, as_arrow: bool = False) -> A
     OutputError
         The run has no data for it.
     """
-    if quantity not in ENTITY_QUANTITIES:
-        raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(ENTITY_QUANTITIES)}")
-    r = as_run(run)
-    res = run_results(r)
-    q = res[ENTITY_QUANTITIES[quantity]].get(quantity)
-    if q is None:
-        raise _unavailable(r, quantity)
+    res, q = _entity_quantity(run, quantity)
     stages = res["stages"]
     id_col = "bus_id" if quantity == "spot_price" else "hydro_id"
     cols: dict[str, list[Any]] = {id_col: [], "name": [], "stage_id": [], "scenarios": [], "mean": []}
