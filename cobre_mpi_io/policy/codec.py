@@ -66,6 +66,12 @@ class _Rows:
     arr: F64
     check: tuple[str, str] | None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the block takes in the file: an 8-byte header before each row."""
+        n, d = self.arr.shape
+        return int(n) * (8 + 8 * int(d))
+
 
 _Chunk = bytes | memoryview | _Rows
 
@@ -290,7 +296,8 @@ def _writev_all(fd: int, chunks: Sequence[bytes | memoryview], nbytes: int | Non
 
 def _write_flatbuffer(path: str | os.PathLike[str], chunks: Sequence[_Chunk],
                       durable: bool) -> int:
-    with atomic_write(path, durable=durable) as fh:
+    size = sum(c.nbytes if isinstance(c, _Rows) else memoryview(c).nbytes for c in chunks)  # the file's blocks are allocated before the stream (atomic_write)
+    with atomic_write(path, durable=durable, size=size) as fh:
         fh.flush()
         return _write_chunks(fh.fileno(), chunks)
 
