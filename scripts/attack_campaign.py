@@ -74,6 +74,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cobre_mpi_io.testing import processes
+from cobre_mpi_io.testing.processes import kill_session
+
 REPO = Path(__file__).resolve().parents[1]
 CASE_4REE = REPO / "tests" / "data" / "4ree"
 EXAMPLE = REPO / "examples" / "solver_integration.py"
@@ -104,13 +107,6 @@ class Result:
         return f"rc={self.rc}{' (TIMED OUT)' if self.timed_out else ''}: {tail!r}"
 
 
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-
-
 class Ctx:
     """Interpreter, launcher, scratch space and the clean reference runs of one campaign."""
 
@@ -131,7 +127,7 @@ class Ctx:
         """Kill every job this campaign started that still runs (on exit, SIGTERM or Ctrl-C)."""
         for proc in list(self.live):
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_session(proc)
         self.live.clear()
 
     # ------------------------------------------------------------------ commands
@@ -159,7 +155,7 @@ class Ctx:
             out, err = proc.communicate(timeout=timeout)
             return Result(list(cmd), proc.returncode, out, err, time.monotonic() - t0)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_session(proc)
             out, err = proc.communicate()
             return Result(list(cmd), None, out or "", err or "", time.monotonic() - t0, timed_out=True)
         finally:
@@ -180,7 +176,7 @@ class Ctx:
                 yield proc
             finally:
                 if proc.poll() is None:
-                    _kill_group(proc)
+                    kill_session(proc)
                 self.live.discard(proc)
 
     def dir(self, name: str) -> Path:
@@ -340,49 +336,12 @@ def flip_bit(path: Path, rng: random.Random, region: tuple[int, int] | None = No
 
 
 # ------------------------------------------------------------------ ranks of an mpiexec job
-def _children() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                parents[int(d.name)] = int((d / "stat").read_text().rpartition(")")[2].split()[1])
-    return parents
-
-
-def _rank_of(pid: int) -> int | None:
-    try:
-        if b"cobre_mpi_io" not in Path(f"/proc/{pid}/cmdline").read_bytes() and b"solver_integration" not in \
-                Path(f"/proc/{pid}/cmdline").read_bytes():
-            return None
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for kv in env:
-        for key in (b"PMI_RANK=", b"OMPI_COMM_WORLD_RANK="):
-            if kv.startswith(key):
-                return int(kv[len(key):])
-    return None
-
-
 def rank_pids(launcher: int, size: int, timeout: float = 30) -> dict[int, int]:
-    """``{rank: pid}`` of the Python ranks below process ``launcher``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        parents = _children()
-        found: dict[int, int] = {}
-        stack = [launcher]
-        while stack:
-            parent = stack.pop()
-            for kid in (p for p, pp in parents.items() if pp == parent):
-                stack.append(kid)
-                r = _rank_of(kid)
-                if r is not None:
-                    found[r] = kid
-        if len(found) >= size:
-            return found
-        if time.monotonic() > deadline:
-            raise Setup(f"ranks of job {launcher} not found ({found})")
-        time.sleep(0.02)
+    """``{rank: pid}`` of the Python ranks below process ``launcher``; :class:`Setup` when not found in time."""
+    try:
+        return processes.rank_pids(launcher, size, timeout)
+    except TimeoutError as exc:
+        raise Setup(str(exc)) from exc
 
 
 def crash(ctx: Ctx, cmd: list[str], ready: Callable[[], bool], victim: int, size: int, name: str,

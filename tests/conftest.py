@@ -8,9 +8,7 @@ deadlock into a failure.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import glob
 import os
 import re
 import shlex
@@ -240,13 +238,3 @@ def json_set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         node[last] = value
     return d
-
-
-def parent_pids() -> dict[int, int]:
-    """pid -> parent pid of every process (``/proc/*/stat``; works where ``task/*/children`` is missing)."""
-    out: dict[int, int] = {}
-    for f in glob.glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(f).read_text()
-            out[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
-    return out

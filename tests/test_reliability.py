@@ -23,7 +23,6 @@ Covered (SPEC §4 atomic files, §6 manifests/markers/recovery, §10 errors):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +39,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import xxhash
-from conftest import CASE_4REE, mpiexec_argv, parent_pids, run_cli
+from conftest import CASE_4REE, mpiexec_argv, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cobre_mpi_io.layout import parse_partition_file, partition_file
 from cobre_mpi_io.schemas import TABLES
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.processes import popen_session, rank_pids
 
 PY = sys.executable
 SEED = "42"  # the demo's default seed, spelled out
@@ -125,55 +124,6 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
     return snap
 
 
-def _rank_of(pid: int) -> int | None:
-    """MPI rank of a demo process (None for launchers/proxies, which may inherit an outer job's rank)."""
-    try:
-        if b"cobre_mpi_io" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return None
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for kv in env:
-        for key in (b"PMI_RANK=", b"OMPI_COMM_WORLD_RANK="):
-            if kv.startswith(key):
-                return int(kv[len(key):])
-    return None
-
-
-def rank_pids(launcher: int, size: int, timeout: float = 30) -> dict[int, int]:
-    """``{rank: pid}`` of the python ranks below the ``mpiexec`` process ``launcher``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found: dict[int, int] = {}
-        parents = parent_pids()
-        stack = [launcher]
-        while stack:
-            parent = stack.pop()
-            for kid in (p for p, pp in parents.items() if pp == parent):
-                stack.append(kid)
-                r = _rank_of(kid)
-                if r is not None:
-                    found[r] = kid
-        if len(found) == size:
-            return found
-        assert time.monotonic() < deadline, f"ranks of mpiexec {launcher} not found: {found}"
-        time.sleep(0.01)
-
-
-@contextlib.contextmanager
-def popen(cmd: list[str], logdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd`` in its own session; on exit make sure the whole job is gone."""
-    with open(logdir / "stdout", "wb") as so, open(logdir / "stderr", "wb") as se:
-        proc = subprocess.Popen(cmd, stdout=so, stderr=se, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-
-
 class CleanRuns:
     """Clean reference runs, one per argument set, shared by the module."""
 
@@ -212,7 +162,7 @@ def test_kill9_one_rank_then_resume(tmp_path: Path, clean: CleanRuns, small_syst
     out = tmp_path / "out"
     args = ("--scenarios", str(KILL_SCENARIOS), "--seed", SEED)
     hydros = sim(out) / "hydros"
-    with popen(demo_cmd(out, *args, "--slow", "0.05", n=3), tmp_path) as proc:
+    with popen_session(demo_cmd(out, *args, "--slow", "0.05", n=3), tmp_path / "stdout", tmp_path / "stderr") as proc:
         deadline = time.monotonic() + 60
         while len(list(hydros.glob("scenario_id=*/data.parquet"))) < kill_after:
             assert proc.poll() is None, f"demo exited ({proc.returncode}) before {kill_after} partitions existed"

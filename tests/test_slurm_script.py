@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import mpiexec, parent_pids, run_cli
+from conftest import mpiexec, run_cli
+
+from cobre_mpi_io.testing.processes import parent_pids
 
 pytestmark = pytest.mark.timeout(240)
 
