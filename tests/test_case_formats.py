@@ -319,6 +319,7 @@ def test_demo_refuses_a_bad_config_before_writing_anything(tmp_path: Path) -> No
     assert proc.returncode != 0 and list(out.iterdir()) == [] and out.stat().st_mtime_ns == before
 
 
+@pytest.mark.mpi_agnostic("reading a 0.18 case; the launcher only starts the demo")
 def test_demo_runs_a_018_case_with_its_own_seed(tmp_path: Path) -> None:
     case = _copy(V018, tmp_path)
     _edit(case, "config.json", lambda d: d["training"].update(tree_seed=7))

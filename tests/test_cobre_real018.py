@@ -1,8 +1,8 @@
 """The policy formats against the real Cobre solver 0.18.0 (and 0.5.1's loader) -- issue 15.
 
 Data: ``tests/data/cobre-real/`` (PROVENANCE.txt): ``policy-1dtoy-v018`` (written by Cobre 0.18.0),
-``policy-1dtoy`` (Cobre 0.5.1) and ``case-1dtoy-v018-warm`` (1dtoy in the 0.18 input format, set up for a
-1-iteration warm start from ``POLICY_DIR``).
+``policy-1dtoy`` (Cobre 0.5.1) and ``case-1dtoy-v018`` (1dtoy in the 0.18 input format), which
+``conftest.warm_case_018`` copies and sets up for a 1-iteration warm start from a policy directory.
 
 - Cobre 0.18 warm-started from its own policy, and from that policy passed through
   ``cobre-mpi-io policy convert --format cobre-0.18``, reaches the identical lower bound; a copy with
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import warm_case_018
 
 from cobre_mpi_io.policy import read_policy_checkpoint
 from cobre_mpi_io.policy.formats import write_cobre_policy
@@ -38,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "cobre-real"
 V018 = DATA / "policy-1dtoy-v018"
 V051 = DATA / "policy-1dtoy"
-CASE = DATA / "case-1dtoy-v018-warm"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 BOUND_051 = 2605295.1210092693  # Cobre 0.5.1 warm-started from its own policy (PROVENANCE.txt)
 BOUND_018 = 2611822.251023356  # Cobre 0.18.0 warm-started from its own policy, 1 iteration
@@ -113,10 +113,7 @@ def _warm_start(python: str, policy: Path, work: Path, copy: bool = True) -> flo
     """Cobre 0.18 on the 0.18 case, 1 iteration, warm-started from (a copy of) ``policy``; its lower bound."""
     work.mkdir()
     pol = _copy(policy, work / "policy") if copy else policy
-    case = _copy(CASE, work / "case")
-    config = json.loads((case / "config.json").read_text())
-    config["policy"]["path"] = str(pol)
-    (case / "config.json").write_text(json.dumps(config, indent=1))
+    case = warm_case_018(work / "case", policy=str(pol))
     result = _in_cobre(python, _RUN, str(case), str(work / "out"), cwd=work)
     assert result["iterations"] == 1
     return float.fromhex(result["hex"])
@@ -171,8 +168,8 @@ def test_warm_start_from_our_cobre_018_checkpoint(cobre18: str, tmp_path: Path) 
     assert _warm_start(cobre18, out / "policy", tmp_path / "run", copy=False) == pytest.approx(BOUND_018, rel=1e-9)
 
 
-def test_upgrade_051_policy_to_018(cobre18: str, tmp_path: Path) -> None:
-    _convert(V051, tmp_path / "upgraded", "--case", str(CASE), "--value-scale", "1000")
+def test_upgrade_051_policy_to_018(cobre18: str, case018_warm: Path, tmp_path: Path) -> None:
+    _convert(V051, tmp_path / "upgraded", "--case", str(case018_warm), "--value-scale", "1000")
     lb = _warm_start(cobre18, tmp_path / "upgraded", tmp_path / "run")
     print(f"Cobre 0.18 from 0.5.1's policy upgraded: {lb!r} (0.5.1 on its own: {BOUND_051!r})")
     assert lb == pytest.approx(BOUND_051, rel=0.01)

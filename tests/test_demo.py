@@ -18,6 +18,7 @@ from conftest import mpiexec_argv, run_cli
 pytestmark = pytest.mark.timeout(180)
 
 
+@pytest.mark.mpi_agnostic("the tree a 3-rank demo writes; the launcher only starts it")
 def test_demo_writes_the_whole_tree(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli("demo", "--output", str(out), "--scenarios", "9", "--iterations", "12", "--checkpoint-every", "5",

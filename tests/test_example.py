@@ -29,7 +29,10 @@ def _run_example(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-@pytest.mark.parametrize("case", [None, CASE_4REE], ids=["synthetic-small", "4ree"])
+@pytest.mark.parametrize("case", [
+    pytest.param(None, id="synthetic-small"),
+    pytest.param(CASE_4REE, id="4ree",
+                 marks=pytest.mark.mpi_agnostic("the case read by the example; under each launcher: synthetic-small"))])
 def test_example_runs_on_two_ranks_and_validates(tmp_path: Path, case: Path | None) -> None:
     out = tmp_path / "out"
     proc = _run_example(out, *([str(case)] if case is not None else []))

@@ -281,6 +281,7 @@ def test_a_system_with_batteries_is_refused_in_cobre018() -> None:
         format_tables_for("cobre-0.18", ("costs", "hydros", "batteries"))
 
 
+@pytest.mark.mpi_agnostic("validate's checks against Cobre's schemas; validate under each launcher: tests/test_validate.py")
 @pytest.mark.timeout(180)
 def test_validate_checks_our_cobre018_run_against_cobres_schemas(demo018: Path, tmp_path: Path) -> None:
     """validate reads the run's format from its identity and checks Cobre 0.18's columns, not the spec's."""

@@ -102,3 +102,24 @@ def test_wrong_or_unedited_hostfile_fails_loudly(which: str) -> None:
         assert "replace_with_node_name" in err if shutil.which("ssh") else "ssh" in err, proc.stdout + proc.stderr
     else:  # Hydra rejects "slots=", Open MPI takes "localhost:4" for a host it cannot start a daemon on
         assert ("slots" in err) if kind == "hydra" else ("localhost:4" in err), proc.stderr
+
+
+def test_the_launcher_marker_is_per_test_and_follows_helpers(pytestconfig: pytest.Config) -> None:
+    """tests/conftest.py marks "launcher" the tests that start MPI jobs (scripts/test.sh runs them under
+    every MPI): through the module's helpers too, not the tests that only share a module with one."""
+    import inspect
+
+    import test_cli
+    import test_formats
+    import test_reliability
+    from conftest import _starts_jobs
+
+    def starts(module: object, name: str) -> bool:
+        return _starts_jobs(inspect.unwrap(getattr(module, name)), module, set())  # type: ignore[arg-type]
+
+    assert starts(test_reliability, "test_kill9_one_rank_then_resume")  # Popen(demo_cmd(..., n=3))
+    assert starts(test_cli, "test_progress_bar_option_under_mpiexec")
+    assert not starts(test_cli, "test_terminal_shows_a_bar")  # a single process, in a module with launcher tests
+    assert not starts(test_reliability, "test_resume_repairs_any_damage")  # in-process writer (hypothesis)
+    assert not starts(test_formats, "test_cobre018_loaders_read_a_cobre018_demo_run")  # its fixture's run: set-up
+    assert "mpi_agnostic(reason)" in "\n".join(pytestconfig.getini("markers"))

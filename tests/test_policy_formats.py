@@ -1,7 +1,8 @@
 """Policy directories of every format (cobre_mpi_io.policy.formats, .convert, .cobre_manifest, cli/policy.py).
 
 Data: ``tests/data/cobre-real/`` (PROVENANCE.txt): ``policy-1dtoy-v018`` written by Cobre 0.18.0,
-``policy-1dtoy`` by Cobre 0.5.1, and ``case-1dtoy-v018-warm`` (the 0.18 case).  The real solver's
+``policy-1dtoy`` by Cobre 0.5.1, and ``case-1dtoy-v018`` (the 0.18 case; fixture ``case018_warm``: set up for a
+warm start, ``conftest.warm_case_018``).  The real solver's
 side is in tests/test_cobre_real018.py; nothing here needs it.
 """
 
@@ -28,7 +29,6 @@ from cobre_mpi_io.policy.formats import detect_policy_format, read_cobre_policy,
 DATA = Path(__file__).parent / "data" / "cobre-real"
 V018 = DATA / "policy-1dtoy-v018"
 V051 = DATA / "policy-1dtoy"
-CASE018 = DATA / "case-1dtoy-v018-warm"
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -182,13 +182,13 @@ def test_manifest_round_trip_with_seasons() -> None:
 # ------------------------------------------------------------------ conversion
 
 
-def test_convert_051_to_018_scales_units(tmp_path: Path) -> None:
+def test_convert_051_to_018_scales_units(tmp_path: Path, case018_warm: Path) -> None:
     with pytest.raises(SchemaError, match="value_scale"):
-        convert_policy(V051, tmp_path / "up", "cobre-0.18", case=CASE018, durable=False)
+        convert_policy(V051, tmp_path / "up", "cobre-0.18", case=case018_warm, durable=False)
     with pytest.raises(SchemaError, match="case"):
         convert_policy(V051, tmp_path / "up", "cobre-0.18", value_scale=1000.0, durable=False)
     assert not (tmp_path / "up").exists()
-    up = convert_policy(V051, tmp_path / "up", "cobre-0.18", case=CASE018, value_scale=1000.0, durable=False)
+    up = convert_policy(V051, tmp_path / "up", "cobre-0.18", case=case018_warm, value_scale=1000.0, durable=False)
     src = read_policy_checkpoint(V051)
     assert (up.format, up.value_scale) == ("cobre-0.18", 1.0)
     for a, b in zip(src.cuts, up.cuts, strict=True):
@@ -238,13 +238,13 @@ def test_convert_018_spec_018(tmp_path: Path) -> None:
         convert_policy(V018, tmp_path / "same", "spec", durable=False)
 
 
-def test_fields_from_case_refuse_what_they_cannot_derive(tmp_path: Path) -> None:
+def test_fields_from_case_refuse_what_they_cannot_derive(tmp_path: Path, case018_warm: Path) -> None:
     with pytest.raises(SchemaError, match="4 stages"):
-        cobre_fields_from_case(CASE018, 5, 1)
+        cobre_fields_from_case(case018_warm, 5, 1)
     with pytest.raises(SchemaError, match="inflow lags"):
-        cobre_fields_from_case(CASE018, 4, 3)
+        cobre_fields_from_case(case018_warm, 4, 3)
     from_policy = cobre_fields_from_case(V018, 4, 1)  # a 0.18 policy of the case: copied from it
-    from_case = cobre_fields_from_case(CASE018, 4, 1)
+    from_case = cobre_fields_from_case(case018_warm, 4, 1)
     for a, b in zip(from_policy.stages, from_case.stages, strict=True):
         assert {k: v for k, v in a.items() if k != "entity_manifest"} == {
             k: v for k, v in b.items() if k != "entity_manifest"}
@@ -254,7 +254,8 @@ def test_fields_from_case_refuse_what_they_cannot_derive(tmp_path: Path) -> None
 # ------------------------------------------------------------------ the command line
 
 
-def test_cli_policy_info_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_policy_info_and_convert(tmp_path: Path, case018_warm: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "info", str(V018)]) == 0
     text = capsys.readouterr().out
     assert "cobre-0.18 (written by cobre 0.18.0)" in text and "384 (384 active)" in text
@@ -265,9 +266,9 @@ def test_cli_policy_info_and_convert(tmp_path: Path, capsys: pytest.CaptureFixtu
         "cobre-0.5", None, 387, "cobre 0.5.1")
     assert info == policy_info(V051) | {"path": str(V051)}
     dst = tmp_path / "up"
-    assert main(["policy", "convert", str(V051), str(dst), "--format", "cobre-0.18", "--case", str(CASE018)]) == 1
+    assert main(["policy", "convert", str(V051), str(dst), "--format", "cobre-0.18", "--case", str(case018_warm)]) == 1
     assert "--value-scale" in capsys.readouterr().err and not dst.exists()
-    assert main(["policy", "convert", str(V051), str(dst), "--format", "cobre-0.18", "--case", str(CASE018),
+    assert main(["policy", "convert", str(V051), str(dst), "--format", "cobre-0.18", "--case", str(case018_warm),
                  "--value-scale", "1000", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "cobre-0.18"
     with pytest.raises(SystemExit) as exc:
@@ -297,12 +298,12 @@ def _iteration_kwargs(it: int) -> dict[str, object]:
     return {"stage_cuts": cuts, "stage_bases": ck.bases, "metadata": meta}
 
 
-def test_checkpointer_cobre_018_rotation_beside_the_policy(tmp_path: Path) -> None:
+def test_checkpointer_cobre_018_rotation_beside_the_policy(tmp_path: Path, case018_warm: Path) -> None:
     from mpi4py import MPI
 
     from cobre_mpi_io.policy import PolicyCheckpointer
 
-    fields = cobre_fields_from_case(CASE018, 4, 1).manifest
+    fields = cobre_fields_from_case(case018_warm, 4, 1).manifest
     with PolicyCheckpointer(tmp_path, every=2, keep=2, comm=MPI.COMM_SELF, format="cobre-0.18",
                             cobre_fields=fields, install_signal_handlers=False) as ckpt:
         for it in range(1, 6):
@@ -373,7 +374,7 @@ def test_cobre_018_visited_states(tmp_path: Path) -> None:
         read_cobre_stage_states(tmp_path / "bad.bin")
 
 
-def test_checkpointer_cobre_018_fills_cuts_from_a_case(tmp_path: Path) -> None:
+def test_checkpointer_cobre_018_fills_cuts_from_a_case(tmp_path: Path, case018_warm: Path) -> None:
     """A solver whose cuts lack the Cobre fields gets the case's (CobreFields.as_mapping())."""
     from mpi4py import MPI
 
@@ -382,7 +383,7 @@ def test_checkpointer_cobre_018_fills_cuts_from_a_case(tmp_path: Path) -> None:
     ck = read_policy_checkpoint(V051)  # 0.5.1 cuts: no Cobre fields
     cuts = [dataclasses.replace(sc, intercepts=np.asarray(sc.intercepts) * 1000.0,
                                 coefficients=np.asarray(sc.coefficients) * 1000.0) for sc in ck.cuts]
-    fields = cobre_fields_from_case(CASE018, 4, 1).as_mapping()
+    fields = cobre_fields_from_case(case018_warm, 4, 1).as_mapping()
     write_policy_checkpoint(tmp_path / "policy", cuts, ck.bases, ck.metadata, comm=MPI.COMM_SELF,
                             format="cobre-0.18", cobre_fields=fields, durable=False)
     back = read_policy_checkpoint(tmp_path / "policy")

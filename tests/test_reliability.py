@@ -155,8 +155,11 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRuns:
 
 # --------------------------------------------------------------------------- kill -9
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("kill_after", "victim"), [(3, 1), (12, 2), (25, 0)],
-                         ids=["after3-rank1", "after12-rank2", "after25-rank0"])
+@pytest.mark.parametrize(("kill_after", "victim"), [
+    pytest.param(3, 1, id="after3-rank1",
+                 marks=pytest.mark.mpi_agnostic("a rank other than 0 killed: after12-rank2 under each launcher")),
+    pytest.param(12, 2, id="after12-rank2"),
+    pytest.param(25, 0, id="after25-rank0")])
 def test_kill9_one_rank_then_resume(tmp_path: Path, clean: CleanRuns, small_system: System,
                                     kill_after: int, victim: int) -> None:
     out = tmp_path / "out"
@@ -283,6 +286,7 @@ print(json.dumps({"limit": limit, "big_table": big_table, "before": before, "fil
 """
 
 
+@pytest.mark.mpi_agnostic("a singleton process fills the disk; the resume at 2 ranks checks bytes, not the launcher")
 @pytest.mark.timeout(120)
 def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_4ree: System) -> None:
     out = tmp_path / "out"
@@ -342,6 +346,7 @@ def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_
 
 
 # --------------------------------------------------------------------------- corruption
+@pytest.mark.mpi_agnostic("validate and resume repair the bytes; the launcher only starts the resume")
 @pytest.mark.timeout(180)
 def test_flipped_byte_is_reported_and_resume_repairs_it(tmp_path: Path, clean: CleanRuns) -> None:
     args = ("--scenarios", str(KILL_SCENARIOS), "--seed", SEED)
@@ -363,6 +368,7 @@ def test_flipped_byte_is_reported_and_resume_repairs_it(tmp_path: Path, clean: C
     assert read_manifest(out)["checksum"]["value"] == clean.checksum(*args, n=2)  # type: ignore[index]
 
 
+@pytest.mark.mpi_agnostic("resume rebuilds the manifest from the listing; the launcher only starts it")
 @pytest.mark.timeout(180)
 def test_garbage_manifest_is_rebuilt_by_resume(tmp_path: Path, clean: CleanRuns) -> None:
     args = ("--scenarios", str(KILL_SCENARIOS), "--seed", SEED)
@@ -400,6 +406,7 @@ def test_non_empty_output_is_refused_and_untouched(tmp_path: Path, clean: CleanR
 
 
 # --------------------------------------------------------------------------- determinism
+@pytest.mark.mpi_agnostic("the bytes at 1, 2 and 3 ranks; the MPI tests cover the collectives under both MPIs")
 @pytest.mark.timeout(240)
 def test_same_seed_same_bytes_at_any_world_size(tmp_path: Path) -> None:
     args = ("--scenarios", "11", "--seed", "7")
@@ -430,6 +437,7 @@ def test_same_seed_same_bytes_at_any_world_size(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- 4ree case
+@pytest.mark.mpi_agnostic("reads back a 4-rank run; 4 ranks under each MPI: test_one_rank_raises_fails_fast_then_resume")
 @pytest.mark.timeout(240)
 def test_4ree_case_at_four_ranks_reads_back_everywhere(tmp_path: Path, system_4ree: System) -> None:
     out = tmp_path / "out"

@@ -160,6 +160,7 @@ def test_demo_refuses_an_unfinished_run_without_resume(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the example, twice
+@pytest.mark.mpi_agnostic("the claim refuses a finished run; exit code and message of a refused run under each launcher: test_non_empty_output_is_refused_and_untouched")
 def test_example_twice_into_one_directory_is_refused_and_the_first_stays_valid(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [*mpiexec_argv(2), sys.executable, str(EXAMPLE), str(out)]

@@ -131,6 +131,7 @@ def test_time_limit_signal_reaches_the_ranks_and_resubmission_resumes(tmp_path: 
     assert third.returncode == 0 and "already holds a complete run" in log3, log3
 
 
+@pytest.mark.mpi_agnostic("where the batch script puts the output; its signal handling under each launcher: the time-limit test")
 def test_output_goes_to_scratch_when_set(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -48,6 +48,7 @@ def _check_run(out: Path) -> None:
         assert np.median(price) < 1000.0  # the price is mostly a thermal's cost, not the deficit cost
 
 
+@pytest.mark.mpi_agnostic("the synthetic cost model; the launcher only starts the demo")
 def test_demo_costs_hang_together(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_cli("demo", "--output", str(out), "--scenarios", "24", "--iterations", "8", "--quiet", n=2)
