@@ -10,9 +10,12 @@ writer (simulation, training, policy) before anything is written:
    exclusive atomic create: of two runs started on one directory, fresh or
    resuming, exactly one gets it; the other is refused with a message naming
    the holder.  A claim left by a dead run is broken automatically when its
-   holder ran on this host and its process is gone; a claim from another host
-   cannot be checked and is broken only with ``break_claim=True`` (CLI
-   ``--break-claim``), which says it assumes that run is dead.
+   holder ran on this host and its process is gone (and so is every other
+   rank of that run on this host); a claim from another host cannot be
+   checked and is broken only with ``break_claim=True`` (CLI
+   ``--break-claim``), which says it assumes that run is dead.  A claim whose
+   launcher is dead is waited on (up to 10 s) until its ranks have exited
+   (:func:`~cobre_mpi_io.mpi.watch_launcher` ends them), then broken.
 3. **Identity.** Rank 0 compares the run identity recorded in the directory's
    manifests and ``metadata.json`` with this run's (``ManifestError`` naming
    the differing field).
@@ -32,6 +35,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +113,26 @@ def holder_record() -> dict[str, Any]:
             "pid_start": _process_start(pid)}
 
 
+def _launcher_record() -> dict[str, Any] | None:
+    """This rank's launcher as a claim records it (pid and start time), None in a singleton."""
+    pid = mpi.launcher_pid()
+    return None if pid is None else {"pid": pid, "pid_start": _process_start(pid)}
+
+
+def _same_machine(record: dict[str, Any], here: dict[str, Any]) -> bool:
+    """``record`` names a process of this host, boot and PID namespace (``here``: :func:`holder_record`)."""
+    return None not in (here["boot_id"], here["pid_namespace"]) and all(
+        record.get(k) == here[k] for k in ("host", "boot_id", "pid_namespace"))
+
+
+def _gone(pid: Any, start: Any) -> bool | None:
+    """Whether process ``pid`` started at ``start`` is gone; None when ``pid`` is not a pid (cannot judge)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    now = _process_start(pid)
+    return now is None or (start is not None and now != start)
+
+
 def _read_raw(path: Path) -> bytes | None:
     """The claim's bytes (None when there is none); a FIFO, device or directory there is refused."""
     try:
@@ -162,9 +186,11 @@ def holder_is_dead(record: dict[str, Any]) -> bool:
 
     The holder ran on this host (same host name), during this boot (same
     boot id), in this PID namespace (same namespace id), and its pid is gone
-    or belongs to a process started at another time.  A claim that lacks any
-    of these (another host, a container with its own PID namespace, an older
-    claim) cannot be judged and is kept.
+    or belongs to a process started at another time; so is every other rank
+    of its run that ran on this host (``local_ranks``: a rank that outlived
+    rank 0 might still write).  A claim that lacks any of these (another
+    host, a container with its own PID namespace, an older claim) cannot be
+    judged and is kept.
 
     Parameters
     ----------
@@ -176,16 +202,40 @@ def holder_is_dead(record: dict[str, Any]) -> bool:
     bool
         Whether the claim may be broken without ``break_claim``.
     """
-    if not record or record.get("host") != mpi.hostname():
+    if not record or not _same_machine(record, holder_record()):
         return False
-    here = boot_id(), pid_namespace()
-    if None in here or (record.get("boot_id"), record.get("pid_namespace")) != here:
+    if not _gone(record.get("pid"), record.get("pid_start")):
         return False
-    pid = record.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    ranks = record.get("local_ranks", [])
+    if not isinstance(ranks, list):
         return False
-    start = _process_start(pid)
-    return start is None or (record.get("pid_start") is not None and start != record.get("pid_start"))
+    return all(isinstance(r, dict) and _gone(r.get("pid"), r.get("pid_start")) for r in ranks)
+
+
+_ORPHAN_GRACE_S: Final = 10.0
+
+
+def _wait_for_orphans(record: dict[str, Any], grace_s: float = _ORPHAN_GRACE_S) -> bool:
+    """True when ``record``'s launcher is dead and its ranks all exit within ``grace_s``.
+
+    Killing a launcher (``kill -9`` of ``mpiexec``) can leave its ranks running for a moment: each one
+    notices and exits within 50 ms (:func:`~cobre_mpi_io.mpi.watch_launcher`).  Only a claim whose recorded
+    launcher is provably dead (same machine, pid gone or reused) is waited on, and it is judged with
+    :func:`holder_is_dead` as always: a rank that is still alive after ``grace_s`` keeps its claim.
+    """
+    launcher = record.get("launcher")
+    if not isinstance(launcher, dict) or not _same_machine(record, holder_record()):
+        return False
+    if launcher.get("pid_start") is None or not _gone(launcher.get("pid"), launcher.get("pid_start")):
+        return False
+    log.warning("the launcher (pid %s) of the run holding this directory (%s) is dead; waiting up to %.0f s "
+                "for its ranks to exit", launcher.get("pid"), claim_holder(record), grace_s)
+    deadline = time.monotonic() + grace_s
+    while not holder_is_dead(record):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _set_aside(path: Path, expected: bytes | None = None, token: str | None = None) -> bool:
@@ -359,9 +409,14 @@ class RunLease:
             _remove_own_claim(self.output_dir, held.token)
 
 
-def _claim_record(identity: RunIdentity | None, world_size: int, token: str) -> bytes:
+def _claim_record(identity: RunIdentity | None, world_size: int, token: str,
+                  ranks: list[dict[str, Any]] | None = None) -> bytes:
+    """The claim's bytes; ``ranks``: every rank's :func:`holder_record` (those on this machine are recorded)."""
+    here = holder_record()
+    local = [{"pid": r["pid"], "pid_start": r["pid_start"]} for r in ranks or []
+             if _same_machine(r, here) and r["pid"] != here["pid"]]
     record = {
-        "tool": f"cobre_mpi_io {__version__}", **holder_record(),
+        "tool": f"cobre_mpi_io {__version__}", **here, "launcher": _launcher_record(), "local_ranks": local,
         "job_id": next((os.environ[v] for v in _JOB_ID_VARS if os.environ.get(v)), None),
         "started_at": utc_now(), "token": token, "world_size": world_size,
         "run_fingerprint": identity.fingerprint if identity is not None else None,
@@ -393,7 +448,7 @@ _CLAIM_ATTEMPTS: Final = 4
 
 
 def _take(output_dir: Path, identity: RunIdentity | None, world_size: int, break_claim: bool,
-          preflight: Callable[[Path], None] | None) -> str:
+          preflight: Callable[[Path], None] | None, ranks: list[dict[str, Any]] | None = None) -> str:
     """Rank 0: publish the claim (exclusive), check the recorded identity; returns the token.
 
     Nothing is touched when the directory records another identity (checked before the claim, then again,
@@ -405,7 +460,7 @@ def _take(output_dir: Path, identity: RunIdentity | None, world_size: int, break
     ensure_dir(output_dir)
     path = output_dir / CLAIM_NAME
     token = secrets.token_hex(16)
-    data = _claim_record(identity, world_size, token)
+    data = _claim_record(identity, world_size, token, ranks)
     other: dict[str, Any] = {}
     for _attempt in range(_CLAIM_ATTEMPTS):
         try:
@@ -419,7 +474,7 @@ def _take(output_dir: Path, identity: RunIdentity | None, world_size: int, break
         if raw is None:  # removed meanwhile: try again
             continue
         other = _parse(raw)
-        if holder_is_dead(other):
+        if holder_is_dead(other) or _wait_for_orphans(other):
             log.warning("breaking the claim of a dead run on this machine (%s)", claim_holder(other))
         elif break_claim:
             log.warning("breaking the claim of %s as asked (--break-claim)", claim_holder(other))
@@ -500,8 +555,10 @@ def acquire_run(comm: Any, output_dir: str | os.PathLike[str], identity: RunIden
         for c in checks:
             c(directory)
 
-    token = mpi.run_on_root(comm, lambda: _take(out, identity, size, break_claim, check if checks else None),
-                            str(out / CLAIM_NAME))
+    mpi.watch_launcher()  # a rank whose launcher is killed exits: no rank of a dead job keeps a claim or writes
+    ranks = mpi.allgather(comm, holder_record())
+    token = mpi.run_on_root(comm, lambda: _take(out, identity, size, break_claim, check if checks else None,
+                                                ranks), str(out / CLAIM_NAME))
     _check_shared(comm, out, token)
     if identity is not None:
         try:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 if TYPE_CHECKING:
     from mpi4py.MPI import Comm
@@ -38,6 +39,7 @@ __all__ = [
     "gather_to_root",
     "hostname",
     "job_monitor",
+    "launcher_pid",
     "launcher_task_count",
     "mark_agreed",
     "mpi_library_info",
@@ -50,6 +52,7 @@ __all__ = [
     "run_agreed",
     "run_on_root",
     "size_of",
+    "watch_launcher",
 ]
 
 Assignment = Literal["round-robin", "block"]
@@ -375,6 +378,81 @@ def _library_name() -> str:
 def hostname() -> str:
     """This process's host name."""
     return socket.gethostname()
+
+
+# ---------------------------------------------------------------------------
+# No rank outlives its launcher
+# ---------------------------------------------------------------------------
+
+# set in every rank by the MPI launchers (Open MPI's prterun, Hydra, srun --mpi=pmix/pmi2, MVAPICH), never in a
+# singleton; read at import, before MPI_Init, so a library that sets them at init cannot turn a singleton into a rank
+_LAUNCHER_RANK_VARS: Final = ("PMIX_RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+_PARENT_AT_IMPORT: Final = os.getppid()
+_LAUNCHED: Final = any(v in os.environ for v in _LAUNCHER_RANK_VARS)
+_WATCH_INTERVAL_S: Final = 0.05
+_LAUNCHER_GONE_EXIT: Final = 137  # what the shell reports for a kill -9: the job was killed
+_watch_lock = threading.Lock()
+_watching = False
+
+
+def launcher_pid() -> int | None:
+    """The pid of the process that launched this rank (its parent at start), or None in a singleton.
+
+    Under an MPI launcher the parent is the launcher's local agent (Open MPI's ``prterun``/``prted``,
+    Hydra's ``hydra_pmi_proxy``, Slurm's ``slurmstepd``); a process started without one has no launcher.
+
+    Returns
+    -------
+    int or None
+        The parent pid recorded when :mod:`cobre_mpi_io.mpi` was imported, when one of the launchers'
+        rank variables (``PMIX_RANK``, ``PMI_RANK``, ``OMPI_COMM_WORLD_RANK``, ``MV2_COMM_WORLD_RANK``)
+        was set then; None otherwise.
+    """
+    return _PARENT_AT_IMPORT if _LAUNCHED else None
+
+
+def _launcher_gone(parent: int) -> None:
+    """Exit now: this rank's launcher is dead, so the job is dead (never returns)."""
+    try:
+        sys.stderr.write(f"cobre-mpi-io: rank process {os.getpid()}: its launcher (pid {parent}) is gone, so "
+                         "the job was killed; exiting so that no rank of a dead job writes on\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr went with the launcher (a pipe to it)
+        pass
+    os._exit(_LAUNCHER_GONE_EXIT)
+
+
+def _watch(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            _launcher_gone(parent)
+        time.sleep(_WATCH_INTERVAL_S)
+
+
+def watch_launcher() -> None:
+    """Under an MPI launcher, end this process within 50 ms of its launcher's death (once per process).
+
+    Killing ``mpiexec`` with ``SIGKILL`` does not kill the ranks of every
+    launcher: Open MPI's ``prterun`` starts each rank in a process group of its
+    own (PRRTE's ``setpgid(0, 0)``), so ``kill -9`` of the launcher's process
+    group leaves the ranks running, re-parented, writing on with nobody to
+    stop them. A daemon thread compares the parent pid with the one at start
+    and, when it changed (the launcher died), exits the process at once with
+    status 137 (``os._exit``: like the ``kill -9`` it missed; the atomic
+    writes and the journal make that safe). No-op in a singleton, whose
+    parent (a shell) may come and go (``nohup``).
+    """
+    global _watching
+    parent = launcher_pid()
+    if parent is None:
+        return
+    with _watch_lock:
+        if _watching:
+            return
+        _watching = True
+    if os.getppid() != parent:
+        _launcher_gone(parent)
+    threading.Thread(target=_watch, args=(parent,), name="cobre-mpi-io-launcher-watch", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------

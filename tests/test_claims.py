@@ -150,6 +150,59 @@ def test_holder_is_dead_only_when_everything_proves_it() -> None:
     assert not holder_is_dead({})
 
 
+def test_a_rank_that_outlived_rank_0_keeps_the_claim() -> None:
+    """Every rank of the run on this machine is recorded: one still alive might still write."""
+    dead, me = _dead_pid(), os.getpid()
+    assert not holder_is_dead(_claim_doc(dead, local_ranks=[{"pid": me, "pid_start": claim._process_start(me)}]))
+    assert holder_is_dead(_claim_doc(dead, local_ranks=[{"pid": _dead_pid(), "pid_start": None}]))
+    assert holder_is_dead(_claim_doc(dead, local_ranks=[{"pid": me, "pid_start": "1"}]))  # pid reused
+    assert not holder_is_dead(_claim_doc(dead, local_ranks=[{"pid": "x"}]))  # cannot be judged: kept
+    assert not holder_is_dead(_claim_doc(dead, local_ranks="junk"))
+
+
+def test_a_claim_whose_launcher_died_is_broken_once_its_rank_exits(tmp_path: Path) -> None:
+    """``kill -9`` of the launcher: its rank exits a moment later; the next run waits for that, then takes over."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    try:
+        doc = _claim_doc(holder.pid, pid_start=claim._process_start(holder.pid),
+                         launcher={"pid": _dead_pid(), "pid_start": "1"})
+        (tmp_path / CLAIM_NAME).write_text(json.dumps(doc))
+        t0 = time.monotonic()
+        lease = acquire_run(self_comm(), tmp_path)
+        waited = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder.returncode == 0  # it ended on its own: the claim was broken only after that
+    assert waited > 0.5, waited
+    rec = read_claim(tmp_path)
+    assert rec is not None and rec["pid"] == os.getpid()
+    lease.release()
+
+
+def test_a_live_rank_is_never_broken_whatever_its_launcher(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = claim._process_start(holder.pid)
+        # its launcher alive: refused at once, nothing waited for
+        doc = _claim_doc(holder.pid, pid_start=start,
+                         launcher={"pid": os.getpid(), "pid_start": claim._process_start(os.getpid())})
+        (tmp_path / CLAIM_NAME).write_text(json.dumps(doc))
+        before = _snapshot(tmp_path)
+        t0 = time.monotonic()
+        with pytest.raises(IoError, match=f"pid {holder.pid}"):
+            acquire_run(self_comm(), tmp_path)
+        assert time.monotonic() - t0 < 5 and _snapshot(tmp_path) == before
+        # its launcher dead (or unknown) but the rank lives on past the grace: kept
+        assert not claim._wait_for_orphans(doc | {"launcher": {"pid": _dead_pid(), "pid_start": "1"}}, grace_s=0.3)
+        assert not claim._wait_for_orphans(doc | {"launcher": {"pid": _dead_pid(), "pid_start": None}}, grace_s=0.3)
+        assert not claim._wait_for_orphans(doc | {"launcher": None}, grace_s=0.3)
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_claim_records_the_whole_holder(tmp_path: Path) -> None:
     lease = acquire_run(self_comm(), tmp_path)
     rec = read_claim(tmp_path)
@@ -157,6 +210,7 @@ def test_claim_records_the_whole_holder(tmp_path: Path) -> None:
     assert (rec["host"], rec["boot_id"], rec["pid_namespace"], rec["pid"]) == (
         socket.gethostname(), boot_id(), pid_namespace(), os.getpid())
     assert rec["pid_start"] == claim._process_start(os.getpid())
+    assert rec["launcher"] is None and rec["local_ranks"] == []  # a singleton: no launcher, no other rank
     lease.release()
     assert not (tmp_path / CLAIM_NAME).exists()
 

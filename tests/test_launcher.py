@@ -1,4 +1,4 @@
-"""The launcher from settings (CMake FindMPI style) and the hostfiles, under whichever MPI runs the suite.
+"""The launcher from settings (CMake FindMPI style), the hostfiles, and no rank outliving its launcher.
 
 ``scripts/test.sh`` runs the serial suite once per MPI venv (MPICH's Hydra, Open MPI's prterun) with
 ``MPIEXEC``/``MPIEXEC_PREFLAGS``/``MPIEXEC_NUMPROC_FLAG`` set by ``scripts/mpi_launcher.sh``; these tests
@@ -6,18 +6,26 @@ check the argv the helpers build, that the localhost hostfile of the running lau
 that the cluster template of that syntax (and the other launcher's localhost file) fails loudly instead of
 running every rank on the launch host. The failing launches run in a fresh network namespace with only
 loopback, so the placeholder host names are never looked up anywhere (skipped when one cannot be made).
+A rank whose launcher is killed exits (Open MPI's ranks live in process groups of their own, so ``kill -9``
+of the launcher's group missed them and they wrote on); a singleton survives its parent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import mpiexec, mpiexec_argv
+from conftest import mpiexec, mpiexec_argv, self_comm
+
+from cobre_mpi_io import claim
+from cobre_mpi_io.claim import acquire_run, read_claim
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,3 +131,73 @@ def test_the_launcher_marker_is_per_test_and_follows_helpers(pytestconfig: pytes
     assert not starts(test_reliability, "test_resume_repairs_any_damage")  # in-process writer (hypothesis)
     assert not starts(test_formats, "test_cobre018_loaders_read_a_cobre018_demo_run")  # its fixture's run: set-up
     assert "mpi_agnostic(reason)" in "\n".join(pytestconfig.getini("markers"))
+
+
+# ----------------------------------------------------------------------------- no rank outlives its launcher
+_WATCHED = "import time; from cobre_mpi_io import mpi; mpi.watch_launcher(); print('WATCHING', flush=True); time.sleep(60)"
+_PARENT = ("import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+           "print(c.pid, flush=True); c.wait()")
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while claim._process_start(pid) is not None:  # None: no such process, or a zombie
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("launched", [True, False])
+def test_a_rank_exits_when_its_launcher_is_killed_a_singleton_does_not(launched: bool) -> None:
+    """The watch alone, no MPI: a parent that sets a launcher's rank variable, then ``kill -9`` of that parent."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PMIX_RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK",
+                                                            "MV2_COMM_WORLD_RANK")}
+    if launched:
+        env["PMI_RANK"] = "0"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, _WATCHED], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    assert parent.stdout is not None and parent.stderr is not None
+    lines = {parent.stdout.readline().strip() for _ in range(2)}
+    assert "WATCHING" in lines, lines
+    child = int(next(x for x in lines if x.isdigit()))
+    try:
+        parent.kill()
+        parent.wait()
+        if launched:
+            assert _gone_within(child, 5), "the rank outlived its launcher"
+            assert f"its launcher (pid {parent.pid}) is gone" in parent.stderr.read()
+        else:
+            assert not _gone_within(child, 1), "a singleton must survive its parent (nohup, a closed terminal)"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        parent.stdout.close()
+        parent.stderr.close()
+
+
+_HOLD = ("import sys, time; from mpi4py import MPI; from cobre_mpi_io.claim import acquire_run; "
+         "acquire_run(MPI.COMM_WORLD, sys.argv[1]); MPI.COMM_WORLD.Barrier(); "
+         "MPI.COMM_WORLD.Get_rank() or print('HELD', flush=True); time.sleep(60)")
+
+
+def test_kill9_of_the_launchers_group_ends_every_rank_and_frees_the_claim(tmp_path: Path) -> None:
+    """What a batch system or ``kill -9 -PGID`` does: Open MPI's ranks live in process groups of their own."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*mpiexec_argv(2), sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "HELD"
+        record = read_claim(out)
+        assert record is not None and isinstance(record["launcher"], dict), record
+        ranks = [record["pid"], *(r["pid"] for r in record["local_ranks"])]
+        assert len(ranks) == 2, record  # rank 0 and the other rank on this machine
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert all(_gone_within(pid, 5) for pid in ranks), "a rank outlived its killed launcher"
+    lease = acquire_run(self_comm(), out)  # the dead run's claim is broken, not refused
+    assert (read_claim(out) or {}).get("pid") == os.getpid()
+    lease.release()

