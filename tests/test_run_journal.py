@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import mpiexec_argv, run_cli, self_comm, write_synthetic_run
 
+from cobre_mpi_io import claim
 from cobre_mpi_io.config import RunConfig
 from cobre_mpi_io.errors import ManifestError
 from cobre_mpi_io.identity import FOOTER_KEY
@@ -53,6 +54,7 @@ from cobre_mpi_io.manifest import (
 from cobre_mpi_io.run import Run
 from cobre_mpi_io.simulation.writer import SimulationConfig
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.processes import rank_pids
 from cobre_mpi_io.testing.training import synthetic_training
 from cobre_mpi_io.validate import validate_simulation
 
@@ -231,8 +233,15 @@ def test_kill9_while_a_complete_run_trains_again_leaves_nothing_claiming_complet
                   "the training manifest said running")
         assert not (train / "_SUCCESS").exists()  # withdrawn before anything was rewritten
         time.sleep(0.5)  # a checkpoint or two into re-training
+        rank = rank_pids(proc.pid, 1)[0]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    # the rank too is gone (Open MPI's prterun puts it in a process group of its own: it lived on, re-created
+    # _SUCCESS 3 s later and kept the claim, until ranks learned to exit when their launcher dies)
+    deadline = time.monotonic() + 5
+    while claim._process_start(rank) is not None:
+        assert time.monotonic() < deadline, f"rank {rank} outlived its killed launcher"
+        time.sleep(0.02)
     assert not (train / "_SUCCESS").exists()
     assert read_training_manifest(train / "_manifest.json").status not in ("complete", "converged")
     run_cli("demo", "--output", str(out), "-q", *args, "--resume")
