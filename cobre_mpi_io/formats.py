@@ -17,19 +17,23 @@ Cobre's (0.5.x and 0.18, as its own ``codes.json`` says)
 ``storage_binding`` ``{0 none, 1 min, 2 max, 3 target}``, Cobre's
 ``{0 none, 1 below_minimum, 2 above_maximum, 3 both}``.  In format
 ``cobre-0.18`` the code columns are translated (:data:`COBRE_CODE_FROM_SPEC`).
+
+NumPy and pyarrow are imported by the conversion (:func:`to_format`), not with
+the module: the code meanings and :func:`recorded_format` need neither.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any, Final
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import SchemaError
 from .schemas import DEFAULT_FORMAT, FORMATS, TableSchema, check_format, format_tables, table
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 __all__ = [
     "COBRE_CODE_FROM_SPEC",
@@ -82,6 +86,8 @@ Cobre: ``none``.
 
 
 def _lookup(family: str) -> np.ndarray:
+    import numpy as np
+
     spec, cobre = CODE_MEANINGS["spec"][family], CODE_MEANINGS["cobre-0.18"][family]
     lut = np.zeros(max(spec.values()) + 1, np.int8)
     for label, code in spec.items():
@@ -89,7 +95,11 @@ def _lookup(family: str) -> np.ndarray:
     return lut
 
 
-_LUT: Final = {"operative_state_code": _lookup("operative_state"), "storage_binding_code": _lookup("storage_binding")}
+@functools.cache
+def _luts() -> dict[str, np.ndarray]:
+    """Code column -> the spec-to-Cobre code lookup table (built on first use)."""
+    return {"operative_state_code": _lookup("operative_state"), "storage_binding_code": _lookup("storage_binding")}
+
 
 _ZERO: Final = "0 (the spec payload has no such value)"
 COBRE_RULES: Final[dict[str, dict[str, str]]] = {
@@ -196,6 +206,9 @@ def _np(tbl: pa.Table, name: str) -> np.ndarray:
 
 
 def _hydro_values(tbl: pa.Table, productivity: np.ndarray, hours: np.ndarray) -> dict[str, pa.Array | np.ndarray]:
+    import numpy as np
+    import pyarrow.compute as pc
+
     out: dict[str, pa.Array | np.ndarray] = {}
     given = tbl.column("productivity_mw_per_m3s")
     prod = np.where(pc.is_null(given).to_numpy(zero_copy_only=False), productivity,
@@ -218,6 +231,9 @@ def _hydro_values(tbl: pa.Table, productivity: np.ndarray, hours: np.ndarray) ->
 
 
 def _timing_values(tbl: pa.Table) -> dict[str, pa.Array | np.ndarray]:
+    import numpy as np
+    import pyarrow as pa
+
     n = tbl.num_rows
     return {
         "rank": np.zeros(n, np.int32), "worker_id": pa.nulls(n, pa.int32()),
@@ -257,6 +273,10 @@ def to_format(tbl: pa.Table, name: str, fmt: str, *, scenario_id: int | None = N
         ``name`` has no table in ``fmt``, or a simulation table without
         its scenario id (``hydros``: productivity and stage hours).
     """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     check_format(fmt)
     if fmt == DEFAULT_FORMAT:
         return tbl
@@ -285,8 +305,8 @@ def to_format(tbl: pa.Table, name: str, fmt: str, *, scenario_id: int | None = N
             v = np.full(n, scenario_id, np.int32)
         elif col.name == "node_id":
             v = tbl.column("stage_id")
-        elif col.name in _LUT and col.name in tbl.column_names:
-            codes, lut = _np(tbl, col.name).astype(np.int64), _LUT[col.name]
+        elif col.name in _luts() and col.name in tbl.column_names:
+            codes, lut = _np(tbl, col.name).astype(np.int64), _luts()[col.name]
             bad = (codes < 0) | (codes >= lut.size)
             if bad.any():
                 where = f"scenario {scenario_id} {name}" if scenario_id is not None else name

@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow.parquet as pq
 import xxhash
 
 from ._version import __version__
@@ -452,6 +451,8 @@ def read_file_fingerprint(path: str | os.PathLike[str]) -> str | None:
         The file cannot be opened, is not a regular file (a FIFO is refused,
         never waited on) or its footer is not Parquet.
     """
+    import pyarrow.parquet as pq  # here, not at module level: validate and claims never need it
+
     try:
         require_regular(path)  # a FIFO or device would block the Parquet reader
         meta = pq.read_metadata(Path(path)).metadata

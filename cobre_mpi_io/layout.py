@@ -13,20 +13,24 @@ from pathlib import Path
 from typing import Final
 
 from .errors import ManifestError
-from .schemas import table
+from .schemas import DEFAULT_FORMAT, check_format, table
 
 __all__ = [
     "CLAIM_NAME",
+    "COBRE_CHECKPOINTS_DIR",
     "DATA_FILE",
+    "DICTIONARY_FILES",
     "IDENTITY_NAME",
     "JOURNAL_DIR",
     "MANIFEST_NAME",
     "MANIFEST_RESERVE_NAME",
     "POLICY_DIR",
     "SIMULATION_DIR",
+    "STAGE_SUBDIRS",
     "SUCCESS_NAME",
     "TRAINING_DIR",
     "checkpoint_name",
+    "dictionary_files",
     "parse_partition_file",
     "partition_dir",
     "partition_file",
@@ -78,12 +82,29 @@ def parse_partition_file(relpath: str) -> tuple[str, int] | None:
     return m.group("dir"), int(m.group("sid"))
 
 
+# ------------------------------------------------------------------ training
+DICTIONARY_FILES: Final = ("codes.json", "bounds.parquet", "state_dictionary.json", "variables.csv",
+                           "entities.csv")
+"""The files of ``training/dictionaries/`` (SPEC §8)."""
+
+
+def dictionary_files(fmt: str = DEFAULT_FORMAT) -> tuple[str, ...]:
+    """The files of ``training/dictionaries/`` in format ``fmt`` (no ``state_dictionary.json`` in Cobre's)."""
+    check_format(fmt)
+    return DICTIONARY_FILES if fmt == DEFAULT_FORMAT else tuple(f for f in DICTIONARY_FILES
+                                                                 if f != "state_dictionary.json")
+
+
 # ------------------------------------------------------------------ policy
+COBRE_CHECKPOINTS_DIR: Final = "policy_checkpoints"
+"""``OUT/policy_checkpoints/``: the rotation of ``cobre-0.18`` checkpoints, beside ``OUT/policy``."""
 CHECKPOINTS_DIR: Final = "checkpoints"
 LATEST_LINK: Final = "latest"
 LINKED_FILES: Final = ("metadata.json", "state_dictionary.json")
 CHECKPOINT_RE: Final = re.compile(r"^iter_(\d+)(?:-(\d+))?$")
 STAGE_FILE_RE: Final = re.compile(r"^stage_(\d+)\.bin$")
+STAGE_SUBDIRS: Final = ("cuts", "states", "vertices", "basis")
+"""The stage-file directories of a checkpoint (SPEC §2), in the order they are written."""
 
 
 def stage_file_name(stage_id: int) -> str:

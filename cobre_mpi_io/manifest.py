@@ -49,6 +49,7 @@ __all__ = [
     "SHA256",
     "SIMULATION_MANIFEST_SCHEMA",
     "SIMULATION_STATUSES",
+    "SUCCESS_STATUSES",
     "TERMINATION_REASONS",
     "TRAINING_MANIFEST_SCHEMA",
     "TRAINING_STATUSES",
@@ -73,6 +74,8 @@ SIMULATION_SCHEMA: Final = "https://cobre.dev/schemas/output/simulation-manifest
 TRAINING_SCHEMA: Final = "https://cobre.dev/schemas/output/training-manifest-2.0.0.json"
 SIMULATION_STATUSES: Final = ("running", "complete", "failed", "partial")
 TRAINING_STATUSES: Final = ("running", "complete", "failed", "converged", "interrupted")
+SUCCESS_STATUSES: Final = ("complete", "converged")
+"""Training statuses for which ``training/_SUCCESS`` is written."""
 TERMINATION_REASONS: Final = ("iteration_limit", "time_limit", "bound_stalling", "simulation")
 CHECKSUM_ALGORITHM: Final = "xxhash64"
 
@@ -528,7 +531,7 @@ def withdraw_training_completion(training_dir: str | os.PathLike[str]) -> bool:
         m = read_training_manifest(path)
     except ManifestError:
         return withdrawn
-    if m.status in ("complete", "converged"):
+    if m.status in SUCCESS_STATUSES:
         write_training_manifest(path, replace(m, status="running", completed_at=None))
         withdrawn = True
     return withdrawn

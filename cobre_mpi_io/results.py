@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +64,7 @@ from .layout import (
     resolve_checkpoint_dir,
 )
 from .manifest import (
+    SUCCESS_STATUSES,
     TRAINING_STATUSES,
     Failure,
     SimulationManifest,
@@ -93,9 +94,6 @@ __all__ = [
     "training_files",
     "write_results",
 ]
-
-SUCCESS_STATUSES: Final = ("complete", "converged")
-"""Training statuses for which ``training/_SUCCESS`` is written."""
 
 
 @dataclass(frozen=True)

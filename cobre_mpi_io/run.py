@@ -45,10 +45,9 @@ from .claim import RunLease, acquire_run, finished_phases
 from .config import RunConfig
 from .errors import IoError
 from .identity import RunIdentity
-from .layout import CLAIM_NAME, JOURNAL_DIR, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
+from .layout import CLAIM_NAME, COBRE_CHECKPOINTS_DIR, JOURNAL_DIR, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
 from .parquet import ParquetConfig
 from .policy.checkpoint import PolicyCheckpointer, write_policy_checkpoint
-from .policy.cobre_checkpoint import COBRE_CHECKPOINTS_DIR
 from .policy.records import (
     CheckpointRecord,
     PolicyMetadata,

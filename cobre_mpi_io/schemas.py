@@ -13,18 +13,24 @@ the spec's).
 Each table also says which columns the writer *derives* from the system
 (SPEC §4) and which it takes from the payload, and which columns are
 id/code columns (dictionary-encoded in Parquet, SPEC §3).
+
+The definitions are plain data: pyarrow is imported on the first use of an
+Arrow type or schema (:data:`ARROW_TYPES`, :attr:`TableSchema.arrow_schema`),
+so the table names, paths and columns cost nothing to import.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Final
 
 from ._cobre_schemas import COBRE_TABLES
 from .errors import SchemaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "ARROW_TYPES",
@@ -53,19 +59,30 @@ DEFAULT_FORMAT: Final = "spec"
 READ_FORMATS: Final = ("spec", "cobre-0.5", "cobre-0.18")
 """Formats whose table schemas are known (``cobre-0.5``: what Cobre 0.5.x writes; read/validate only)."""
 
-ARROW_TYPES: Final = {
-    "i8": pa.int8(),
-    "i32": pa.int32(),
-    "i64": pa.int64(),
-    "f64": pa.float64(),
-    "bool": pa.bool_(),
-    "str": pa.string(),
-    "u32": pa.uint32(),
-    "u64": pa.uint64(),
-    "date32": pa.date32(),
-}
+_ARROW_TYPE_NAMES: Final = {"i8": "int8", "i32": "int32", "i64": "int64", "f64": "float64", "bool": "bool_",
+                             "str": "string", "u32": "uint32", "u64": "uint64", "date32": "date32"}
+"""Spec type code -> the ``pyarrow`` factory of its Arrow type (:data:`ARROW_TYPES`)."""
 NUMPY_DTYPES: Final = {"i8": "int8", "i32": "int32", "i64": "int64", "f64": "float64", "bool": "bool",
                        "str": "object", "u32": "uint32", "u64": "uint64", "date32": "datetime64[D]"}
+
+if TYPE_CHECKING:
+    ARROW_TYPES: dict[str, pa.DataType]
+    """Spec type code -> Arrow type (built on first use: importing this module does not import pyarrow)."""
+
+
+@functools.cache
+def _arrow_types() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {code: getattr(pa, factory)() for code, factory in _ARROW_TYPE_NAMES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    """:data:`ARROW_TYPES`, built on first access (PEP 562), so the names and lists here need no pyarrow."""
+    if name == "ARROW_TYPES":
+        return _arrow_types()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # name -> (path in the output tree, [(column, type, nullable, unit, description), ...])
 _SPEC: Final[dict[str, tuple[str, list[tuple[str, str, bool, str, str]]]]] = {
@@ -314,7 +331,7 @@ class Column:
     @property
     def arrow_type(self) -> pa.DataType:
         """Arrow type of the column."""
-        return ARROW_TYPES[self.type_code]
+        return _arrow_types()[self.type_code]
 
     @property
     def numpy_dtype(self) -> str:
@@ -330,6 +347,8 @@ class Column:
 
     def field(self) -> pa.Field:
         """Arrow field (name, type, nullability)."""
+        import pyarrow as pa
+
         return pa.field(self.name, self.arrow_type, nullable=self.nullable)
 
 
@@ -384,6 +403,8 @@ _SCHEMA_CACHE: dict[tuple[str, str], pa.Schema] = {}
 def _arrow_schema(t: TableSchema) -> pa.Schema:
     s = _SCHEMA_CACHE.get((t.format, t.name))
     if s is None:
+        import pyarrow as pa
+
         s = pa.schema([c.field() for c in t.columns])
         _SCHEMA_CACHE[(t.format, t.name)] = s
     return s

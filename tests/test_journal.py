@@ -82,6 +82,22 @@ def test_a_damaged_line_is_ignored_never_misread(tmp_path: Path, damage: str) ->
     assert read_journal(tmp_path) == {"a": JournalEntry("a", 1, "a" * 16, None)}
 
 
+@pytest.mark.parametrize("text", ['{"path": "x", "bytes": 1', '{"path": "x"}, {"path": "y"}', '[1, 2]', '"\\ud800"'])
+def test_a_line_that_checks_but_is_not_one_object_is_skipped_alone(tmp_path: Path, text: str) -> None:
+    """The lines are decoded in one call; a text that is not one JSON object (it checks: a forger's) costs
+    its own line only, whatever it would make of its neighbours."""
+    j, k = RankJournal(tmp_path, 1, 0), RankJournal(tmp_path, 2, 0)
+    j.record("a", 1, "a" * 16)
+    k.record("c", 3, "c" * 16)
+    j.close()
+    k.close()
+    forged = f"{text} {xxh64_hex(text.encode())}\n".encode()
+    j.path.write_bytes(j.path.read_bytes() + forged + k.path.read_bytes())  # a, the forged line, c
+    k.path.unlink()
+    assert read_journal(tmp_path) == {"a": JournalEntry("a", 1, "a" * 16, None),
+                                      "c": JournalEntry("c", 3, "c" * 16, None)}
+
+
 def test_removal_records_drop_the_path(tmp_path: Path) -> None:
     j = RankJournal(tmp_path, 1, 0)
     j.record("a", 1, "a" * 16)

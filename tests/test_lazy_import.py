@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cobre_mpi_io
 
@@ -50,3 +51,20 @@ def test_help_builds_no_subcommand_options() -> None:
     assert _loaded("from cobre_mpi_io.cli.main import _command_of, build_parser\n"
                    "assert _command_of(['--help']) == ''\n"
                    "build_parser('')") == []
+
+
+def test_validate_loads_neither_pyarrow_nor_numpy_until_a_file_is_parsed(tmp_path: Path) -> None:
+    """What ``cobre-mpi-io validate`` imports before any footer is parsed (issue 16: validate <= 3x the floor).
+
+    The modules planning reads (schemas, layout, manifests, the journal, claims, policy and training
+    metadata, format code meanings) are plain data; pyarrow and NumPy come with the first footer parsed.
+    """
+    loaded = _loaded("import cobre_mpi_io.cli.main, cobre_mpi_io.cli.validate\n"
+                     "from cobre_mpi_io.cli.main import build_parser\n"
+                     "build_parser('validate').parse_args(['validate', 'out'])\n"
+                     "from cobre_mpi_io.validate import validate_output\n"
+                     "from cobre_mpi_io.schemas import TABLES, table\n"
+                     "assert table('hydros').names and TABLES['costs'].directory == 'costs'\n"
+                     f"report = validate_output({str(tmp_path)!r})\n"  # planned: not an output directory
+                     "assert not report.valid and 'not an output directory' in report.problems[0].problem")
+    assert loaded == [], loaded

@@ -1,45 +1,95 @@
 """The policy checkpoint chain (SPEC §9).
 
-- :mod:`.records`: the in-memory stage types and metadata, and their validation;
+- :mod:`.records`: the in-memory stage types and their validation;
+- :mod:`.metadata`: a checkpoint's ``metadata.json`` (plain data, no NumPy);
 - :mod:`.codec`: encoding stage files (a NumPy FlatBuffer layout engine);
 - :mod:`.decode`: decoding stage files (memory-mapped, bounds-checked);
 - :mod:`.checkpoint`: checkpoint directories, ``latest``, retention and
   :class:`PolicyCheckpointer`.
+
+Importing the package is cheap: each name is imported on first access
+(PEP 562), so ``import cobre_mpi_io.policy.records`` (what ``validate``
+needs) does not load the encoder, the decoder or the checkpointer.
 """
 
 from __future__ import annotations
 
-from ..layout import policy_cut_files, resolve_checkpoint_dir, stage_file_name
-from .checkpoint import (
-    PolicyCheckpointer,
-    list_checkpoints,
-    read_policy_checkpoint,
-    write_policy_checkpoint,
-)
-from .codec import encode_stage, write_stage_basis, write_stage_cuts, write_stage_states, write_stage_vertices
-from .decode import (
-    decode_stage_basis,
-    decode_stage_cuts,
-    decode_stage_states,
-    decode_stage_vertices,
-    read_stage_basis,
-    read_stage_cuts,
-    read_stage_states,
-    read_stage_vertices,
-)
-from .mapped import file_digest
-from .records import (
-    POLICY_FORMAT_VERSION,
-    STAGE_SUBDIRS,
-    CheckpointRecord,
-    FileDigest,
-    PolicyCheckpoint,
-    PolicyMetadata,
-    StageBasis,
-    StageCuts,
-    StageStates,
-    StageVertices,
-)
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ..layout import policy_cut_files, resolve_checkpoint_dir, stage_file_name
+    from .checkpoint import (
+        PolicyCheckpointer,
+        list_checkpoints,
+        read_policy_checkpoint,
+        write_policy_checkpoint,
+    )
+    from .codec import (
+        encode_stage,
+        write_stage_basis,
+        write_stage_cuts,
+        write_stage_states,
+        write_stage_vertices,
+    )
+    from .decode import (
+        decode_stage_basis,
+        decode_stage_cuts,
+        decode_stage_states,
+        decode_stage_vertices,
+        read_stage_basis,
+        read_stage_cuts,
+        read_stage_states,
+        read_stage_vertices,
+    )
+    from .mapped import file_digest
+    from .records import (
+        POLICY_FORMAT_VERSION,
+        STAGE_SUBDIRS,
+        CheckpointRecord,
+        FileDigest,
+        PolicyCheckpoint,
+        PolicyMetadata,
+        StageBasis,
+        StageCuts,
+        StageStates,
+        StageVertices,
+    )
+
+_LAZY: Final[dict[str, str]] = {
+    "CheckpointRecord": ".records",
+    "FileDigest": ".metadata",
+    "POLICY_FORMAT_VERSION": ".metadata",
+    "PolicyCheckpoint": ".records",
+    "PolicyCheckpointer": ".checkpoint",
+    "PolicyMetadata": ".metadata",
+    "STAGE_SUBDIRS": "..layout",
+    "StageBasis": ".records",
+    "StageCuts": ".records",
+    "StageStates": ".records",
+    "StageVertices": ".records",
+    "decode_stage_basis": ".decode",
+    "decode_stage_cuts": ".decode",
+    "decode_stage_states": ".decode",
+    "decode_stage_vertices": ".decode",
+    "encode_stage": ".codec",
+    "file_digest": ".mapped",
+    "list_checkpoints": ".checkpoint",
+    "policy_cut_files": "..layout",
+    "read_policy_checkpoint": ".checkpoint",
+    "read_stage_basis": ".decode",
+    "read_stage_cuts": ".decode",
+    "read_stage_states": ".decode",
+    "read_stage_vertices": ".decode",
+    "resolve_checkpoint_dir": "..layout",
+    "stage_file_name": "..layout",
+    "write_policy_checkpoint": ".checkpoint",
+    "write_stage_basis": ".codec",
+    "write_stage_cuts": ".codec",
+    "write_stage_states": ".codec",
+    "write_stage_vertices": ".codec",
+}
+"""Public name -> the module (relative to this package) that defines it."""
 
 __all__ = [
     "POLICY_FORMAT_VERSION",
@@ -74,3 +124,18 @@ __all__ = [
     "write_stage_states",
     "write_stage_vertices",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first access (PEP 562) and keep it in the package namespace."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the public names not imported yet."""
+    return sorted(set(globals()) | set(__all__))

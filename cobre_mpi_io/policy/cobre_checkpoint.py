@@ -24,7 +24,7 @@ from ..atomic import ensure_dir, fsync_dir, write_json_atomic
 from ..documents import check_document, read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..journal import active_journal, record_removed
-from ..layout import CHECKPOINT_RE, checkpoint_name
+from ..layout import CHECKPOINT_RE, COBRE_CHECKPOINTS_DIR, checkpoint_name
 from ..manifest import utc_now
 from .formats import cobre_manifest_for, write_cobre_policy
 from .mapped import file_digest
@@ -43,8 +43,6 @@ from .records import (
 
 __all__ = ["COBRE_CHECKPOINTS_DIR", "cobre_checkpoint_digests", "write_cobre_on_root"]
 
-COBRE_CHECKPOINTS_DIR = "policy_checkpoints"
-"""``OUT/policy_checkpoints/``: the rotation of ``cobre-0.18`` checkpoints, beside ``OUT/policy``."""
 POLICY_SUBDIR = "policy"
 
 

@@ -49,6 +49,7 @@ from ..formats import CODE_MEANINGS, to_format
 from ..hashing import sha256_json
 from ..identity import RunIdentity
 from ..journal import record_write, write_bytes_recorded, write_json_recorded
+from ..layout import DICTIONARY_FILES, dictionary_files
 from ..manifest import MANIFEST_VERSION, utc_now
 from ..parquet import FileRecord, ParquetConfig, write_parquet
 from ..schemas import (
@@ -81,8 +82,6 @@ __all__ = [
 ]
 
 DICTIONARY_VERSION: Final = MANIFEST_VERSION
-DICTIONARY_FILES: Final = ("codes.json", "bounds.parquet", "state_dictionary.json", "variables.csv",
-                           "entities.csv")
 
 BOUND_TYPE: Final = {
     "storage_min": 0, "storage_max": 1, "turbined_min": 2, "turbined_max": 3, "outflow_min": 4,
@@ -129,13 +128,6 @@ def _cfg(config: Any, name: str, default: Any = None) -> Any:
 SPEC_CODES_NOTE: Final = ("These are the cobre_mpi_io spec's codes (SPEC §8), not the Cobre solver's: Cobre's "
                            "operative_state and storage_binding give the same integers other meanings "
                            "(write format cobre-0.18 for Cobre's codes).")
-
-
-def dictionary_files(fmt: str = DEFAULT_FORMAT) -> tuple[str, ...]:
-    """The files of ``training/dictionaries/`` in format ``fmt`` (no ``state_dictionary.json`` in Cobre's)."""
-    check_format(fmt)
-    return DICTIONARY_FILES if fmt == DEFAULT_FORMAT else tuple(f for f in DICTIONARY_FILES
-                                                                 if f != "state_dictionary.json")
 
 
 def codes_document(generated_at: str | None = None, fmt: str = DEFAULT_FORMAT) -> dict[str, Any]:

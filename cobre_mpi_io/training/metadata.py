@@ -32,7 +32,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import mpi
 from .._version import __version__
@@ -57,7 +57,9 @@ from ..journal import write_json_recorded
 from ..layout import policy_cut_files
 from ..manifest import IDENTITY_FIELDS, SHA256
 from ..schemas import DETAIL_LEVELS, FORMATS
-from ..system.model import System
+
+if TYPE_CHECKING:
+    from ..system.model import System
 
 __all__ = [
     "METADATA_SCHEMA",

@@ -65,8 +65,15 @@ from typing import Any
 from .. import mpi
 from ..claim import claim_holder, read_claim
 from ..errors import OutputError
-from ..layout import CHECKPOINT_RE, CLAIM_NAME, MANIFEST_NAME, POLICY_DIR, SIMULATION_DIR, TRAINING_DIR
-from ..policy.cobre_checkpoint import COBRE_CHECKPOINTS_DIR
+from ..layout import (
+    CHECKPOINT_RE,
+    CLAIM_NAME,
+    COBRE_CHECKPOINTS_DIR,
+    MANIFEST_NAME,
+    POLICY_DIR,
+    SIMULATION_DIR,
+    TRAINING_DIR,
+)
 from ..schemas import DEFAULT_FORMAT
 from .cobre import validate_cobre_output
 from .dictionaries import check_dictionaries

@@ -23,6 +23,9 @@ wrote (``manifest.bin``, or a ``metadata.json`` with ``cobre_version``).
   the metadata says ``complete``.
 
 The report says which producer and version it saw (:class:`CobreValidationReport`).
+
+pyarrow is imported by the functions that read Parquet: detecting that a tree
+is not Cobre's (every run of ``validate`` asks) does not load it.
 """
 
 from __future__ import annotations
@@ -34,11 +37,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import mpi
 from ..layout import (
@@ -52,6 +51,9 @@ from ..layout import (
 )
 from ..schemas import TableSchema, format_tables
 from .report import ValidationReport
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["CobreTree", "CobreValidationReport", "detect_cobre_tree", "validate_cobre_output", "validate_cobre_tree"]
 
@@ -256,6 +258,10 @@ class _Checker:
                 self.add(table_dir, f"{len(missing)} scenario(s) the other tables have are missing "
                                     f"(first {missing[:5]})")
         self.report.scenarios_checked = len(all_ids)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         for rel in ("simulation/paths.parquet", "simulation/scenario_summary.parquet"):
             if (self.root / rel).is_file() and all_ids:
                 try:
@@ -288,6 +294,9 @@ class _Checker:
         done = (meta.get("iterations") or {}).get("completed") if isinstance(meta.get("iterations"), dict) else None
         conv = tr / "convergence.parquet"
         if isinstance(done, int) and conv.is_file():
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             try:
                 rows = pq.ParquetFile(conv).metadata.num_rows
             except (OSError, pa.ArrowException, ValueError):
@@ -318,6 +327,10 @@ class _Checker:
 
 def _check_parquet(path: Path, schema: TableSchema | None, fmt: str | None, scenario_id: int | None) -> list[str]:
     """Problems of one Parquet file: it reads whole, has ``schema``, holds only ``scenario_id`` (partitions)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     try:  # one file alone: no dataset discovery (ParquetFile, not read_table)
         with pq.ParquetFile(path) as pf:
             tbl = pf.read(use_threads=False)

@@ -1,5 +1,9 @@
 """The per-file work of ``validate``: each file opened once, hashed, its footer or FlatBuffer checked.
 
+pyarrow, NumPy and the policy decoder are imported by the functions that
+parse footers or decode: a run whose journal vouches for every file (only
+read and hashed) loads none of them.
+
 A :class:`Task` names one file and what it must be; :func:`run_one` turns it
 into a :class:`Result` (problems, digests, the footer's key-column
 statistics) and never raises; :func:`run_tasks` runs a list of tasks on a
@@ -19,18 +23,19 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import xxhash
 
 from ..identity import FOOTER_KEY
 from ..layout import SIMULATION_DIR
-from ..policy.decode import read_stage_basis, read_stage_cuts, read_stage_states, read_stage_vertices
 from ..schemas import DEFAULT_FORMAT, table
 from .report import Problem
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 __all__ = ["Partial", "Reference", "Result", "Task", "formula", "run_one", "run_tasks"]
 
@@ -38,15 +43,26 @@ _WHOLE_FILE: Final = 32 << 20
 """Files up to this size are read once into memory (hash and footer from the same bytes)."""
 _BATCH: Final = 256
 _FOOTER_KEY_B: Final = FOOTER_KEY.encode()
-_READERS: Final[dict[str, Callable[[str], Any]]] = {
-    "cuts": read_stage_cuts, "states": read_stage_states, "vertices": read_stage_vertices,
-    "basis": read_stage_basis,
-}
 
 
-@dataclass(frozen=True)
-class Task:
-    """One file to read (picklable: tasks cross MPI ranks)."""
+def _stage_reader(kind: str) -> Callable[[str], Any]:
+    """The reader of a policy stage directory (``cuts``, ``states``, ``vertices``, ``basis``)."""
+    from ..policy import decode
+
+    readers: dict[str, Callable[[str], Any]] = {
+        "cuts": decode.read_stage_cuts, "states": decode.read_stage_states,
+        "vertices": decode.read_stage_vertices, "basis": decode.read_stage_basis,
+    }
+    return readers[kind]
+
+
+class Task(NamedTuple):
+    """One file to read (immutable and picklable: tasks cross MPI ranks).
+
+    A named tuple rather than a frozen dataclass: planning makes one per
+    file (20,000 at 2,000 scenarios), and a frozen dataclass costs three
+    times as much to build.
+    """
 
     kind: str                     # "parquet" | "stage" | "concat" | "bytes"
     section: str
@@ -188,6 +204,8 @@ def _footer(source: Any) -> Any:
     the latter builds a ``ParquetFile`` (a Python walk of the schema), a
     quarter of the per-file cost here.
     """
+    import pyarrow.parquet as pq
+
     reader = pq.ParquetReader()
     reader.open(source)
     try:
@@ -229,6 +247,9 @@ def _int_column(tbl: pa.Table, name: str) -> np.ndarray:
 
     (``to_numpy`` and ``pc.fill_null`` import pandas: half a second for one call.)
     """
+    import numpy as np
+    import pyarrow as pa
+
     parts = []
     for ch in tbl.column(name).chunks:
         ch = ch.cast(pa.int64())
@@ -243,6 +264,9 @@ def _int_column(tbl: pa.Table, name: str) -> np.ndarray:
 
 def _decode_info(source: Any, table_name: str, fmt: str = DEFAULT_FORMAT) -> dict[str, Any]:
     """Decode the key columns: distinct stages, blocks, entities, AR orders, repeated keys (NumPy, no Acero)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
     t = table(table_name, fmt)
     names = t.names
     cols = [c for c in ("stage_id", "block_id", t.entity_column, "lag_index", "scenario_id")
@@ -338,6 +362,8 @@ def _check_parquet(task: Task, base: str, res: Result, codes: Mapping[str, froze
     if vouched and not (task.keep or task.decode or task.deep):
         res.rows = rec[2] if rec is not None and rec[2] is not None else task.rows
         return
+    import pyarrow as pa
+
     pybuf = pa.py_buffer(data) if data is not None else None
 
     def source() -> Any:
@@ -360,6 +386,8 @@ def _check_parquet(task: Task, base: str, res: Result, codes: Mapping[str, froze
                               f"row ({', '.join(c for c in _key_columns(task.table, task.fmt))})")
     if task.deep and task.table is not None:
         try:
+            import pyarrow.parquet as pq
+
             _check_values(task, pq.ParquetFile(source()).read(use_threads=False), codes, res)
         except Exception as exc:  # noqa: BLE001 - undecodable data is a problem
             res.add(task, f"columns do not decode: {type(exc).__name__}: {exc}")
@@ -367,6 +395,8 @@ def _check_parquet(task: Task, base: str, res: Result, codes: Mapping[str, froze
 
 def _values(chunk: pa.Array, dtype: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The values of a primitive chunk as NumPy (a view of its buffer) and its validity (None: no nulls)."""
+    import numpy as np
+
     lo, hi = chunk.offset, chunk.offset + len(chunk)
     if dtype == "bool":
         bits = np.unpackbits(np.frombuffer(chunk.buffers()[1], dtype=np.uint8), bitorder="little")[lo:hi]
@@ -381,6 +411,8 @@ def _values(chunk: pa.Array, dtype: str) -> tuple[np.ndarray, np.ndarray | None]
 
 def _check_values(task: Task, tbl: pa.Table, codes: Mapping[str, frozenset[int]], res: Result) -> None:
     """Every column against the spec: no null where it says not null, floats finite, codes in ``codes.json``."""
+    import numpy as np
+
     assert task.table is not None
     for col in table(task.table, task.fmt).columns:
         if col.name not in tbl.column_names:
@@ -462,7 +494,7 @@ def _check_stage(task: Task, base: str, res: Result) -> None:
         return  # not the bytes written (reported), or the ones its writer renamed into place (and checked)
     kind = task.rel.split("/")[-2]
     try:
-        obj = _READERS[kind](path)  # the readers validate the content (without copying the coefficients)
+        obj = _stage_reader(kind)(path)  # the readers validate the content (without copying the coefficients)
         sid, dim = int(obj.stage_id), getattr(obj, "state_dimension", None)
     except Exception as exc:  # noqa: BLE001 - every decoding failure is a problem, never raised
         res.add(task, f"does not decode as {kind}: {exc}")

@@ -7,7 +7,7 @@ files' bytes are read later by :mod:`.files`, on every rank.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -24,9 +24,11 @@ from ..layout import (
     SIMULATION_DIR,
     SUCCESS_NAME,
     TRAINING_DIR,
+    dictionary_files,
     parse_partition_file,
 )
 from ..manifest import (
+    SUCCESS_STATUSES,
     FileEntry,
     SimulationManifest,
     TrainingManifest,
@@ -34,10 +36,8 @@ from ..manifest import (
     read_simulation_manifest,
     read_training_manifest,
 )
-from ..policy.records import PolicyMetadata
-from ..results import SUCCESS_STATUSES
+from ..policy.metadata import PolicyMetadata
 from ..schemas import DEFAULT_FORMAT, DETAIL_LEVELS, SIMULATION_TABLES, TABLES, format_tables
-from ..training.dictionaries import dictionary_files
 from ..training.metadata import RunMetadata, read_metadata
 from .files import Reference, Task
 from .report import Problem
@@ -112,7 +112,7 @@ class Plan:
         return None if e is None else (e.bytes, e.xxhash64, e.rows)
 
     def walk(self, section: str, directory: Path, classify: Callable[[str, str], tuple[bool, str | None]],
-             sub: str = "") -> None:
+             sub: str = "", known: Container[str] = frozenset()) -> None:
         """Walk ``directory`` (``section/sub``): problems into the plan, regular files into :attr:`seen`.
 
         Parameters
@@ -125,10 +125,12 @@ class Plan:
             ``classify(rel, kind) -> (enter, problem)``, ``rel`` relative to ``directory``.
         sub : str
             ``directory`` relative to the section (``""``: the section's directory itself).
+        known : container of str
+            Paths relative to ``directory`` that ``classify`` accepts (not asked about them).
         """
         files: list[str] = []
         pre = f"{sub}/" if sub else ""
-        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files)
+        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files, known)
         top = f"{section}/{pre}" if section else pre
         self.seen.extend(top + f for f in files)
 
@@ -248,37 +250,48 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
             rel = f"{TABLES[tname].directory}/scenario_id={written:04d}/{DATA_FILE}"
             if rel not in manifest.files:
                 plan.add(s, rel, f"partition {part} is listed as written but this file is not in the manifest")
-    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest))
     # file tasks: the lowest listed scenario of each table is the reference (decoded first, on rank 0)
     tables = set(manifest.tables) | ({"scenario_totals"} if manifest.detail == "summary" else set())
     scenarios: set[int] = set()
     ref_rel: dict[str, tuple[int, str]] = {}
     parsed_files: list[tuple[str, str | None, int | None]] = []
+    known: set[str] = set()  # the partitions and files of the declared tables: the walk accepts them unasked
+    listed: list[tuple[str, str]] = []  # problems of listed files, reported after the walk's
     for rel in sorted(manifest.files):
         parsed = parse_partition_file(rel)
         name: str | None = _DIR_TO_TABLE.get(parsed[0] if parsed else rel)
         sid: int | None = parsed[1] if parsed else None
         if name is None or name not in tables:
-            plan.add(s, rel, "listed in the manifest but not a file of any table the manifest declares "
-                             f"(tables {sorted(tables)})")
+            why = f"listed in the manifest but not a file of any table the manifest declares (tables {sorted(tables)})"
+            listed.append((rel, why))
             name = None
+        elif parsed is not None:
+            known.add(rel)
+            known.add(rel.rpartition("/")[0])
         if sid is not None:
             if sid >= manifest.scenarios_total:
-                plan.add(s, rel, f"scenario {sid} outside 0..{manifest.scenarios_total - 1}")
+                listed.append((rel, f"scenario {sid} outside 0..{manifest.scenarios_total - 1}"))
             scenarios.add(sid)
         if name is not None and (name not in ref_rel or (sid or 0) < ref_rel[name][0]):
             ref_rel[name] = (sid or 0, rel)
         parsed_files.append((rel, name, sid))
+    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest), known=known)
+    for rel, problem in listed:
+        plan.add(s, rel, problem)
     plan.scenarios = len(scenarios)
+    fmt_tables, fingerprint, files, journal = format_tables(plan.format), plan.sim_fingerprint, manifest.files, \
+        plan.journal
     for rel, name, sid in parsed_files:
         if name is None and not (sim / rel).resolve().is_relative_to(sim.resolve()):
             continue  # never read outside the tree
-        e = manifest.files[rel]
+        e = files[rel]
         is_ref = name is not None and ref_rel[name][1] == rel
+        rec = journal.get(f"{s}/{rel}") if journal is not None else None
         task = Task("parquet", s, rel, table=name, rows=e.rows, size=e.bytes, xxhash64=e.xxhash64,
-                    fingerprint=plan.sim_fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
-                    fmt=plan.format if name in format_tables(plan.format) else DEFAULT_FORMAT,
-                    journal=plan.record(s, rel), deep=deep and name is not None)
+                    fingerprint=fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
+                    fmt=plan.format if name in fmt_tables else DEFAULT_FORMAT,
+                    journal=(rec.bytes, rec.xxhash64, rec.rows) if rec is not None else None,
+                    deep=deep and name is not None)
         (plan.ref_tasks if is_ref else plan.tasks).append(task)
 
 

@@ -17,10 +17,11 @@ from ..layout import (
     LINKED_FILES,
     POLICY_DIR,
     STAGE_FILE_RE,
+    STAGE_SUBDIRS,
     TRAINING_DIR,
     stage_file_name,
 )
-from ..policy.records import STAGE_SUBDIRS, PolicyMetadata
+from ..policy.metadata import PolicyMetadata
 from .files import Task
 from .plan import DICTIONARIES, Plan
 from .tree import not_regular, temp_or_unexpected, walk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from ..atomic import is_temp_name
@@ -41,12 +41,14 @@ def _name(entry: os.DirEntry[str]) -> str:
 
 
 def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
-         report: Callable[[str, str], None], files: list[str] | None = None) -> int:
+         report: Callable[[str, str], None], files: list[str] | None = None,
+         known: Container[str] = frozenset()) -> int:
     """Walk ``root``, one directory open at a time; returns the number of entries seen.
 
     One ``scandir`` per directory entered, the entries' types from the
     directory itself (no ``stat`` per file), plain strings (no ``Path``
-    per entry): 40,000 entries in about 0.3 s.
+    per entry), and ``classify`` asked only about entries not ``known``:
+    40,000 entries in about 0.3 s.
 
     Parameters
     ----------
@@ -59,6 +61,10 @@ def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
         ``report(rel, problem)``; links and special files are reported whatever ``classify`` says.
     files : list of str, optional
         Receives the relative path of every regular file seen (whatever ``classify`` says of it).
+    known : container of str, optional
+        Relative paths ``classify`` would accept (the manifest's partitions and their files): a
+        regular file here has no problem, a directory here is entered, without asking ``classify``.
+        A link or special file is reported whatever its name.
     """
     base = os.fspath(root)
     seen = 0
@@ -83,9 +89,9 @@ def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
             if kind == 0:
                 if files is not None:
                     files.append(rel)
-                problem = classify(rel, "file")[1]
+                problem = None if rel in known else classify(rel, "file")[1]
             elif kind == 1:
-                enter, problem = classify(rel, "dir")
+                enter, problem = (True, None) if rel in known else classify(rel, "dir")
                 if enter:
                     subdirs.append(rel)
             elif kind == 2:
