@@ -290,6 +290,23 @@ def test_symlinked_data_file_and_special_files_are_refused(run: Path, baseline: 
     assert len(got) == 4, got
 
 
+def test_a_directory_where_a_listed_file_belongs_and_a_file_where_a_partition_belongs(run: Path,
+                                                                                     baseline: set[str]) -> None:
+    """The walk takes the manifest's partitions without asking about each one: only for the kind they must be."""
+    rel = partition_file("hydros", 1)
+    (sim(run) / rel).unlink()
+    (sim(run) / rel).mkdir()
+    (sim(run) / rel / "inside.parquet").write_bytes(b"x")
+    shutil.rmtree(sim(run) / "thermals" / "scenario_id=0002")
+    (sim(run) / "thermals" / "scenario_id=0002").write_bytes(b"x")
+    got = new_problems(run, baseline)
+    assert got[:2] == [f"simulation/{rel}: not a regular file (refused)",
+                       f"simulation/{rel}: unexpected directory (not part of the output)"], got  # not entered
+    assert got[2].startswith("simulation/thermals/scenario_id=0002/data.parquet: cannot be read: [Errno 20] Not a "
+                             "directory"), got
+    assert got[3:] == ["simulation/thermals/scenario_id=0002: unexpected file (not part of the output)"], got
+
+
 @pytest.mark.parametrize(("change", "expect"), [
     ({"tables": []}, "tables"),
     ({"detail": [1]}, "detail"),

@@ -42,6 +42,8 @@ __all__ = ["Partial", "Reference", "Result", "Task", "formula", "run_one", "run_
 _WHOLE_FILE: Final = 32 << 20
 """Files up to this size are read once into memory (hash and footer from the same bytes)."""
 _BATCH: Final = 256
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+"""Never follow a final link, never wait on a FIFO (``_read`` refuses anything but a regular file)."""
 _FOOTER_KEY_B: Final = FOOTER_KEY.encode()
 
 
@@ -138,8 +140,7 @@ def _read(path: str, want_sha: bool, feed: Sequence[Any] = ()) -> tuple[memoryvi
     larger than :data:`_WHOLE_FILE`: then it is hashed in chunks); the file
     is closed on return.  ``feed``: more hash objects updated with the bytes.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -153,8 +154,9 @@ def _read(path: str, want_sha: bool, feed: Sequence[Any] = ()) -> tuple[memoryvi
                 if n == len(view):
                     view = memoryview(_grow(view, n))
             data = view[:n]
-            for h in (*feed, *([sha] if sha is not None else [])):
-                h.update(data)
+            if feed or sha is not None:
+                for h in (*feed, *([sha] if sha is not None else [])):
+                    h.update(data)
             return data, n, xxhash.xxh64_hexdigest(data), ("sha256:" + sha.hexdigest()) if sha else None
         h = xxhash.xxh64()
         size = 0

@@ -112,7 +112,7 @@ class Plan:
         return None if e is None else (e.bytes, e.xxhash64, e.rows)
 
     def walk(self, section: str, directory: Path, classify: Callable[[str, str], tuple[bool, str | None]],
-             sub: str = "", known: Container[str] = frozenset()) -> None:
+             sub: str = "", known: tuple[Container[str], Container[str]] = (frozenset(), frozenset())) -> None:
         """Walk ``directory`` (``section/sub``): problems into the plan, regular files into :attr:`seen`.
 
         Parameters
@@ -125,12 +125,12 @@ class Plan:
             ``classify(rel, kind) -> (enter, problem)``, ``rel`` relative to ``directory``.
         sub : str
             ``directory`` relative to the section (``""``: the section's directory itself).
-        known : container of str
-            Paths relative to ``directory`` that ``classify`` accepts (not asked about them).
+        known : (container of str, container of str)
+            Files and directories, relative to ``directory``, that ``classify`` accepts (not asked about them).
         """
         files: list[str] = []
         pre = f"{sub}/" if sub else ""
-        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files, known)
+        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files, *known)
         top = f"{section}/{pre}" if section else pre
         self.seen.extend(top + f for f in files)
 
@@ -244,10 +244,11 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
     want = combined_checksum({p: e.xxhash64 for p, e in manifest.files.items()})
     if manifest.checksum_value != want:
         plan.add(s, MANIFEST_NAME, f"checksum.value {manifest.checksum_value} does not match its files ({want})")
+    table_dirs = [TABLES[tname].directory for tname in manifest.tables]
     for part in manifest.partitions_written:
         written = int(part.removeprefix("scenario_id=").rstrip("/"))
-        for tname in manifest.tables:
-            rel = f"{TABLES[tname].directory}/scenario_id={written:04d}/{DATA_FILE}"
+        for table_dir in table_dirs:
+            rel = f"{table_dir}/scenario_id={written:04d}/{DATA_FILE}"
             if rel not in manifest.files:
                 plan.add(s, rel, f"partition {part} is listed as written but this file is not in the manifest")
     # file tasks: the lowest listed scenario of each table is the reference (decoded first, on rank 0)
@@ -255,7 +256,8 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
     scenarios: set[int] = set()
     ref_rel: dict[str, tuple[int, str]] = {}
     parsed_files: list[tuple[str, str | None, int | None]] = []
-    known: set[str] = set()  # the partitions and files of the declared tables: the walk accepts them unasked
+    known_files: set[str] = set()  # the partition files of the declared tables: the walk accepts them unasked
+    known_dirs: set[str] = set()
     listed: list[tuple[str, str]] = []  # problems of listed files, reported after the walk's
     for rel in sorted(manifest.files):
         parsed = parse_partition_file(rel)
@@ -266,8 +268,8 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
             listed.append((rel, why))
             name = None
         elif parsed is not None:
-            known.add(rel)
-            known.add(rel.rpartition("/")[0])
+            known_files.add(rel)
+            known_dirs.add(rel.rpartition("/")[0])
         if sid is not None:
             if sid >= manifest.scenarios_total:
                 listed.append((rel, f"scenario {sid} outside 0..{manifest.scenarios_total - 1}"))
@@ -275,7 +277,7 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
         if name is not None and (name not in ref_rel or (sid or 0) < ref_rel[name][0]):
             ref_rel[name] = (sid or 0, rel)
         parsed_files.append((rel, name, sid))
-    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest), known=known)
+    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest), known=(known_files, known_dirs))
     for rel, problem in listed:
         plan.add(s, rel, problem)
     plan.scenarios = len(scenarios)
@@ -321,7 +323,8 @@ def _manifest_shape_problems(m: SimulationManifest) -> list[str]:
             break
         seen.add(part)
     for rel in m.files:
-        if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
+        parts = rel.split("/")
+        if rel.startswith("/") or "\\" in rel or "" in parts or "." in parts or ".." in parts:
             bad.append(f"files: {rel!r} is not a relative path below simulation/")
             break
     return bad

@@ -42,7 +42,7 @@ def _name(entry: os.DirEntry[str]) -> str:
 
 def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
          report: Callable[[str, str], None], files: list[str] | None = None,
-         known: Container[str] = frozenset()) -> int:
+         known_files: Container[str] = frozenset(), known_dirs: Container[str] = frozenset()) -> int:
     """Walk ``root``, one directory open at a time; returns the number of entries seen.
 
     One ``scandir`` per directory entered, the entries' types from the
@@ -61,10 +61,10 @@ def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
         ``report(rel, problem)``; links and special files are reported whatever ``classify`` says.
     files : list of str, optional
         Receives the relative path of every regular file seen (whatever ``classify`` says of it).
-    known : container of str, optional
-        Relative paths ``classify`` would accept (the manifest's partitions and their files): a
-        regular file here has no problem, a directory here is entered, without asking ``classify``.
-        A link or special file is reported whatever its name.
+    known_files, known_dirs : container of str, optional
+        Relative paths of regular files ``classify`` would accept and of directories it would enter
+        (the manifest's partition files and directories): not asked about.  Any other kind of entry
+        under such a name (a directory where a file is known, a link) is asked about or reported.
     """
     base = os.fspath(root)
     seen = 0
@@ -81,17 +81,24 @@ def walk(root: Path, classify: Callable[[str, str], tuple[bool, str | None]],
             entries.sort(key=_name)
         prefix = f"{rel_dir}/" if rel_dir else ""
         subdirs: list[str] = []
+        seen += len(entries)
         for entry in entries:
-            seen += 1
             rel = prefix + entry.name
+            if rel in known_files and entry.is_file(follow_symlinks=False):
+                if files is not None:
+                    files.append(rel)
+                continue
+            if rel in known_dirs and entry.is_dir(follow_symlinks=False):
+                subdirs.append(rel)
+                continue
             kind = 0 if entry.is_file(follow_symlinks=False) else 1 if entry.is_dir(follow_symlinks=False) else \
                 2 if entry.is_symlink() else 3
             if kind == 0:
                 if files is not None:
                     files.append(rel)
-                problem = None if rel in known else classify(rel, "file")[1]
+                problem = classify(rel, "file")[1]
             elif kind == 1:
-                enter, problem = (True, None) if rel in known else classify(rel, "dir")
+                enter, problem = classify(rel, "dir")
                 if enter:
                     subdirs.append(rel)
             elif kind == 2:
