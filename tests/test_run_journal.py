@@ -296,7 +296,9 @@ def _killed_midway(tmp_path: Path, durability_args: tuple[str, ...], n: int = 1)
     out = tmp_path / "out"
     with _popen(_demo(out, "--scenarios", "12", "--iterations", "0", "--slow", "0.15", *durability_args, n=n),
                 tmp_path) as proc:
-        _wait_for(lambda: len(_sim_files(out)) >= 25, proc, "25 partitions")
+        # and a journal file of every rank (one append per scenario): a rank that starts late has none yet
+        _wait_for(lambda: len(_sim_files(out)) >= 25 and len({r for _a, r, _p in journal_files(out)}) == n, proc,
+                  f"25 partitions and {n} journal file(s)")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert not (out / "simulation" / "_SUCCESS").exists()
