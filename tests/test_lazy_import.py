@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import cobre_mpi_io
 
 HEAVY = ("pyarrow", "numpy", "mpi4py", "matplotlib", "duckdb", "flatbuffers")
@@ -30,6 +32,19 @@ def test_every_public_name_resolves_and_is_listed() -> None:
         assert value is not None, name
         assert name in dir(cobre_mpi_io)
     assert cobre_mpi_io.RunConfig.__module__ == "cobre_mpi_io.config"
+
+
+def test_the_policy_and_training_packages_resolve_every_public_name() -> None:
+    from cobre_mpi_io import policy, training
+
+    for pkg in (policy, training):
+        for name in pkg.__all__:
+            assert getattr(pkg, name) is not None, (pkg.__name__, name)
+            assert name in dir(pkg)
+    assert policy.PolicyMetadata.__module__ == "cobre_mpi_io.policy.metadata"
+    assert training.TrainingParquetWriter.__module__ == "cobre_mpi_io.training.writer"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        policy.no_such_name  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_unknown_name_is_an_attribute_error() -> None:

@@ -1,8 +1,8 @@
 """The per-file work of ``validate``: each file opened once, hashed, its footer or FlatBuffer checked.
 
 pyarrow, NumPy and the policy decoder are imported by the functions that
-parse footers or decode: a run whose journal vouches for every file (only
-read and hashed) loads none of them.
+parse footers or decode: a file the run journal vouches for is only read
+and hashed, and needs none of them.
 
 A :class:`Task` names one file and what it must be; :func:`run_one` turns it
 into a :class:`Result` (problems, digests, the footer's key-column

@@ -112,7 +112,8 @@ class Plan:
         return None if e is None else (e.bytes, e.xxhash64, e.rows)
 
     def walk(self, section: str, directory: Path, classify: Callable[[str, str], tuple[bool, str | None]],
-             sub: str = "", known: tuple[Container[str], Container[str]] = (frozenset(), frozenset())) -> None:
+             sub: str = "", known_files: Container[str] = frozenset(),
+             known_dirs: Container[str] = frozenset()) -> None:
         """Walk ``directory`` (``section/sub``): problems into the plan, regular files into :attr:`seen`.
 
         Parameters
@@ -125,12 +126,13 @@ class Plan:
             ``classify(rel, kind) -> (enter, problem)``, ``rel`` relative to ``directory``.
         sub : str
             ``directory`` relative to the section (``""``: the section's directory itself).
-        known : (container of str, container of str)
-            Files and directories, relative to ``directory``, that ``classify`` accepts (not asked about them).
+        known_files, known_dirs : container of str
+            Regular files and directories, relative to ``directory``, that ``classify`` accepts (it is not
+            asked about them; see :func:`~.tree.walk`).
         """
         files: list[str] = []
         pre = f"{sub}/" if sub else ""
-        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files, *known)
+        walk(directory, classify, lambda rel, msg: self.add(section, pre + rel, msg), files, known_files, known_dirs)
         top = f"{section}/{pre}" if section else pre
         self.seen.extend(top + f for f in files)
 
@@ -277,23 +279,21 @@ def plan_simulation(sim: Path, plan: Plan, deep: bool) -> None:
         if name is not None and (name not in ref_rel or (sid or 0) < ref_rel[name][0]):
             ref_rel[name] = (sid or 0, rel)
         parsed_files.append((rel, name, sid))
-    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest), known=(known_files, known_dirs))
+    plan.walk(s, sim, lambda rel, kind: _sim_entry(rel, kind, manifest), known_files=known_files,
+              known_dirs=known_dirs)
     for rel, problem in listed:
         plan.add(s, rel, problem)
     plan.scenarios = len(scenarios)
-    fmt_tables, fingerprint, files, journal = format_tables(plan.format), plan.sim_fingerprint, manifest.files, \
-        plan.journal
+    fmt_tables, fingerprint, files = format_tables(plan.format), plan.sim_fingerprint, manifest.files
     for rel, name, sid in parsed_files:
         if name is None and not (sim / rel).resolve().is_relative_to(sim.resolve()):
             continue  # never read outside the tree
         e = files[rel]
         is_ref = name is not None and ref_rel[name][1] == rel
-        rec = journal.get(f"{s}/{rel}") if journal is not None else None
         task = Task("parquet", s, rel, table=name, rows=e.rows, size=e.bytes, xxhash64=e.xxhash64,
                     fingerprint=fingerprint, decode=deep or is_ref, keep=is_ref, scenario=sid,
                     fmt=plan.format if name in fmt_tables else DEFAULT_FORMAT,
-                    journal=(rec.bytes, rec.xxhash64, rec.rows) if rec is not None else None,
-                    deep=deep and name is not None)
+                    journal=plan.record(s, rel), deep=deep and name is not None)
         (plan.ref_tasks if is_ref else plan.tasks).append(task)
 
 
