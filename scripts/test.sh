@@ -78,12 +78,14 @@ for kind in $MPI_KINDS; do
         # --basetemp: this run's own temp root, removed at the end (pytest's default, /tmp/pytest-of-USER, is
         # shared with every other pytest session of the user and keeps the last 3 sessions' files).
         # The whole serial suite under the first MPI; under the others only the launcher tests (above).
+        # --maxschedchunk 2: each worker takes two tests at a time (xdist's default hands each a quarter of
+        # its share up front, so the slow tests tests/conftest.py puts first would queue on one worker).
         if [ "$kind" = "$first" ]; then
             stamp "[$kind] serial suite on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" tests
+            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --maxschedchunk 2 --basetemp "$logs/tmp-$kind" tests
         else
             stamp "[$kind] launcher tests (start MPI jobs, check the launcher), on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --basetemp "$logs/tmp-$kind" \
+            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --maxschedchunk 2 --basetemp "$logs/tmp-$kind" \
                 -m launcher tests
         fi
         # Only the modules that hold MPI tests: every rank collects what it is given, and collecting the whole

@@ -57,6 +57,32 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "(set by tests/conftest.py)")
     config.addinivalue_line("markers", "mpi_agnostic(reason): the test starts MPI jobs, but what it checks "
                                        "does not depend on the MPI: scripts/test.sh runs it once, under MPICH")
+    config.pluginmanager.register(_SlowFirst(), "cobre_slow_first")
+
+
+class _SlowFirst:
+    """Tests marked ``slow`` run first, longest first (``@pytest.mark.slow(seconds)``: its rough duration on
+    the 2-core machine of docs/development.md; 30 when not given), each followed by one other test.
+
+    pytest-xdist hands tests to its workers in collection order; scripts/test.sh has it hand them two at
+    a time (``--maxschedchunk 2``), so each worker starts on one slow test and one short one instead of
+    a test of minutes collected late (the README's commands: a fresh venv and install) running alone at
+    the end while the other workers idle. Last among the hooks, after pytest's own reordering; the same
+    order in every worker (xdist requires it).
+    """
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def seconds(item: pytest.Item) -> float:
+            mark = item.get_closest_marker("slow")
+            return 0.0 if mark is None else float(mark.args[0] if mark.args else 30)
+
+        slow = sorted((it for it in items if seconds(it) > 0), key=seconds, reverse=True)
+        rest = [it for it in items if seconds(it) == 0]
+        ordered: list[pytest.Item] = []
+        for k, item in enumerate(slow):
+            ordered += [item, *rest[k:k + 1]]
+        items[:] = ordered + rest[len(slow):]
 
 
 def _code_names(code: types.CodeType) -> set[str]:

@@ -27,6 +27,7 @@ def _run(*args: str) -> str:
 FIGURES = ["convergence.png", "cost_distribution.png", "deficit.png", "immediate_cost.png", "spot_price.png"]
 
 
+@pytest.mark.slow(60)
 def test_example_on_its_own_demo_run(tmp_path: Path) -> None:
     out = tmp_path / "run" / "out"
     subprocess.run([sys.executable, "-m", "cobre_mpi_io", "demo", "--output", str(out), "--scenarios", "16",

@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import CASE_4REE, DATA, json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -127,6 +128,7 @@ def _use(system: System) -> None:
             CASES["derived overflow"] += 1
 
 
+@pytest.mark.slow(40)
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(mutation(), min_size=1, max_size=3))

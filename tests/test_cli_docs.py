@@ -82,6 +82,7 @@ def test_pandas_categorical_scenario_id_and_the_documented_fix(tmp_path: Path) -
     assert str(costs["block_id"].dtype) == "Int32"  # the nullable-integer note
 
 
+@pytest.mark.slow(40)
 def test_flatc_checks_fail_under_ci_without_flatc(tmp_path: Path) -> None:
     """Locally a missing flatc skips (and -rs lists it); under CI=true it fails the run."""
     bindir = tmp_path / "bin"  # a PATH with the interpreter but no flatc

@@ -53,6 +53,7 @@ def test_pages_name_only_paths_that_exist(page: str) -> None:
         assert outside not in text, f"docs/{page} refers to {outside!r}, which is not in the repository"
 
 
+@pytest.mark.slow(45)
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     try:
         import mkdocs  # noqa: F401

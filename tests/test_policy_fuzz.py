@@ -104,6 +104,7 @@ def test_every_truncation_is_refused(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", list(SAMPLES))
+@pytest.mark.slow(40)
 def test_every_byte_flipped_three_ways(kind: str) -> None:
     data = SAMPLES[kind]
     seen: Counter[str] = Counter()
@@ -314,6 +315,7 @@ def damaged(draw: st.DrawFn) -> tuple[str, bytes]:
     return kind, bytes(buf)
 
 
+@pytest.mark.slow(100)
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(damaged())

@@ -92,7 +92,7 @@ def test_readme_script_takes_every_command_in_order() -> None:
     assert "[mpich,all]" in first
 
 
-@pytest.mark.slow
+@pytest.mark.slow(300)
 @pytest.mark.timeout(1800)  # a venv and a pip install: minutes on a busy machine
 def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     """Every command of the README, in order, in a fresh copy: venv, install, demo, validate, report, reads."""

@@ -160,6 +160,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> CleanRuns:
                  marks=pytest.mark.mpi_agnostic("a rank other than 0 killed: after12-rank2 under each launcher")),
     pytest.param(12, 2, id="after12-rank2"),
     pytest.param(25, 0, id="after25-rank0")])
+@pytest.mark.slow(27)
 def test_kill9_one_rank_then_resume(tmp_path: Path, clean: CleanRuns, small_system: System,
                                     kill_after: int, victim: int) -> None:
     out = tmp_path / "out"
@@ -194,6 +195,7 @@ def test_kill9_one_rank_then_resume(tmp_path: Path, clean: CleanRuns, small_syst
 
 # --------------------------------------------------------------------------- one rank raises
 @pytest.mark.timeout(180)
+@pytest.mark.slow(23)
 def test_one_rank_raises_fails_fast_then_resume(tmp_path: Path, clean: CleanRuns) -> None:
     out = tmp_path / "out"
     args = ("--scenarios", str(FAIL_SCENARIOS), "--seed", SEED)
@@ -288,6 +290,7 @@ print(json.dumps({"limit": limit, "big_table": big_table, "before": before, "fil
 
 @pytest.mark.mpi_agnostic("a singleton process fills the disk; the resume at 2 ranks checks bytes, not the launcher")
 @pytest.mark.timeout(120)
+@pytest.mark.slow(35)
 def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_4ree: System) -> None:
     out = tmp_path / "out"
     n = 6
@@ -348,6 +351,7 @@ def test_disk_full_raises_io_error_and_keeps_data_intact(tmp_path: Path, system_
 # --------------------------------------------------------------------------- corruption
 @pytest.mark.mpi_agnostic("validate and resume repair the bytes; the launcher only starts the resume")
 @pytest.mark.timeout(180)
+@pytest.mark.slow(25)
 def test_flipped_byte_is_reported_and_resume_repairs_it(tmp_path: Path, clean: CleanRuns) -> None:
     args = ("--scenarios", str(KILL_SCENARIOS), "--seed", SEED)
     out = tmp_path / "out"
@@ -408,6 +412,7 @@ def test_non_empty_output_is_refused_and_untouched(tmp_path: Path, clean: CleanR
 # --------------------------------------------------------------------------- determinism
 @pytest.mark.mpi_agnostic("the bytes at 1, 2 and 3 ranks; the MPI tests cover the collectives under both MPIs")
 @pytest.mark.timeout(240)
+@pytest.mark.slow(40)
 def test_same_seed_same_bytes_at_any_world_size(tmp_path: Path) -> None:
     args = ("--scenarios", "11", "--seed", "7")
     runs = {}
@@ -439,6 +444,7 @@ def test_same_seed_same_bytes_at_any_world_size(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- 4ree case
 @pytest.mark.mpi_agnostic("reads back a 4-rank run; 4 ranks under each MPI: test_one_rank_raises_fails_fast_then_resume")
 @pytest.mark.timeout(240)
+@pytest.mark.slow(28)
 def test_4ree_case_at_four_ranks_reads_back_everywhere(tmp_path: Path, system_4ree: System) -> None:
     out = tmp_path / "out"
     run_cli("demo", "--case", str(CASE_4REE), "--output", str(out), n=4, timeout=150)

@@ -192,6 +192,7 @@ def _independent_costs(out: Path) -> np.ndarray:
     ("run-1dtoy-v018", "0.18.0", "software/software_version", "turbined_cost", "fpha_turbined_cost"),
     ("run-1dtoy-v051", "0.5.1", "cobre_version", "fpha_turbined_cost", "turbined_cost"),
 ])
+@pytest.mark.slow(30)
 def test_cobre_tree(tree: str, version: str, source: str, component: str, absent: str, tmp_path: Path,
                     capsys: pytest.CaptureFixture[str]) -> None:
     out = DATA / tree

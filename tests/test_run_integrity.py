@@ -84,6 +84,7 @@ def test_resume_with_another_seed_is_refused_and_nothing_changes(tmp_path: Path)
     assert not (tmp_path / CLAIM_NAME).exists()
 
 
+@pytest.mark.slow(24)
 def test_cli_resume_with_other_seed_or_case_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_cli("demo", "--output", str(out), "--scenarios", "6", "--iterations", "2", "--seed", "5", "-q")
@@ -188,6 +189,7 @@ def test_singleton_launch_is_refused_before_anything_is_written(tmp_path: Path) 
 
 
 # ----------------------------------------------------------------------------- statuses
+@pytest.mark.slow(25)
 def test_failed_simulation_still_leaves_a_training_manifest(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli("demo", "--output", str(out), "--scenarios", "6", "--iterations", "2", "-q",

@@ -83,6 +83,7 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> str:
     return out
 
 
+@pytest.mark.slow(33)
 def test_time_limit_signal_reaches_the_ranks_and_resubmission_resumes(tmp_path: Path) -> None:
     env = slurm_env(tmp_path, f"--scenarios 6 --iterations {ITERATIONS} --iteration-seconds 0.05 "
                               "--checkpoint-every 5")
