@@ -451,6 +451,15 @@ def preallocate(fd: int, nbytes: int, path: str | os.PathLike[str]) -> None:
     some network filesystems) is simply written as before; only a full disk
     is an error, raised before anything is written.
 
+    Parameters
+    ----------
+    fd : int
+        The open file (written from offset 0 next).
+    nbytes : int
+        How many bytes will be written; nothing is done for 0 or less.
+    path : path-like
+        The file's final path, for the error message.
+
     Raises
     ------
     IoError

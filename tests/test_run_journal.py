@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -29,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +52,7 @@ from cobre_mpi_io.manifest import (
 from cobre_mpi_io.run import Run
 from cobre_mpi_io.simulation.writer import SimulationConfig
 from cobre_mpi_io.system import System
-from cobre_mpi_io.testing.processes import rank_pids
+from cobre_mpi_io.testing.processes import popen_session, rank_pids
 from cobre_mpi_io.testing.training import synthetic_training
 from cobre_mpi_io.validate import validate_simulation
 
@@ -194,19 +192,6 @@ def test_training_writer_withdraws_the_marker_and_the_complete_status_first(tmp_
         w.finalize()
 
 
-@contextlib.contextmanager
-def _popen(cmd: list[str], logdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(logdir / "stdout", "wb") as so, open(logdir / "stderr", "wb") as se:
-        proc = subprocess.Popen(cmd, stdout=so, stderr=se, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-
-
 def _demo(out: Path, *args: str, n: int = 1) -> list[str]:
     return [*mpiexec_argv(n), sys.executable, "-m", "cobre_mpi_io", "demo", "--output", str(out), "--quiet",
             *args]
@@ -228,7 +213,8 @@ def test_kill9_while_a_complete_run_trains_again_leaves_nothing_claiming_complet
     run_cli("demo", "--output", str(out), "-q", *args)
     train = out / "training"
     first = read_training_manifest(train / "_manifest.json")
-    with _popen(_demo(out, *args, "--resume", "--iteration-seconds", "0.3"), tmp_path) as proc:
+    with popen_session(_demo(out, *args, "--resume", "--iteration-seconds", "0.3"), tmp_path / "stdout",
+                       tmp_path / "stderr") as proc:
         _wait_for(lambda: read_training_manifest(train / "_manifest.json").status == "running", proc,
                   "the training manifest said running")
         assert not (train / "_SUCCESS").exists()  # withdrawn before anything was rewritten
@@ -294,8 +280,8 @@ def _sim_files(out: Path) -> list[Path]:
 
 def _killed_midway(tmp_path: Path, durability_args: tuple[str, ...], n: int = 1) -> Path:
     out = tmp_path / "out"
-    with _popen(_demo(out, "--scenarios", "12", "--iterations", "0", "--slow", "0.15", *durability_args, n=n),
-                tmp_path) as proc:
+    with popen_session(_demo(out, "--scenarios", "12", "--iterations", "0", "--slow", "0.15", *durability_args, n=n),
+                       tmp_path / "stdout", tmp_path / "stderr") as proc:
         # and a journal file of every rank (one append per scenario): a rank that starts late has none yet
         _wait_for(lambda: len(_sim_files(out)) >= 25 and len({r for _a, r, _p in journal_files(out)}) == n, proc,
                   f"25 partitions and {n} journal file(s)")

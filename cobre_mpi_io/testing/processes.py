@@ -57,6 +57,20 @@ def rank_of(pid: int, commands: Sequence[bytes] = RANK_COMMANDS) -> int | None:
 def rank_pids(launcher: int, size: int, timeout: float = 30) -> dict[int, int]:
     """``{rank: pid}`` of the ``size`` ranks below process ``launcher`` (an ``mpiexec`` or a singleton).
 
+    Parameters
+    ----------
+    launcher : int
+        The pid of the job's launcher; its whole subtree is searched.
+    size : int
+        How many ranks to wait for.
+    timeout : float, default 30
+        Seconds to keep looking (ranks appear a moment after the launcher).
+
+    Returns
+    -------
+    dict of int to int
+        Rank to pid, at least ``size`` entries.
+
     Raises
     ------
     TimeoutError
@@ -96,6 +110,20 @@ def popen_session(cmd: Sequence[str], stdout: Path, stderr: Path, *,
 
     On the way out (also on an exception) a job still running is killed
     with its whole process group (``SIGKILL``) and waited for.
+
+    Parameters
+    ----------
+    cmd : sequence of str
+        The command line.
+    stdout, stderr : Path
+        Files that receive the job's output (created or truncated).
+    env : mapping, optional
+        The job's environment (default: this process's).
+
+    Yields
+    ------
+    subprocess.Popen
+        The running job.
     """
     with open(stdout, "wb") as so, open(stderr, "wb") as se:
         proc = subprocess.Popen(list(cmd), stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
