@@ -27,6 +27,7 @@ differing setting, case file or field and both values.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -38,9 +39,9 @@ from typing import Any, Final
 import xxhash
 
 from ._version import __version__
-from .atomic import fsync_dir, open_regular, require_regular, write_json_atomic
+from .atomic import fsync_dir, open_regular, read_regular, require_regular, write_json_atomic
 from .documents import Int, MapOf, Obj, Opt, RelPath, Str, check_document, read_json_document
-from .errors import IoError, ManifestError
+from .errors import IoError, ManifestError, OutputError
 from .hashing import sha256_json
 from .layout import IDENTITY_NAME, JOURNAL_DIR
 
@@ -170,16 +171,88 @@ def _show_file(entry: Mapping[str, Any] | None) -> str:
     return f"{entry.get('bytes')} bytes, xxhash64 {entry.get('xxhash64')}"
 
 
-def _check_inputs(expected: Mapping[str, Mapping[str, Any]], found: Mapping[str, Mapping[str, Any]],
-                  where: str) -> None:
-    """Name the first case input file that differs (added, removed or changed)."""
-    for rel in sorted(set(expected) | set(found)):
-        a, b = found.get(rel), expected.get(rel)
+_DOCUMENT_MAX_BYTES: Final = 256 << 10  # a JSON case file kept in identity.json to name an edited field
+_DOCUMENTS_MAX_BYTES: Final = 2 << 20  # all of them
+
+
+def _case_documents(identity: RunIdentity) -> dict[str, str]:
+    """The text of the case's small JSON input files whose bytes are the ones ``identity`` records."""
+    if not identity.inputs or not identity.inputs_source:
+        return {}
+    out: dict[str, str] = {}
+    total = 0
+    for rel, rec in identity.inputs.items():
+        size = int(rec["bytes"])
+        if not rel.lower().endswith(".json") or size > _DOCUMENT_MAX_BYTES or total + size > _DOCUMENTS_MAX_BYTES:
+            continue
+        try:
+            data = read_regular(Path(identity.inputs_source) / rel, root=identity.inputs_source)
+            text = data.decode("utf-8")
+        except (OutputError, UnicodeDecodeError):
+            continue  # only a help for the message: a file that does not read is named without its field
+        if xxhash.xxh64_hexdigest(data) == rec["xxhash64"]:
+            out[rel] = text
+            total += size
+    return out
+
+
+def _show_value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_difference(a: Any, b: Any, at: str = "") -> str | None:
+    """Where two JSON values first differ and how (``stages[3].blocks[0].hours is 744 there and 720 ...``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            key = f"{at}.{k}" if at else str(k)
+            if k not in b:
+                return f"{key} is {_show_value(a[k])} there and absent in this run"
+            if k not in a:
+                return f"{key} is absent there and {_show_value(b[k])} in this run"
+            found = _first_difference(a[k], b[k], key)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            found = _first_difference(x, y, f"{at}[{i}]")
+            if found:
+                return found
+        if len(a) != len(b):
+            return f"{at or 'the document'} has {len(a)} items there and {len(b)} in this run"
+        return None
+    if a != b or type(a) is not type(b):
+        return f"{at or 'the document'} is {_show_value(a)} there and {_show_value(b)} in this run"
+    return None
+
+
+def _edited_field(rel: str, documents: Mapping[str, str], source: str | None) -> str | None:
+    """The first field of case file ``rel`` that differs from the recorded text, when both parse as JSON."""
+    if rel not in documents or not source:
+        return None
+    try:
+        now = json.loads(read_regular(Path(source) / rel, root=source))
+        then = json.loads(documents[rel])
+    except (OutputError, ValueError):
+        return None
+    return _first_difference(then, now)
+
+
+def _check_inputs(expected: RunIdentity, found: Mapping[str, Mapping[str, Any]], where: str,
+                  documents: Mapping[str, str]) -> None:
+    """Name the first case input file that differs (added, removed or changed), and its field when it can."""
+    inputs = expected.inputs or {}
+    for rel in sorted(set(inputs) | set(found)):
+        a, b = found.get(rel), inputs.get(rel)
         if a is None or b is None or (a.get("bytes"), a.get("xxhash64")) != (b.get("bytes"), b.get("xxhash64")):
             change = ("is new in this run's case" if a is None else "is missing from this run's case" if b is None
                       else "differs")
-            raise _refuse(where, f"the case input file {rel} {change} ({_show_file(a)} there, {_show_file(b)} "
-                                 "in this run)")
+            edited = _edited_field(rel, documents, expected.inputs_source) if a is not None and b is not None \
+                else None
+            detail = f": {edited}" if edited else ""
+            raise _refuse(where, f"the case input file {rel} {change}{detail} ({_show_file(a)} there, "
+                                 f"{_show_file(b)} in this run)")
 
 
 def check_same_identity(expected: RunIdentity, found: RecordedIdentity | RunIdentity | Mapping[str, Any] | str | None,
@@ -225,7 +298,7 @@ def check_same_identity(expected: RunIdentity, found: RecordedIdentity | RunIden
         raise _refuse(where, f"it was written by {by} and this is cobre_mpi_io {expected.library_version} (a run is "
                              "resumed by the version that started it)")
     if other.inputs_hash != expected.inputs_hash and other.inputs and expected.inputs:
-        _check_inputs(expected.inputs, other.inputs, where)
+        _check_inputs(expected, other.inputs, where, found.documents if isinstance(found, RecordedIdentity) else {})
     for name in _FIELDS:
         a, b = getattr(other, name), getattr(expected, name)
         if a != b and name == "config_hash" and other.config is not None and expected.config is not None:
@@ -326,7 +399,8 @@ _RECORD_SCHEMA: Final = Obj({
     "format": Str((RECORD_FORMAT,)),
     "fingerprint": Str(),
     "run_identity": Obj(),
-    "inputs": Obj({"source": Opt(Str()), "files": MapOf(RelPath(), Obj({"bytes": Int(), "xxhash64": _HEX16}))}),
+    "inputs": Obj({"source": Opt(Str()), "files": MapOf(RelPath(), Obj({"bytes": Int(), "xxhash64": _HEX16})),
+                   "documents": MapOf(RelPath(), Str())}, optional=frozenset({"documents"})),
     "library_version": Str(),
     "recorded_at": Str(),
 })
@@ -344,11 +418,16 @@ class RecordedIdentity:
         When it was recorded (UTC, ISO 8601).
     path : str
         The file it was read from.
+    documents : Mapping[str, str]
+        The text of the case's small JSON input files as they were when the run
+        started (only those whose bytes still hash to the record), so that a
+        refusal can name the field of an edited file.
     """
 
     identity: RunIdentity
     recorded_at: str
     path: str
+    documents: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -401,7 +480,9 @@ def read_recorded_identity(output_dir: str | os.PathLike[str]) -> RecordedIdenti
                                    f"({ident.fingerprint}): the file was edited")
     if files and inputs_hash(files) != ident.inputs_hash:
         raise ManifestError(where, "inputs.files do not hash to run_identity.inputs_hash: the file was edited")
-    return RecordedIdentity(ident, doc["recorded_at"], where)
+    documents = {rel: text for rel, text in doc["inputs"].get("documents", {}).items()
+                 if rel in files and xxhash.xxh64_hexdigest(text.encode("utf-8")) == files[rel]["xxhash64"]}
+    return RecordedIdentity(ident, doc["recorded_at"], where, documents)
 
 
 def record_identity(output_dir: str | os.PathLike[str], identity: RunIdentity) -> Path:
@@ -425,7 +506,7 @@ def record_identity(output_dir: str | os.PathLike[str], identity: RunIdentity) -
         It cannot be written (nothing is left at its path then).
     """
     path = identity_path(output_dir)
-    doc = {
+    doc: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "fingerprint": identity.fingerprint,
         "run_identity": identity.to_dict(),
@@ -435,6 +516,9 @@ def record_identity(output_dir: str | os.PathLike[str], identity: RunIdentity) -
         "library_version": identity.library_version,
         "recorded_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
+    documents = _case_documents(identity)
+    if documents:
+        doc["inputs"]["documents"] = documents
     write_json_atomic(path, doc, entity=str(path))  # the file and _journal/ fsynced
     fsync_dir(Path(output_dir))  # and the entry of _journal/ in OUT, so a power loss keeps the record
     return path

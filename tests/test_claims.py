@@ -363,12 +363,39 @@ def test_resume_with_an_edited_case_file_is_refused_and_nothing_changes(tmp_path
     run_cli(*args)
     before = _snapshot(out)
     doc = json.loads((case / "system" / "hydros.json").read_text())
+    had = "downstream_id" in doc["hydros"][0]
+    was = json.dumps(doc["hydros"][0].get("downstream_id"))
     doc["hydros"][0]["downstream_id"] = doc["hydros"][1]["id"]
     (case / "system" / "hydros.json").write_text(json.dumps(doc))
     proc = run_cli(*args, "--resume", check=False)
-    assert proc.returncode == 1 and "case input file system/hydros.json differs" in proc.stderr, proc.stderr
+    # the file and the field: identity.json keeps the text of the case's small JSON files
+    field = f"hydros[0].downstream_id is {was if had else 'absent'} there and {doc['hydros'][1]['id']} in this run"
+    assert proc.returncode == 1 and f"case input file system/hydros.json differs: {field}" in proc.stderr, \
+        proc.stderr
     assert "Traceback" not in proc.stderr
     assert _snapshot(out) == before
+
+
+def test_a_recorded_case_document_that_does_not_hash_to_its_record_is_not_believed(tmp_path: Path) -> None:
+    """The text kept to name an edited field is used only when its bytes are the recorded file's."""
+    case = _case(tmp_path)
+    ident = RunConfig(seed=3, num_scenarios=2).identity(System.from_case(case))
+    lease = acquire_run(self_comm(), tmp_path / "out", ident)
+    lease.release()
+    path = identity_path(tmp_path / "out")
+    doc = json.loads(path.read_text())
+    assert set(doc["inputs"]["documents"]) == {rel for rel in case_inputs(case) if rel.endswith(".json")}
+    stages = json.loads((case / "stages.json").read_text())
+    stages["stages"][0]["num_scenarios"] = 7
+    (case / "stages.json").write_text(json.dumps(stages))
+    after = RunConfig(seed=3, num_scenarios=2).identity(System.from_case(case))
+    with pytest.raises(ManifestError, match=r"stages.json differs: stages\[0\]\.num_scenarios is \d+ there and 7"):
+        check_same_identity(after, read_recorded_identity(tmp_path / "out"), str(path))
+    doc["inputs"]["documents"]["stages.json"] = json.dumps(stages)  # a forged "original": not its recorded hash
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match=r"stages.json differs \(") as info:
+        check_same_identity(after, read_recorded_identity(tmp_path / "out"), str(path))
+    assert "num_scenarios" not in str(info.value)
 
 
 def test_crash_during_training_then_resume_with_another_seed_is_refused(tmp_path: Path) -> None:
