@@ -92,10 +92,7 @@ def combined_checksum(files: Mapping[str, str]) -> str:
     to ``simulation/``), of ``path + "\\t" + filehex + "\\n"``.  Independent
     of the number of ranks and of the order files were written in.
     """
-    h = xxhash.xxh64(seed=0)
-    for path in sorted(files):
-        h.update(f"{path}\t{files[path]}\n".encode())
-    return h.hexdigest()
+    return xxhash.xxh64_hexdigest("".join([f"{path}\t{files[path]}\n" for path in sorted(files)]).encode(), seed=0)
 
 
 HEX16: Final = re.compile(r"[0-9a-f]{16}")

@@ -112,8 +112,8 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
         elif (e.bytes, e.xxhash64) != (fe.bytes, fe.xxhash64):
             plan.add(TRAINING_DIR, MANIFEST_NAME, f"records {path} as {fe.bytes} bytes, xxhash64 {fe.xxhash64}; "
                                                   f"the run journal as {e.bytes}, {e.xxhash64}")
-    covered = {p.split("/", 1)[0] for p in journal}
-    plan.unjournaled = sorted({p.split("/", 1)[0] for p in plan.seen} - covered)
+    covered = {p.partition("/")[0] for p in journal}
+    plan.unjournaled = sorted({p.partition("/")[0] for p in plan.seen} - covered)
     flagged = {p.path for p in plan.problems}
     # partitions a running (crashed) manifest does not list yet: what resume adopts only when its bytes match
     # their record, so validate compares them too (a mismatch is a second line, naming the journal)
@@ -122,9 +122,11 @@ def plan_unrecorded(plan: Plan, out: Path) -> None:
               for t in (*plan.tasks, *plan.ref_tasks) if t.kind != "concat"}
     seen = set(plan.seen)
     for path in plan.seen:
+        e = journal.get(path)
+        if e is not None and path in tasked:
+            continue  # the common case: its task carries the record
         if is_temp_name(path.rsplit("/", 1)[-1]):
             continue  # reported by the walk as a stray temp
-        e = journal.get(path)
         if e is None:
             if path not in flagged and path.split("/", 1)[0] in covered:  # an unexpected file: once, as such
                 plan.problems.append(_problem(path, _NO_RECORD))
