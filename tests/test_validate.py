@@ -147,6 +147,26 @@ def test_clean_run_is_valid(clean_run: Path) -> None:
     assert "valid;" in proc.stdout and proc.stderr == ""
 
 
+def test_a_journaled_run_is_validated_without_the_writers_or_the_policy_codec(clean_run: Path) -> None:
+    """What validating a run of ours loads (issue 16: validate <= 3x the floor of reading every file).
+
+    Files the journal vouches for are only hashed; pyarrow and NumPy come in for the reference scenarios
+    and the training tables alone (``Array.cast`` brings ``pyarrow.compute``), and nothing of the writers,
+    the system model or the policy codec.
+    """
+    code = ("import json, sys\nfrom cobre_mpi_io.validate import validate_output\n"
+            f"assert validate_output({str(clean_run)!r}).valid\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('cobre_mpi_io', 'pyarrow.dataset', "
+            "'flatbuffers', 'pandas', 'mpi4py')))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+    unwanted = {"pyarrow.dataset", "flatbuffers", "pandas", "mpi4py", "cobre_mpi_io.system",
+                "cobre_mpi_io.config", "cobre_mpi_io.results", "cobre_mpi_io.parquet", "cobre_mpi_io.simulation",
+                "cobre_mpi_io.training.writer", "cobre_mpi_io.training.dictionaries", "cobre_mpi_io.policy.codec",
+                "cobre_mpi_io.policy.decode", "cobre_mpi_io.policy.checkpoint", "cobre_mpi_io.policy.records"}
+    assert "cobre_mpi_io.validate.files" in loaded and not unwanted & loaded, sorted(unwanted & loaded)
+
+
 @pytest.mark.parametrize("args", [("--detail", "stage"), ("--detail", "summary"), ("--iterations", "0"),
                                   ("--case", str(CASE_4REE), "--scenarios", "2")],
                          ids=["stage", "summary", "no-training", "4ree"])
