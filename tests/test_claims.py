@@ -398,6 +398,7 @@ def test_a_recorded_case_document_that_does_not_hash_to_its_record_is_not_believ
     assert "num_scenarios" not in str(info.value)
 
 
+@pytest.mark.slow(60)
 def test_crash_during_training_then_resume_with_another_seed_is_refused(tmp_path: Path) -> None:
     """Finding 3: rank 0 killed after a checkpoint; ``--resume --seed 2`` changes nothing, byte for byte."""
     out = tmp_path / "run"
