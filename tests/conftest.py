@@ -8,6 +8,7 @@ deadlock into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -17,7 +18,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +193,29 @@ def case_4ree() -> Path:
 @pytest.fixture(scope="session")
 def system_4ree() -> System:
     return System.from_case(CASE_4REE)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``mount -o size=``) mounted at ``where/small``: a real filesystem that fills up.
+
+    Needs root (CI runs as root: there a non-root run fails instead of skipping); unmounted on the way out,
+    retried while a child that wrote there is still letting go of it.
+    """
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this test mounts a tmpfs and needs root (CI runs as root)")
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = where / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(mnt)], check=False).returncode == 0:
+                break
+            time.sleep(0.2)
 
 
 def mpiexec() -> str:

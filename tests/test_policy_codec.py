@@ -318,18 +318,12 @@ def test_random_stages_round_trip_through_both_readers(sc: StageCuts) -> None:
 def test_a_stage_the_disk_cannot_hold_fails_before_a_byte_is_written(tmp_path: Path) -> None:
     """The stage's blocks are allocated up front: a full disk is refused at once, the old stage untouched."""
     import os
-    import subprocess
+
+    from conftest import small_tmpfs
 
     from cobre_mpi_io.errors import IoError
 
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test mounts a tmpfs and needs root (CI runs as root)")
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    try:
+    with small_tmpfs(tmp_path, "1m") as mnt:
         path = mnt / "stage_000.bin"
         small = cuts_stage(7, 3)
         written = write_stage_cuts(path, small)
@@ -341,5 +335,3 @@ def test_a_stage_the_disk_cannot_hold_fails_before_a_byte_is_written(tmp_path: P
         assert info.value.cause == "disk full" and "stage_000.bin" in str(info.value)
         assert path.read_bytes() == before and sorted(p.name for p in mnt.iterdir()) == ["stage_000.bin"]
         assert os.statvfs(mnt).f_bfree * os.statvfs(mnt).f_frsize > 900_000  # nothing of the big stage kept
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)

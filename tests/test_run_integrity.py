@@ -11,13 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import CASE_4REE, run_cli, self_comm
+from conftest import CASE_4REE, run_cli, self_comm, small_tmpfs
 
 from cobre_mpi_io import mpi
 from cobre_mpi_io.claim import acquire_run, boot_id, pid_namespace, read_claim
@@ -207,14 +206,7 @@ def test_failed_simulation_still_leaves_a_training_manifest(tmp_path: Path) -> N
 
 def test_disk_full_ends_with_a_written_failed_manifest(tmp_path: Path) -> None:
     """A real full filesystem (a small tmpfs): the manifest that says what happened is still written."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test mounts a tmpfs and needs root (CI runs as root)")
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mnt)], check=True)
-    try:
+    with small_tmpfs(tmp_path, "1500k") as mnt:
         out = mnt / "run"
         proc = run_cli("demo", "--output", str(out), "--case", str(CASE_4REE), "--scenarios", "200",
                        "--iterations", "2", "-q", check=False, timeout=180)
@@ -226,8 +218,3 @@ def test_disk_full_ends_with_a_written_failed_manifest(tmp_path: Path) -> None:
         assert not (out / "simulation" / "_SUCCESS").exists()
         for name in sim["files"]:  # everything listed is whole and readable
             assert pq.read_metadata(out / "simulation" / name).num_rows == sim["files"][name]["rows"]
-    finally:
-        for _ in range(20):
-            if subprocess.run(["umount", str(mnt)], check=False).returncode == 0:
-                break
-            time.sleep(0.2)
