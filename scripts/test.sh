@@ -82,7 +82,7 @@ for kind in $MPI_KINDS; do
         # its share up front, so the slow tests tests/conftest.py puts first would queue on one worker).
         if [ "$kind" = "$first" ]; then
             stamp "[$kind] serial suite on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
-            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --maxschedchunk 2 --basetemp "$logs/tmp-$kind" tests
+            python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --maxschedchunk 2 --durations 15 --basetemp "$logs/tmp-$kind" tests
         else
             stamp "[$kind] launcher tests (start MPI jobs, check the launcher), on $WORKERS workers (launcher: $MPIEXEC $MPIEXEC_NUMPROC_FLAG N $MPIEXEC_PREFLAGS)"
             python -m pytest -q -rs -p no:cacheprovider --color=no -n "$WORKERS" --maxschedchunk 2 --basetemp "$logs/tmp-$kind" \
