@@ -548,7 +548,7 @@ def _content(ck) -> bytes:  # type: ignore[no-untyped-def]
     return b"|".join(parts)
 
 
-@pytest.mark.slow(110)
+@pytest.mark.slow(35)
 def test_corrupted_stage_files_never_load_silently(tmp_path: Path) -> None:
     """The issue: 159 of 494 corrupted stage files decoded to different content with no error (151 passed
     .validate()). Now every one is refused (hash, or size), and without the hash every one is refused or

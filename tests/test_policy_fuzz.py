@@ -315,7 +315,7 @@ def damaged(draw: st.DrawFn) -> tuple[str, bytes]:
     return kind, bytes(buf)
 
 
-@pytest.mark.slow(100)
+@pytest.mark.slow(25)
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(damaged())
