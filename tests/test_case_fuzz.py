@@ -15,6 +15,7 @@ builds) or an :class:`OutputError` with a message, never another exception and n
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import math
@@ -107,6 +108,7 @@ _CASE_DIR: dict[Path, Path] = {}
 def _case_dir(source: Path) -> Path:
     if source not in _CASE_DIR:
         d = Path(tempfile.mkdtemp(prefix="cobre-case-fuzz-")) / "case"
+        atexit.register(shutil.rmtree, d.parent, ignore_errors=True)  # one per process, removed at its exit
         shutil.copytree(source, d)
         _CASE_DIR[source] = d
     return _CASE_DIR[source]
