@@ -8,6 +8,7 @@ deadlock into a failure.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import inspect
@@ -18,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Iterator
@@ -150,7 +152,21 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         MPI.COMM_WORLD.Abort(1)
 
 
-CASE_1DTOY_018 = DATA / "cobre-real" / "case-1dtoy-v018"
+def _assemble_case_1dtoy_018() -> Path:
+    """The whole 0.18 1dtoy case, assembled once per process in a temp directory removed at exit.
+
+    ``tests/data/cobre-real/case-1dtoy-v018/`` stores only what differs from the 0.5.1 case: its
+    ``scenarios/*.parquet`` are byte for byte those of ``case-1dtoy/`` (PROVENANCE.txt) and are copied in.
+    """
+    root = Path(tempfile.mkdtemp(prefix="cobre-case-1dtoy-v018-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    case = root / "case-1dtoy-v018"
+    shutil.copytree(DATA / "cobre-real" / "case-1dtoy-v018", case)
+    shutil.copytree(DATA / "cobre-real" / "case-1dtoy" / "scenarios", case / "scenarios")
+    return case
+
+
+CASE_1DTOY_018 = _assemble_case_1dtoy_018()
 """Cobre's 1dtoy example in the 0.18 input format (tests/data/cobre-real/PROVENANCE.txt)."""
 
 

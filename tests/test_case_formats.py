@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CASE_4REE, run_cli
+from conftest import CASE_1DTOY_018, CASE_4REE, run_cli
 
 from cobre_mpi_io.cli.demo import DEFAULT_SEED, add_demo_arguments, run_config
 from cobre_mpi_io.config import RunConfig
@@ -29,7 +29,7 @@ from cobre_mpi_io.system.case_config import load_case_config
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 V05 = DATA / "cobre-real" / "case-1dtoy"
-V018 = DATA / "cobre-real" / "case-1dtoy-v018"
+V018 = CASE_1DTOY_018  # assembled by conftest (its scenarios/ are case-1dtoy's)
 V018_4REE = DATA / "4ree-v018"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
