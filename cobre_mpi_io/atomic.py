@@ -42,6 +42,7 @@ __all__ = [
     "sync_filesystem",
     "temp_name",
     "write_bytes_atomic",
+    "write_iovecs",
     "write_json_atomic",
 ]
 
@@ -478,6 +479,74 @@ def preallocate(fd: int, nbytes: int, path: str | os.PathLike[str]) -> None:
         raise IoError.from_os_error(path, OSError(err, os.strerror(err)))
 
 
+def _iov_max() -> int:
+    try:
+        return max(16, min(int(os.sysconf("SC_IOV_MAX")), 1024))
+    except (AttributeError, ValueError, OSError):
+        return 16
+
+
+_IOV_MAX = _iov_max()
+
+
+def write_iovecs(fd: int, iov: Any) -> int:
+    """Write, in order, every buffer an array of ``struct iovec`` describes; returns the bytes written.
+
+    The gather write of the policy stage files: ``writev(2)`` called through
+    ctypes on ``iov`` itself, IOV_MAX entries a call, so that tens of
+    thousands of segments (a FlatBuffer's length-prefixed rows) cost no
+    Python object each.  A short write, or a libc without ``writev``, is
+    finished entry by entry with :func:`os.write`; ``EINTR`` is retried.
+
+    Parameters
+    ----------
+    fd : int
+        An open file, written at its current offset.
+    iov : numpy.ndarray
+        C-contiguous ``(k, 2)`` ``uint64`` array of ``(address, length)``,
+        the layout of ``struct iovec`` on a 64-bit platform.  The caller keeps
+        every buffer it points into alive until this returns.
+
+    Raises
+    ------
+    OSError
+        As ``write`` raises it (disk full, ...): :func:`atomic_write` turns it
+        into an :class:`~cobre_mpi_io.errors.IoError` naming the file.
+    """
+    import ctypes
+
+    libc = _libc()
+    writev = getattr(libc, "writev", None) if libc is not None and ctypes.sizeof(ctypes.c_void_p) == 8 else None
+    if iov.shape[1:] != (2,) or iov.dtype.itemsize != 8 or not iov.flags.c_contiguous:
+        raise ValueError("write_iovecs: iov must be a C-contiguous (k, 2) array of 64-bit (address, length)")
+    k = int(iov.shape[0])
+    lengths = iov[:, 1]
+    total = i = 0
+    while i < k:
+        cnt = min(_IOV_MAX, k - i)
+        want = int(lengths[i:i + cnt].sum())
+        done = int(writev(fd, iov.ctypes.data + 16 * i, cnt)) if writev is not None else 0
+        if done < 0:
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                continue
+            raise OSError(err, os.strerror(err))
+        total += done
+        if done != want:  # short write: the rest of this batch, entry by entry
+            for address, length in iov[i:i + cnt].tolist():
+                if done >= length:
+                    done -= length
+                    continue
+                rest = memoryview((ctypes.c_char * (length - done)).from_address(address + done)).cast("B")
+                done = 0
+                while rest:
+                    n = os.write(fd, rest)
+                    rest = rest[n:]
+                    total += n
+        i += cnt
+    return total
+
+
 def _libc() -> Any:
     if not _LIBC:
         try:
@@ -487,6 +556,9 @@ def _libc() -> Any:
             lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             if hasattr(lib, "fallocate"):
                 lib.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            if hasattr(lib, "writev"):
+                lib.writev.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+                lib.writev.restype = ctypes.c_ssize_t
             _LIBC.append(lib if hasattr(lib, "syncfs") else None)
         except OSError:
             _LIBC.append(None)

@@ -26,6 +26,7 @@ from cobre_mpi_io._generated.cobre.policy import StageStates as GStates
 from cobre_mpi_io._generated.cobre.policy import StageVertices as GVertices
 from cobre_mpi_io._generated.cobre.policy import Vertex as GVertex
 from cobre_mpi_io._generated.cobre.policy import VisitedState as GState
+from cobre_mpi_io.errors import SchemaError
 from cobre_mpi_io.policy.codec import (
     encode_stage,
     write_stage_basis,
@@ -335,3 +336,109 @@ def test_a_stage_the_disk_cannot_hold_fails_before_a_byte_is_written(tmp_path: P
         assert info.value.cause == "disk full" and "stage_000.bin" in str(info.value)
         assert path.read_bytes() == before and sorted(p.name for p in mnt.iterdir()) == ["stage_000.bin"]
         assert os.statvfs(mnt).f_bfree * os.statvfs(mnt).f_frsize > 900_000  # nothing of the big stage kept
+
+
+# ---------------------------------------------------------------- the gather write: iovecs, framed rows, short writes
+
+
+def _iov_entries(sc: StageCuts) -> int:
+    from cobre_mpi_io.policy.codec import _encode, _iovecs, _spec_for
+
+    sc.validate(check_finite=False)
+    iov, _checks, _keep = _iovecs(_encode(sc, _spec_for("spec", "cuts"), sc.state_dimension, "t"))
+    return int(iov.shape[0])
+
+
+def _with_coefficients(sc: StageCuts, coef: np.ndarray, states: np.ndarray | None = None) -> StageCuts:
+    import dataclasses
+
+    return dataclasses.replace(sc, coefficients=coef, states_at_generation=states)
+
+
+def test_rows_behind_their_headers_are_written_in_one_segment_per_batch(tmp_path: Path) -> None:
+    """allocate_coefficients arrays, and views of a mapped stage file, go out without per-row segments,
+    into the same bytes as a plain array; a look-alike whose header bytes differ is written per row."""
+    from cobre_mpi_io.policy import allocate_coefficients, read_stage_cuts
+
+    n, d = 1100, 5  # three batches of rows (512 a batch)
+    rng = np.random.default_rng(3)
+    slots = np.arange(n, dtype=np.uint32)
+    sc = StageCuts(stage_id=4, state_dimension=d, capacity=n, warm_start_count=0, cut_ids=slots.astype(np.uint64),
+                   slot_index=slots, iteration=slots // 7 + 1, forward_pass_idx=slots % 7, scenario_idx=slots % 3,
+                   intercepts=rng.standard_normal(n), coefficients=rng.standard_normal((n, d)),
+                   is_active=slots % 4 != 0, domination_count=np.zeros(n, dtype=np.uint32))
+    framed = allocate_coefficients(n, d)
+    framed[...] = sc.coefficients
+    assert framed.shape == (n, d) and framed.strides == (8 + 8 * d, 8)
+    states = allocate_coefficients(n, d)
+    states[...] = sc.coefficients[::-1]
+    want = encode_stage(_with_coefficients(sc, sc.coefficients.copy(), sc.coefficients[::-1].copy()))
+    fast = _with_coefficients(sc, framed, states)
+    assert encode_stage(fast) == want
+    write_stage_cuts(tmp_path / "fast.bin", fast, durable=False)
+    assert (tmp_path / "fast.bin").read_bytes() == want
+    per_row = _iov_entries(_with_coefficients(sc, sc.coefficients.copy(), sc.coefficients[::-1].copy()))
+    assert per_row > 4 * n and _iov_entries(fast) < per_row - 4 * n + 10  # 2 x 3 batch segments, not 4n
+    # a view of the mapped file has the same layout: read, write back, same bytes, same few segments
+    back = read_stage_cuts(tmp_path / "fast.bin")
+    assert not back.coefficients.flags.owndata and _iov_entries(back) == _iov_entries(fast)
+    write_stage_cuts(tmp_path / "again.bin", back, durable=False)
+    assert (tmp_path / "again.bin").read_bytes() == want
+    # same strides, wrong header bytes (an (n, d+1) array's first column is not a header): per row, same bytes
+    wide = rng.standard_normal((n, d + 1))
+    wide[:, 1:] = sc.coefficients
+    look_alike = _with_coefficients(sc, wide[:, 1:], sc.coefficients[::-1].copy())
+    assert _iov_entries(look_alike) > 2 * n
+    write_stage_cuts(tmp_path / "look.bin", look_alike, durable=False)
+    assert (tmp_path / "look.bin").read_bytes() == want
+    # a non-contiguous matrix (every other column) is copied, then written: same bytes as its copy
+    holey = np.repeat(sc.coefficients, 2, axis=1)[:, ::2]
+    assert encode_stage(_with_coefficients(sc, holey, None)) == encode_stage(_with_coefficients(sc, holey.copy(), None))
+    with pytest.raises(SchemaError):
+        allocate_coefficients(-1, 3)
+
+
+def test_nan_in_a_late_batch_of_framed_rows_leaves_no_file(tmp_path: Path) -> None:
+    from cobre_mpi_io.policy import allocate_coefficients
+
+    n = 1500
+    big = StageCuts(stage_id=1, state_dimension=3, capacity=n, warm_start_count=0,
+                    cut_ids=np.arange(n, dtype=np.uint64), slot_index=np.arange(n, dtype=np.uint32),
+                    iteration=np.ones(n, np.uint32), forward_pass_idx=np.zeros(n, np.uint32), scenario_idx=np.zeros(n, np.uint32),
+                    intercepts=np.zeros(n), coefficients=allocate_coefficients(n, 3), is_active=np.ones(n, bool),
+                    domination_count=np.zeros(n, np.uint32))
+    big.coefficients[1400, 2] = np.inf  # in the third batch of 512 rows
+    with pytest.raises(SchemaError, match="coefficients"):
+        write_stage_cuts(tmp_path / "stage_001.bin", big, check_finite=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_iovecs_finishes_short_writes_and_works_without_writev(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writev that writes less than asked (a signal, a pipe, a quota) and a libc without writev both end
+    with every byte written, in order."""
+    import os
+
+    from cobre_mpi_io import atomic
+
+    bufs = [np.frombuffer(bytes(range(i, i + 40)), dtype=np.uint8) for i in range(0, 200, 40)]
+    iov = np.array([[b.ctypes.data, b.nbytes] for b in bufs], dtype=np.uint64)
+    want = b"".join(b.tobytes() for b in bufs)
+
+    class ShortLibc:  # writes 57 bytes of whatever it is asked: the first segment and part of the second
+        def writev(self, fd: int, address: int, count: int) -> int:
+            first = int((address - iov.ctypes.data) // 16)
+            data = b"".join(bufs[i].tobytes() for i in range(first, first + count))[:57]
+            return os.write(fd, data)
+
+    for libc in (atomic._libc(), ShortLibc(), None):
+        monkeypatch.setattr(atomic, "_libc", lambda libc=libc: libc)
+        path = tmp_path / f"{type(libc).__name__}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            assert atomic.write_iovecs(fd, iov) == len(want)
+        finally:
+            os.close(fd)
+        assert path.read_bytes() == want
+    with pytest.raises(ValueError, match="iov"):
+        atomic.write_iovecs(0, iov[:, :1].copy())

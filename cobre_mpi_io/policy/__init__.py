@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         write_policy_checkpoint,
     )
     from .codec import (
+        allocate_coefficients,
         encode_stage,
         write_stage_basis,
         write_stage_cuts,
@@ -69,6 +70,7 @@ _LAZY: Final[dict[str, str]] = {
     "StageCuts": ".records",
     "StageStates": ".records",
     "StageVertices": ".records",
+    "allocate_coefficients": ".codec",
     "decode_stage_basis": ".decode",
     "decode_stage_cuts": ".decode",
     "decode_stage_states": ".decode",
@@ -104,6 +106,7 @@ __all__ = [
     "StageCuts",
     "StageStates",
     "StageVertices",
+    "allocate_coefficients",
     "decode_stage_basis",
     "decode_stage_cuts",
     "decode_stage_states",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_iovecs
 from ..errors import SchemaError, SerializationError
 from ..layout import stage_file_name
 from .layouts import (
@@ -216,82 +216,133 @@ def _encode(obj: Any, spec: _Root, state_dimension: int, entity: str,
     return chunks
 
 
-def _iov_max() -> int:
+_ROWS_PER_CHECK = 512  # rows checked for NaN/inf just before they are written (~8 MB at production size)
+
+
+def allocate_coefficients(n_cuts: int, state_dimension: int) -> F64:
+    """A zeroed ``(n_cuts, state_dimension)`` float64 array laid out as a stage file lays out its cuts.
+
+    Each row is preceded in memory by the 8-byte ``[pad][length]`` header
+    the FlatBuffer puts before it (rows ``8 + 8*state_dimension`` bytes
+    apart), so :func:`write_stage_cuts` writes the whole coefficient block
+    from it with one system call, as ``numpy.ndarray.tofile`` does, instead
+    of two ``writev`` segments a row.  Fill it in place (``a[i] = ...``,
+    ``np.copyto``); a plain array is written the same, byte for byte, only
+    a little slower.  The arrays :func:`read_stage_cuts` returns have this
+    layout too (views of the mapped file), so a policy read and written back
+    takes the same path.
+    """
+    n, d = int(n_cuts), int(state_dimension)
+    if n < 0 or d < 0:
+        raise SchemaError("policy", "coefficients", f"cannot allocate {n} x {d} coefficients")
+    buf = np.zeros((n, d + 1), dtype="<f8")
+    buf.view("<u4")[:, 1] = d
+    return buf[:, 1:]
+
+
+def _framed(arr: F64) -> tuple[np.ndarray, int] | None:
+    """``(memory, offset)`` of ``arr``'s rows when each already lies behind its ``[0][length]`` header.
+
+    True of :func:`allocate_coefficients` arrays and of the views
+    :func:`read_stage_cuts` returns; checked on the bytes themselves (every
+    header, within the memory that owns ``arr``), never assumed.
+    """
+    n, d = arr.shape
+    stride = 8 + 8 * d
+    if n == 0 or d == 0 or arr.dtype != np.dtype("<f8") or arr.strides != (stride, 8):
+        return None
+    owner: Any = arr
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
     try:
-        return max(16, min(int(os.sysconf("SC_IOV_MAX")), 1024))
-    except (AttributeError, ValueError, OSError):
-        return 1024
+        mem = np.frombuffer(owner, dtype=np.uint8)
+    except (TypeError, ValueError, BufferError):
+        return None
+    start = arr.ctypes.data - 8 - mem.ctypes.data
+    if start < 0 or start + n * stride > mem.nbytes:
+        return None
+    heads = np.ndarray((n,), dtype="<u8", buffer=mem, offset=start, strides=(stride,))  # [pad 0][len d]
+    if (heads != np.uint64(d) << np.uint64(32)).any():
+        return None
+    return mem, start
 
 
-_IOV_MAX = _iov_max()
+def _iovecs(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, list[tuple[int, int, _Rows, int, int]], list[Any]]:
+    """The ``struct iovec`` array of ``chunks``, built with NumPy (no Python object per row).
 
-
-_ROWS_PER_BATCH = 512  # IOV_MAX (1024) iovecs, ~8 MB at production size: fewest writev calls
+    Returns ``(iov, checks, keep)``: ``iov`` is ``(k, 2)`` ``uint64``
+    ``(address, length)``; ``checks`` lists ``(first, end, block, r0, r1)``:
+    rows ``r0:r1`` of ``block``, which entries ``first:end`` of ``iov`` write,
+    are checked for NaN/inf just before they are written; ``keep`` holds the
+    buffers ``iov`` points into that ``chunks`` does not.  A block whose rows
+    already lie behind their headers (:func:`_framed`) is one entry per
+    batch of rows; any other, two entries a row (header, row).
+    """
+    parts: list[np.ndarray] = []
+    checks: list[tuple[int, int, _Rows, int, int]] = []
+    keep: list[Any] = []
+    k = 0
+    for chunk in chunks:
+        if not isinstance(chunk, _Rows):
+            view = np.frombuffer(chunk, dtype=np.uint8)
+            parts.append(np.array([[view.ctypes.data, view.nbytes]], dtype=np.uint64))
+            keep.append(view)
+            k += 1
+            continue
+        arr = chunk.arr
+        n, d = arr.shape
+        stride = 8 + 8 * d
+        batches = range(0, n, _ROWS_PER_CHECK)
+        framed = _framed(arr)
+        if framed is not None:
+            mem, start = framed
+            keep.append(mem)
+            block = np.empty((len(batches), 2), dtype=np.uint64)
+            block[:, 0] = mem.ctypes.data + start + stride * np.arange(0, n, _ROWS_PER_CHECK, dtype=np.uint64)
+            block[:, 1] = stride * np.minimum(_ROWS_PER_CHECK, n - np.arange(0, n, _ROWS_PER_CHECK, dtype=np.uint64))
+            if chunk.check is not None:
+                checks += [(k + j, k + j + 1, chunk, r, min(n, r + _ROWS_PER_CHECK)) for j, r in enumerate(batches)]
+        else:
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+                keep.append(arr)
+            header = np.frombuffer(struct.pack("<II", 0, d), dtype=np.uint8)  # [pad 4][len 4]
+            keep.append(header)
+            rows = np.empty((n, 2, 2), dtype=np.uint64)
+            rows[:, 0, 0] = header.ctypes.data
+            rows[:, 0, 1] = 8
+            rows[:, 1, 0] = arr.ctypes.data + np.uint64(8 * d) * np.arange(n, dtype=np.uint64)
+            rows[:, 1, 1] = 8 * d
+            block = rows.reshape(2 * n, 2)
+            if chunk.check is not None:
+                checks += [(k + 2 * r, k + 2 * min(n, r + _ROWS_PER_CHECK), chunk, r, min(n, r + _ROWS_PER_CHECK))
+                           for r in batches]
+        parts.append(block)
+        k += len(block)
+    iov = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.uint64)
+    return iov, checks, keep
 
 
 def _write_chunks(fd: int, chunks: Sequence[_Chunk]) -> int:
-    """Write ``chunks`` in order to ``fd`` with ``os.writev``; returns the bytes written.
+    """Write ``chunks`` in order to ``fd`` in one gather stream; returns the bytes written.
 
-    :class:`_Rows` blocks are streamed in batches of rows, each row preceded
-    by its 8-byte ``[pad][length]`` header, straight from the array.
+    :class:`_Rows` blocks go straight from the caller's array, each row
+    preceded by its 8-byte ``[pad][length]`` header
+    (:func:`~cobre_mpi_io.atomic.write_iovecs`: IOV_MAX segments a
+    ``writev``; one segment per 512 rows for an array from
+    :func:`allocate_coefficients`).  A block with a ``check`` is checked
+    batch by batch, each batch just before it is written, while it is still
+    in cache.
     """
-    total = 0
-    pending: list[bytes | memoryview] = []
-    for chunk in chunks:
-        if not isinstance(chunk, _Rows):
-            pending.append(chunk)
-            continue
-        n, d = chunk.arr.shape
-        header = struct.pack("<II", 0, d)
-        row_bytes = 8 * d
-        flat = chunk.arr.reshape(-1).view(np.uint8).data
-        if pending:
-            total += _writev_all(fd, pending)
-        for start in range(0, n, _ROWS_PER_BATCH):
-            stop = min(n, start + _ROWS_PER_BATCH)
-            if chunk.check is not None and not np.isfinite(chunk.arr[start:stop]).all():
-                raise SchemaError(chunk.check[0], chunk.check[1], "holds NaN or infinite values")
-            pending = [header] * (2 * (stop - start))
-            pending[1::2] = [flat[i:i + row_bytes] for i in range(start * row_bytes, stop * row_bytes, row_bytes)]
-            total += _writev_all(fd, pending, (stop - start) * (8 + row_bytes))
-        pending = []
-    return total + _writev_all(fd, pending)
-
-
-def _writev_all(fd: int, chunks: Sequence[bytes | memoryview], nbytes: int | None = None) -> int:
-    """``os.writev`` of ``chunks`` (``nbytes`` in all, if known) in batches of IOV_MAX.
-
-    Handles short writes by finishing the batch chunk by chunk.
-    """
-    total = 0
-    writev = getattr(os, "writev", None)
-    i = 0
-    while i < len(chunks):
-        batch = chunks[i:i + _IOV_MAX]
-        i += len(batch)
-        if nbytes is not None and len(batch) == len(chunks):
-            want = nbytes
-        else:
-            want = sum(len(b) for b in batch)
-        if writev is None:
-            done = 0
-        else:
-            done = writev(fd, batch)
-            total += done
-            if done == want:
-                continue
-        # short write (or no writev): finish this batch chunk by chunk
-        for b in batch:
-            if done >= len(b):
-                done -= len(b)
-                continue
-            rest = memoryview(b)[done:]
-            done = 0
-            while rest:
-                k = os.write(fd, rest)
-                rest = rest[k:]
-                total += k
-    return total
+    iov, checks, _keep = _iovecs(chunks)
+    total = start = 0
+    for _first, end, block, r0, r1 in checks:
+        if not np.isfinite(block.arr[r0:r1]).all():
+            file, column = block.check or ("policy", "coefficients")
+            raise SchemaError(file, column, "holds NaN or infinite values")
+        total += write_iovecs(fd, iov[start:end])
+        start = end
+    return total + write_iovecs(fd, iov[start:])
 
 
 def _write_flatbuffer(path: str | os.PathLike[str], chunks: Sequence[_Chunk],

@@ -36,7 +36,7 @@ from ..atomic import fsync_dir
 from ..documents import read_json_document
 from ..errors import IoError, ManifestError, SchemaError
 from ..manifest import utc_now
-from .codec import POLICY_FORMATS
+from .codec import POLICY_FORMATS, allocate_coefficients
 from .formats import (
     COBRE_MANIFEST,
     cobre_manifest_for,
@@ -204,8 +204,10 @@ def _fields_from_policy(policy: Path, num_stages: int, state_dimension: int) -> 
 def _scaled(sc: StageCuts, factor: float) -> StageCuts:
     if factor == 1.0:
         return sc
+    coefficients = allocate_coefficients(*np.shape(sc.coefficients))  # written with one segment per 512 rows
+    np.multiply(sc.coefficients, factor, out=coefficients)
     return dataclasses.replace(sc, intercepts=np.asarray(sc.intercepts, dtype="<f8") * factor,
-                               coefficients=np.asarray(sc.coefficients, dtype="<f8") * factor)
+                               coefficients=coefficients)
 
 
 def _resolve_scale(ck: PolicyCheckpoint, value_scale: float | None, src: str) -> float | None:

@@ -75,17 +75,19 @@ def _as_array(value: Any, dtype: Any, n: int | None, file: str, column: str, *,
 
 
 def _as_matrix(value: Any, n: int, d: int, file: str, column: str, contiguous: bool = True) -> F64:
-    """Coerce to a C-contiguous little-endian float64 ``(n, d)`` array or raise SchemaError.
+    """Coerce to a little-endian float64 ``(n, d)`` array with contiguous rows, or raise SchemaError.
 
-    ``contiguous=False`` keeps a little-endian float64 array as it is (a
-    strided view of a mapped file stays a view).
+    A C-contiguous array, or one whose rows are contiguous but spaced apart
+    (:func:`~cobre_mpi_io.policy.codec.allocate_coefficients`, a view of a
+    mapped stage file), is kept as it is; anything else is copied.
+    ``contiguous=False`` keeps any little-endian float64 array as it is.
     """
     arr = np.asarray(value)
     if arr.ndim != 2 or arr.shape != (n, d):
         raise SchemaError(file, column, f"must have shape ({n}, {d}), got {arr.shape}")
     if arr.dtype.kind not in "fiu":
         raise SchemaError(file, column, f"must be numeric, got {arr.dtype}")
-    if not contiguous and arr.dtype == np.dtype("<f8"):
+    if arr.dtype == np.dtype("<f8") and (not contiguous or arr.strides[1] == 8 or d <= 1):
         return arr
     return np.ascontiguousarray(arr, dtype="<f8")
 
@@ -223,9 +225,11 @@ class StageCuts:
         if n and int(self.slot_index.max()) >= self.capacity:
             raise SchemaError(file, "slot_index",
                               f"slot {int(self.slot_index.max())} outside 0..{self.capacity - 1}")
-        if n > 1 and bool((np.diff(np.sort(self.slot_index)) == 0).any()):
+        slots = self.slot_index
+        increasing = n < 2 or bool((slots[1:] > slots[:-1]).all())  # the usual case: no sort needed
+        if not increasing and bool((np.diff(np.sort(slots)) == 0).any()):
             raise SchemaError(file, "slot_index", "slot indices are not unique")
-        active_slots = np.sort(self.slot_index[self.is_active])
+        active_slots = slots[self.is_active] if increasing else np.sort(slots[self.is_active])
         if self.active_cut_indices is None:
             self.active_cut_indices = active_slots.astype("<u4")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..policy.codec import allocate_coefficients
 from ..policy.records import (
     PolicyCheckpoint,
     PolicyMetadata,
@@ -86,7 +87,8 @@ def synthetic_policy(
     fp_of = (slots % max(forward_passes, 1)).astype(np.uint32)
     for t in range(num_stages):
         rng = np.random.default_rng([seed, t])
-        coef = rng.standard_normal((n, d))
+        coef = allocate_coefficients(n, d)  # the layout write_stage_cuts writes in one segment per 512 rows
+        coef[...] = rng.standard_normal((n, d))
         intercept = 1000.0 * (num_stages - t) + rng.standard_normal(n)
         rng2 = np.random.default_rng([seed, t, 1])
         active = rng2.random(n) > 0.2
