@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ..atomic import open_regular
+from ..atomic import open_regular, read_regular
 from ..errors import IoError, OutputError, SchemaError
 from ..layout import TRAINING_DIR, simulation_dir
 from ..schemas import COST_COMPONENTS, table
@@ -126,13 +126,28 @@ def entity_names(output_dir: str | Path) -> dict[str, dict[int, str]]:
 
 
 # ------------------------------------------------------------------ training files
-def _read_parquet(path: Path, rel: str, columns: Sequence[str] | None = None) -> Any:
-    """A training Parquet file, opened without blocking (a FIFO or device there is an IoError naming it)."""
+def _read_regular_parquet(path: Path, columns: list[str] | None) -> Any:
+    """A small Parquet file read whole through :func:`read_regular` (a FIFO or device: IoError), then decoded.
+
+    Never a Python file handed to pyarrow: pyarrow reads one through its I/O
+    thread pool, and a worker may drop the last reference to what it read
+    (a Python ``bytes``) after the read returned.  If the interpreter is
+    exiting by then (a report that failed on the next file), the worker
+    needs the GIL, cannot have it, and the process aborts ("terminate called
+    without an active exception", exit 134: 3 of ~180 failing reports here).
+    An in-memory ``BufferReader`` reads synchronously, on this thread.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    data = read_regular(path)
+    return pq.ParquetFile(pa.BufferReader(pa.py_buffer(data))).read(columns=columns, use_threads=False)
+
+
+def _read_parquet(path: Path, rel: str, columns: Sequence[str] | None = None) -> Any:
+    """A training Parquet file, opened without blocking (a FIFO or device there is an IoError naming it)."""
     try:
-        with open_regular(path) as fh:
-            return pq.read_table(fh, columns=list(columns) if columns else None)
+        return _read_regular_parquet(path, list(columns) if columns else None)
     except IoError:
         raise
     except OSError as exc:
@@ -508,14 +523,12 @@ def _scenario_table(ids: np.ndarray, totals: np.ndarray, components: dict[str, n
 
 def _summary_totals(output_dir: Path, res: dict[str, Any], extra: dict[str, Any]) -> None:
     """Detail ``summary``: the cost distribution from ``scenario_totals.parquet`` (pyarrow, one small file)."""
-    import pyarrow.parquet as pq
 
     path = output_dir / table("scenario_totals").path
     rel = table("scenario_totals").path
     cols = ["scenario_id", "total_cost", *COST_COMPONENTS]
     try:
-        with open_regular(path) as fh:  # a FIFO there is refused, never waited on
-            t = pq.read_table(fh, columns=cols)
+        t = _read_regular_parquet(path, cols)  # a FIFO there is refused, never waited on
     except FileNotFoundError:
         return
     except IoError:
