@@ -28,6 +28,11 @@ WORKERS=${PYTEST_WORKERS:-4}
 unset PYTHONDONTWRITEBYTECODE
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
+# Open MPI's session directories (ompi.<pid>) in this run's own directory, not the shared /tmp: one left by a
+# launcher a test kills makes a later launcher given the same pid fail before any rank starts (exit 213);
+# tests/conftest.py removes those of dead launchers after every test.
+export PRTE_MCA_prte_tmpdir_base="$logs/ompi"
+mkdir -p "$PRTE_MCA_prte_tmpdir_base"
 start=$SECONDS
 stamp() { printf '== [%d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
 

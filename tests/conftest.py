@@ -31,6 +31,7 @@ import pytest
 from hypothesis import strategies as st
 
 from cobre_mpi_io.system import System
+from cobre_mpi_io.testing.processes import OPENMPI_SESSION_BASE, remove_stale_openmpi_sessions
 
 if TYPE_CHECKING:
     from cobre_mpi_io.policy.records import StageCuts
@@ -58,6 +59,13 @@ _STARTS_JOBS = re.compile(r"mpiexec_argv\(|mpiexec\(\)|run_cli\((?:[^()]|\([^()]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Open MPI's session directories in a directory of this run, not the shared /tmp: a launcher a test
+    # kills leaves its ompi.<pid> there, and a later launcher given that pid fails (exit 213) -- see
+    # remove_stale_openmpi_sessions, which _stale_openmpi_sessions below runs after every test.
+    if not os.environ.get(OPENMPI_SESSION_BASE):
+        base = tempfile.mkdtemp(prefix="cobre-ompi-")
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+        os.environ[OPENMPI_SESSION_BASE] = base
     config.addinivalue_line("markers", "launcher: the test starts MPI jobs through the launcher settings "
                                        "(set by tests/conftest.py)")
     config.addinivalue_line("markers", "mpi_agnostic(reason): the test starts MPI jobs, but what it checks "
@@ -137,6 +145,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid}: marked mpi_agnostic but starts no MPI job")
         elif starts:
             item.add_marker(pytest.mark.launcher)
+
+
+@pytest.fixture(autouse=True)
+def _stale_openmpi_sessions() -> Iterator[None]:
+    """After each test: the session directories of Open MPI launchers it killed are removed."""
+    yield
+    remove_stale_openmpi_sessions()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -201,3 +201,20 @@ def test_kill9_of_the_launchers_group_ends_every_rank_and_frees_the_claim(tmp_pa
     lease = acquire_run(self_comm(), out)  # the dead run's claim is broken, not refused
     assert (read_claim(out) or {}).get("pid") == os.getpid()
     lease.release()
+
+
+def test_stale_open_mpi_session_directories_of_dead_launchers_are_removed(tmp_path: Path) -> None:
+    """A prterun killed with SIGKILL leaves ompi.<pid>; the next prterun given that pid fails before any rank
+    starts (exit 213). Only directories of pids that are no running process are removed."""
+    from cobre_mpi_io.testing.processes import remove_stale_openmpi_sessions
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for pid in (gone.pid, os.getpid()):
+        (tmp_path / f"ompi.{pid}" / "0").mkdir(parents=True)
+        (tmp_path / f"ompi.{pid}" / "pmix.vm.tool").write_text("tcp4://127.0.0.1:1\n")
+    (tmp_path / "ompi.notapid").mkdir()
+    (tmp_path / "other").mkdir()
+    assert remove_stale_openmpi_sessions(tmp_path) == [tmp_path / f"ompi.{gone.pid}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"ompi.{os.getpid()}", "ompi.notapid", "other"])
+    assert remove_stale_openmpi_sessions(tmp_path / "missing") == []

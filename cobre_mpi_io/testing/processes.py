@@ -18,7 +18,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RANK_COMMANDS", "kill_session", "parent_pids", "popen_session", "rank_of", "rank_pids"]
+__all__ = ["OPENMPI_SESSION_BASE", "RANK_COMMANDS", "kill_session", "parent_pids", "popen_session", "rank_of",
+           "rank_pids", "remove_stale_openmpi_sessions"]
+
+OPENMPI_SESSION_BASE = "PRTE_MCA_prte_tmpdir_base"
+"""Environment variable naming where Open MPI 5 (PRRTE) puts its session directories (default: ``$TMPDIR``
+or ``/tmp``); the tests point it at a directory of their own run."""
 
 RANK_COMMANDS = (b"cobre_mpi_io", b"cobre-mpi-io", b"solver_integration")
 """Substrings of a command line that make a process one of our ranks (launchers and proxies have none)."""
@@ -96,11 +101,52 @@ def rank_pids(launcher: int, size: int, timeout: float = 30) -> dict[int, int]:
 
 
 def kill_session(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
-    """``SIGKILL`` the process group of ``proc`` (started with ``start_new_session``) and wait for it."""
+    """``SIGKILL`` the process group of ``proc`` (started with ``start_new_session``) and wait for it.
+
+    Then removes the Open MPI session directory a killed ``prterun`` leaves
+    (:func:`remove_stale_openmpi_sessions`).
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout)
+    remove_stale_openmpi_sessions()
+
+
+def remove_stale_openmpi_sessions(base: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the Open MPI session directories (``<base>/ompi.<pid>``) whose ``prterun`` is gone.
+
+    ``prterun`` (Open MPI 5) keeps its PMIx rendezvous files in
+    ``ompi.<its pid>`` and removes the directory when it exits; killed with
+    ``SIGKILL`` it leaves it, and a later ``prterun`` given the same pid then
+    fails before any rank starts: exit 213, "The PMIx server's listener
+    thread failed to start" (reproduced here by creating ``ompi.<pid>`` for
+    the next launcher's pid).  With ~100 such directories in a shared
+    ``/tmp``, 1 launch in ~300 failed.  Only directories whose pid is no
+    running process are removed.
+
+    Parameters
+    ----------
+    base : path-like, optional
+        Default: ``$PRTE_MCA_prte_tmpdir_base``, else ``$TMPDIR``, else ``/tmp``.
+
+    Returns
+    -------
+    list of Path
+        The directories removed.
+    """
+    import shutil
+
+    root = Path(base or os.environ.get(OPENMPI_SESSION_BASE) or os.environ.get("TMPDIR") or "/tmp")
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in root.glob("ompi.[0-9]*"):
+            pid = entry.name.split(".", 1)[1]
+            if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
