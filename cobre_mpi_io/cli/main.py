@@ -256,7 +256,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
+        from .._lazy import arrow_without_pandas
         from .demo import demo_main
+
+        arrow_without_pandas()  # every rank: its pyarrow inputs are NumPy arrays and lists
 
         return demo_main(args)
     if args.command == "bench":
