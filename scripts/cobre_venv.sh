@@ -58,6 +58,7 @@ if [ ! -x "$venv/bin/python" ] || ! ok_python "$venv/bin/python"; then
     rm -rf "$venv"
     "$base" -m venv "$venv"
 fi
-(cd "$root" && . scripts/mpi_launcher.sh && venv_install "$venv/bin/python" "$pin") >&2
+# no bytecode compiled up front: a handful of processes use this venv (VENV_COMPILE=0)
+(cd "$root" && . scripts/mpi_launcher.sh && VENV_COMPILE=0 venv_install "$venv/bin/python" "$pin") >&2
 "$venv/bin/python" -c 'import cobre' >&2
 echo "$venv/bin/python"

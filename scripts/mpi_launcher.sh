@@ -39,7 +39,8 @@ mpi_setup_venv() {
     venv_install "$venv/bin/python" -e ".[$kind${extras:+,$extras}]"
 }
 
-# venv_install PYTHON ARGS...: pip install ARGS into PYTHON's venv. With USE_UV=1, through uv (PyPI: a
+# venv_install PYTHON ARGS...: pip install ARGS into PYTHON's venv (VENV_COMPILE=0: no bytecode compiled up
+# front, for venvs that start few processes). With USE_UV=1, through uv (PyPI: a
 # pip-compatible installer in Rust) from .venv-uv, created on first use: one venv of the test command
 # (MPICH, test, lint, docs) took 83 s and 79 s of CPU with pip, 19 s and 33 s with uv (bytecode
 # compiled on both cores), on this 2-core machine. The README's own install stays plain pip.
@@ -49,17 +50,22 @@ venv_install() {
     if [ "${USE_UV:-0}" = 1 ]; then
         uv_path >/dev/null || return
         # a site CA bundle that pip is given (PIP_CERT) is uv's too
+        local compile=--compile-bytecode
+        [ "${VENV_COMPILE:-1}" = 0 ] && compile=
         SSL_CERT_FILE=${SSL_CERT_FILE:-${PIP_CERT:-}} UV_NATIVE_TLS=${UV_NATIVE_TLS:-1} \
-            "$(uv_path)" pip install --quiet --python "$python" --compile-bytecode "$@"
+            "$(uv_path)" pip install --quiet --python "$python" $compile "$@"
     else
-        "$python" -m pip install --quiet --disable-pip-version-check "$@"
+        local compile=
+        [ "${VENV_COMPILE:-1}" = 0 ] && compile=--no-compile
+        "$python" -m pip install --quiet --disable-pip-version-check $compile "$@"
     fi
 }
 
-uv_path() {  # the uv binary of .venv-uv (created, with uv from PyPI, if missing)
+uv_path() {  # the uv binary in .venv-uv (installed there from PyPI, with pip --target, if missing)
     local dir=${UV_VENV:-.venv-uv}
     if [ ! -x "$dir/bin/uv" ]; then
-        "${PYTHON:-python3}" -m venv "$dir" && "$dir/bin/python" -m pip install --quiet --disable-pip-version-check 'uv>=0.9,<1' >&2 || return
+        "${PYTHON:-python3}" -m pip install --quiet --disable-pip-version-check --target "$dir" 'uv>=0.9,<1' >&2 \
+            || return
     fi
     echo "$dir/bin/uv"
 }
