@@ -267,19 +267,19 @@ def _framed(arr: F64) -> tuple[np.ndarray, int] | None:
     return mem, start
 
 
-def _iovecs(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, list[tuple[int, int, _Rows, int, int]], list[Any]]:
+def _iovecs(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, list[tuple[int, _Rows, int, int]], list[Any]]:
     """The ``struct iovec`` array of ``chunks``, built with NumPy (no Python object per row).
 
     Returns ``(iov, checks, keep)``: ``iov`` is ``(k, 2)`` ``uint64``
-    ``(address, length)``; ``checks`` lists ``(first, end, block, r0, r1)``:
-    rows ``r0:r1`` of ``block``, which entries ``first:end`` of ``iov`` write,
-    are checked for NaN/inf just before they are written; ``keep`` holds the
+    ``(address, length)``; ``checks`` lists ``(end, block, r0, r1)``: rows
+    ``r0:r1`` of ``block``, which the entries of ``iov`` before ``end`` finish
+    writing, are checked for NaN/inf just before they are written; ``keep`` holds the
     buffers ``iov`` points into that ``chunks`` does not.  A block whose rows
     already lie behind their headers (:func:`_framed`) is one entry per
     batch of rows; any other, two entries a row (header, row).
     """
     parts: list[np.ndarray] = []
-    checks: list[tuple[int, int, _Rows, int, int]] = []
+    checks: list[tuple[int, _Rows, int, int]] = []
     keep: list[Any] = []
     k = 0
     for chunk in chunks:
@@ -292,16 +292,17 @@ def _iovecs(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, list[tuple[int, int, 
         arr = chunk.arr
         n, d = arr.shape
         stride = 8 + 8 * d
-        batches = range(0, n, _ROWS_PER_CHECK)
+        batches = [(r, min(n, r + _ROWS_PER_CHECK)) for r in range(0, n, _ROWS_PER_CHECK)]
         framed = _framed(arr)
         if framed is not None:
             mem, start = framed
             keep.append(mem)
+            bounds = np.array(batches, dtype=np.uint64).reshape(-1, 2)
             block = np.empty((len(batches), 2), dtype=np.uint64)
-            block[:, 0] = mem.ctypes.data + start + stride * np.arange(0, n, _ROWS_PER_CHECK, dtype=np.uint64)
-            block[:, 1] = stride * np.minimum(_ROWS_PER_CHECK, n - np.arange(0, n, _ROWS_PER_CHECK, dtype=np.uint64))
+            block[:, 0] = mem.ctypes.data + start + stride * bounds[:, 0]
+            block[:, 1] = stride * (bounds[:, 1] - bounds[:, 0])
             if chunk.check is not None:
-                checks += [(k + j, k + j + 1, chunk, r, min(n, r + _ROWS_PER_CHECK)) for j, r in enumerate(batches)]
+                checks += [(k + j + 1, chunk, r0, r1) for j, (r0, r1) in enumerate(batches)]
         else:
             if not arr.flags.c_contiguous:
                 arr = np.ascontiguousarray(arr)
@@ -315,8 +316,7 @@ def _iovecs(chunks: Sequence[_Chunk]) -> tuple[np.ndarray, list[tuple[int, int, 
             rows[:, 1, 1] = 8 * d
             block = rows.reshape(2 * n, 2)
             if chunk.check is not None:
-                checks += [(k + 2 * r, k + 2 * min(n, r + _ROWS_PER_CHECK), chunk, r, min(n, r + _ROWS_PER_CHECK))
-                           for r in batches]
+                checks += [(k + 2 * r1, chunk, r0, r1) for r0, r1 in batches]
         parts.append(block)
         k += len(block)
     iov = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.uint64)
@@ -336,7 +336,7 @@ def _write_chunks(fd: int, chunks: Sequence[_Chunk]) -> int:
     """
     iov, checks, _keep = _iovecs(chunks)
     total = start = 0
-    for _first, end, block, r0, r1 in checks:
+    for end, block, r0, r1 in checks:
         if not np.isfinite(block.arr[r0:r1]).all():
             file, column = block.check or ("policy", "coefficients")
             raise SchemaError(file, column, "holds NaN or infinite values")

@@ -523,7 +523,6 @@ def _scenario_table(ids: np.ndarray, totals: np.ndarray, components: dict[str, n
 
 def _summary_totals(output_dir: Path, res: dict[str, Any], extra: dict[str, Any]) -> None:
     """Detail ``summary``: the cost distribution from ``scenario_totals.parquet`` (pyarrow, one small file)."""
-
     path = output_dir / table("scenario_totals").path
     rel = table("scenario_totals").path
     cols = ["scenario_id", "total_cost", *COST_COMPONENTS]
